@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the project with its development tools, once per change of
+# pyproject.toml (a stamp file remembers what was installed).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+python=${PYTHON:-python3}
+venv=$root/.venv
+stamp=$venv/.installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [[ -x $venv/bin/python && -f $stamp && $(<"$stamp") == "$want" ]]; then
+  exit 0
+fi
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "setup: Python 3.11 or newer is needed (found $("$python" --version 2>&1))" >&2
+  exit 1
+}
+echo "setup: installing into .venv ..." >&2
+[[ -x $venv/bin/python ]] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" >&2
+echo "$want" >"$stamp"

@@ -1,0 +1,2 @@
+"""What every GNLC Notify service shares: event contract, settings, Kafka wiring, city
+directory, logs and the service runner."""

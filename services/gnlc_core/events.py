@@ -1,0 +1,165 @@
+"""The event contract: CloudEvents 1.0 envelopes around the domain payloads.
+
+The JSON Schemas in ``schemas/`` are the published contract; these models are its code
+side, and ``tests/unit/test_event_schemas.py`` keeps the two from drifting.
+Events travel in CloudEvents *structured mode* over Kafka: the whole envelope is the
+record value (``content-type: application/cloudevents+json``) and ``partitionkey`` is the
+record key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    model_validator,
+)
+
+CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
+SOURCE_SCHEDULER = "/gnlc-notify/scheduler"
+_ID_NAMESPACE = uuid.UUID("5f1d8f0e-6c55-4d7b-9d7e-3f1b0c2a9e41")
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+LanguageTag = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+
+
+def _non_empty_texts(value: dict[str, str]) -> dict[str, str]:
+    if not value:
+        raise ValueError("needs a text in at least one language")
+    if any(not text.strip() for text in value.values()):
+        raise ValueError("texts must not be blank")
+    return value
+
+
+LocalizedText = Annotated[dict[LanguageTag, str], AfterValidator(_non_empty_texts)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Audience(_Model):
+    """Who an event is for: the union of every selector given."""
+
+    all_members: bool = False
+    regions: tuple[str, ...] = ()
+    cities: tuple[Slug, ...] = ()
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Audience:
+        if not (self.all_members or self.regions or self.cities):
+            raise ValueError("audience is empty: set all_members, regions or cities")
+        return self
+
+
+class DeadlineReminder(_Model):
+    """One step of a deadline's reminder plan, due now."""
+
+    deadline_id: Slug
+    title: LocalizedText
+    description: LocalizedText | None = None
+    due_at: UtcDatetime
+    step: Annotated[str, Field(pattern=r"^(due|\d+[dhms]-(before|overdue))$")]
+    offset_seconds: int
+    audience: Audience
+    link: Annotated[str, Field(pattern=r"^https?://")] | None = None
+
+
+class AnnouncementPublished(_Model):
+    """An announcement going out to its audience."""
+
+    announcement_id: Slug
+    category: Literal["event", "award", "workshop", "news", "call", "other"]
+    title: LocalizedText
+    body: LocalizedText
+    audience: Audience
+    published_at: UtcDatetime
+    link: Annotated[str, Field(pattern=r"^https?://")] | None = None
+
+
+class _CloudEvent(_Model):
+    specversion: Literal["1.0"] = "1.0"
+    id: Annotated[str, Field(min_length=1)]
+    source: Annotated[str, Field(min_length=1)]
+    time: UtcDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    subject: str | None = None
+    partitionkey: Annotated[str, Field(min_length=1)]
+
+
+class DeadlineReminderEvent(_CloudEvent):
+    type: Literal["deadline.reminder"] = "deadline.reminder"
+    data: DeadlineReminder
+
+
+class AnnouncementPublishedEvent(_CloudEvent):
+    type: Literal["announcement.published"] = "announcement.published"
+    data: AnnouncementPublished
+
+
+Event = Annotated[DeadlineReminderEvent | AnnouncementPublishedEvent, Field(discriminator="type")]
+EVENT_TYPES: dict[str, type[DeadlineReminderEvent | AnnouncementPublishedEvent]] = {
+    "deadline.reminder": DeadlineReminderEvent,
+    "announcement.published": AnnouncementPublishedEvent,
+}
+_event_adapter: TypeAdapter[DeadlineReminderEvent | AnnouncementPublishedEvent] = TypeAdapter(Event)
+
+
+def parse_event(
+    raw: bytes | str | dict[str, Any],
+) -> DeadlineReminderEvent | AnnouncementPublishedEvent:
+    """Parse and validate one structured-mode CloudEvent; raises ``pydantic.ValidationError``."""
+    if isinstance(raw, dict):
+        return _event_adapter.validate_python(raw)
+    return _event_adapter.validate_json(raw)
+
+
+def encode_event(event: DeadlineReminderEvent | AnnouncementPublishedEvent) -> bytes:
+    """The record value: the envelope as compact JSON, ``None`` fields left out."""
+    return event.model_dump_json(exclude_none=True).encode()
+
+
+def stable_id(*parts: str) -> str:
+    """A deterministic event id: the same business fact always gets the same id."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "/".join(parts)))
+
+
+def reminder_event(reminder: DeadlineReminder, *, fired_at: datetime) -> DeadlineReminderEvent:
+    """The envelope for a reminder step; its id depends only on deadline, due moment and step."""
+    return DeadlineReminderEvent(
+        id=stable_id(
+            "deadline.reminder", reminder.deadline_id, reminder.due_at.isoformat(), reminder.step
+        ),
+        source=SOURCE_SCHEDULER,
+        time=fired_at,
+        subject=f"deadlines/{reminder.deadline_id}",
+        partitionkey=reminder.deadline_id,
+        data=reminder,
+    )
+
+
+def announcement_event(announcement: AnnouncementPublished) -> AnnouncementPublishedEvent:
+    """The envelope for an announcement; its id depends only on the announcement."""
+    return AnnouncementPublishedEvent(
+        id=stable_id("announcement.published", announcement.announcement_id),
+        source=SOURCE_SCHEDULER,
+        time=announcement.published_at,
+        subject=f"announcements/{announcement.announcement_id}",
+        partitionkey=announcement.announcement_id,
+        data=announcement,
+    )

@@ -1,0 +1,144 @@
+"""Kafka wiring shared by every service: topic names, topic creation, the broker, publishing.
+
+Delivery guarantees live here so no service forgets them: the producer is idempotent with
+``acks=all``; subscribers commit an offset only after the record is handled
+(``AckPolicy.NACK_ON_ERROR``: an unexpected error rewinds to the record instead of
+committing past it).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.middlewares import AckPolicy
+
+from gnlc_core.events import (
+    CONTENT_TYPE,
+    AnnouncementPublishedEvent,
+    DeadlineReminderEvent,
+    encode_event,
+)
+from gnlc_core.settings import Settings
+
+#: Subscribers acknowledge (commit) only after handling; errors rewind, never skip.
+AT_LEAST_ONCE = AckPolicy.NACK_ON_ERROR
+
+REASON_HEADER = "x-gnlc-dead-letter-reason"
+RECIPIENT_HEADER = "x-gnlc-recipient"
+SOURCE_TOPIC_HEADER = "x-gnlc-source-topic"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic the system uses, under one prefix."""
+
+    prefix: str
+
+    @property
+    def deadline_reminder(self) -> str:
+        return f"{self.prefix}deadline.reminder"
+
+    @property
+    def announcement_published(self) -> str:
+        return f"{self.prefix}announcement.published"
+
+    @property
+    def email_dead_letter(self) -> str:
+        return f"{self.prefix}email.dead-letter"
+
+    @property
+    def webhook_dead_letter(self) -> str:
+        return f"{self.prefix}webhook.dead-letter"
+
+    @property
+    def domain(self) -> tuple[str, ...]:
+        return (self.deadline_reminder, self.announcement_published)
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (*self.domain, self.email_dead_letter, self.webhook_dead_letter)
+
+    def for_event_type(self, event_type: str) -> str:
+        return f"{self.prefix}{event_type}"
+
+    def group(self, name: str) -> str:
+        """A consumer group id under the same prefix (``email``, ``webhook`` ...)."""
+        return f"{self.prefix}{name}"
+
+
+def topics_for(settings: Settings) -> Topics:
+    return Topics(settings.topic_prefix)
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create every topic that does not exist yet; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [name for name in topics_for(settings).all if name not in existing]
+        if not wanted:
+            return []
+        with suppress(TopicAlreadyExistsError):  # another instance may win the race
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name=name,
+                        num_partitions=settings.topic_partitions,
+                        replication_factor=settings.topic_replication,
+                    )
+                    for name in wanted
+                ]
+            )
+        return wanted
+    finally:
+        await admin.close()
+
+
+def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
+    """A broker whose producer is idempotent and whose per-message logs stay at DEBUG."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        allow_auto_create_topics=False,
+        log_level=logging.DEBUG,
+        graceful_timeout=30.0,
+    )
+
+
+async def publish_event(
+    broker: KafkaBroker,
+    topics: Topics,
+    event: DeadlineReminderEvent | AnnouncementPublishedEvent,
+) -> None:
+    """Publish one event in structured mode, keyed by its partition key; waits for the ack."""
+    await broker.publish(
+        encode_event(event),
+        topic=topics.for_event_type(event.type),
+        key=event.partitionkey.encode(),
+        headers={"content-type": CONTENT_TYPE},
+    )
+
+
+async def publish_dead_letter(
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    value: bytes,
+    key: bytes | None,
+    reason: str,
+    source_topic: str,
+    recipient: str | None = None,
+) -> None:
+    """Park a record on a dead-letter topic with the reason it could not be handled."""
+    headers = {REASON_HEADER: reason[:1000], SOURCE_TOPIC_HEADER: source_topic}
+    if recipient is not None:
+        headers[RECIPIENT_HEADER] = recipient
+    await broker.publish(value, topic=topic, key=key, headers=headers)

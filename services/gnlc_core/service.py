@@ -1,0 +1,91 @@
+"""Running a service: its HTTP surface (health, APIs) under uvicorn, its broker in lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+from faststream.kafka import KafkaBroker
+
+from gnlc_core.kafka import ensure_topics
+from gnlc_core.logs import configure, get_logger
+from gnlc_core.settings import Settings
+
+log = get_logger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+def health_router(broker: KafkaBroker, *extra: Callable[[], bool]) -> APIRouter:
+    """``/health/live`` (the process answers) and ``/health/ready`` (Kafka answers, and so
+    does every extra check)."""
+    router = APIRouter(prefix="/health", tags=["health"])
+
+    @router.get("/live", status_code=204)
+    async def live() -> Response:
+        return Response(status_code=204)
+
+    @router.get("/ready")
+    async def ready(response: Response) -> dict[str, Any]:
+        kafka_ok = await broker.ping(timeout=3.0)
+        checks = {"kafka": kafka_ok, **{check.__name__: check() for check in extra}}
+        if not all(checks.values()):
+            response.status_code = 503
+        return {"ready": all(checks.values()), "checks": checks}
+
+    return router
+
+
+def build_app(
+    *,
+    title: str,
+    settings: Settings,
+    broker: KafkaBroker,
+    routers: list[APIRouter],
+    on_startup: list[Hook] | None = None,
+    on_shutdown: list[Hook] | None = None,
+) -> FastAPI:
+    """A FastAPI app whose lifespan creates the topics, starts the broker and the hooks."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        created = await ensure_topics(settings)
+        if created:
+            log.info("topics created", topics=created)
+        await broker.start()
+        for hook in on_startup or []:
+            await hook()
+        log.info("service started", service=title)
+        try:
+            yield
+        finally:
+            for hook in on_shutdown or []:
+                await hook()
+            await broker.stop()
+            log.info("service stopped", service=title)
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def serve(app: FastAPI, *, host: str, port: int) -> None:
+    """Run until SIGINT/SIGTERM; uvicorn's own logging is routed into ours."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    asyncio.run(uvicorn.Server(config).serve())
+
+
+def run(
+    name: str, create_app: Callable[[Settings], FastAPI], port: Callable[[Settings], int]
+) -> None:
+    """The ``python -m`` entry point of a service: settings, logs, serve."""
+    settings = Settings()
+    configure(name, level=settings.log_level, fmt=settings.log_format)
+    serve(create_app(settings), host=settings.http_host, port=port(settings))

@@ -1,0 +1,70 @@
+"""Settings from the environment (12-factor): one class, every field documented.
+
+Every variable is prefixed ``GNLC_``; ``KAFKA_BOOTSTRAP_SERVERS`` is also accepted for the
+broker address. Secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_DIRECTORY = PROJECT_ROOT / "deploy" / "local" / "sample-cities.csv"
+
+
+class Settings(BaseSettings):
+    """What every service reads at start."""
+
+    model_config = SettingsConfigDict(env_prefix="GNLC_", extra="ignore", frozen=True)
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias=AliasChoices("GNLC_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Comma-separated host:port list of the Kafka brokers.",
+    )
+    topic_prefix: str = Field(default="gnlc.", description="Prefix of every topic and group.")
+    topic_partitions: int = Field(default=6, ge=1, description="Partitions of created topics.")
+    topic_replication: int = Field(default=1, ge=1, description="Replication factor.")
+
+    # Shared data
+    directory_path: Path = Field(default=SAMPLE_DIRECTORY, description="City directory CSV.")
+
+    # Scheduler
+    deadlines_path: Path | None = Field(default=None, description="Deadlines YAML to load.")
+    misfire_grace_seconds: int = Field(
+        default=3600, ge=0, description="How late a missed reminder may still be sent."
+    )
+    operator_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the operator API (none: API refuses writes)."
+    )
+
+    # Email
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_timeout_seconds: float = 30.0
+    smtp_connections: int = Field(default=4, ge=1, description="Persistent SMTP connections.")
+    mail_from: str = "GNLC Secretariat <gnlc-notify@example.org>"
+    mail_reply_to: str | None = None
+    message_id_domain: str = "notify.gnlc.example.org"
+
+    # Webhooks
+    partners_path: Path | None = Field(default=None, description="Partner endpoints YAML.")
+    webhook_connect_timeout_seconds: float = 5.0
+    webhook_timeout_seconds: float = 15.0
+    webhook_concurrency: int = Field(default=64, ge=1)
+
+    # HTTP (health and APIs) and logs
+    http_host: str = "127.0.0.1"
+    scheduler_port: int = 8100
+    email_port: int = 8101
+    webhook_port: int = 8102
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|console)$")

@@ -1,0 +1,1 @@
+"""Email consumer service: renders events into MIME mail for member cities."""

@@ -1,0 +1,1 @@
+"""Scheduler service: owns deadlines and reminder plans, emits events onto Kafka."""

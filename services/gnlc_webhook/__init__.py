@@ -1,0 +1,1 @@
+"""Webhook consumer service: signed Standard Webhooks deliveries to partner systems."""
