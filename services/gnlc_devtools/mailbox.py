@@ -8,6 +8,7 @@ memory.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import mailbox
 import threading
 import time
@@ -26,6 +27,8 @@ class _Keeper:
     """aiosmtpd handler: accept, keep (memory and/or Maildir), answer 250."""
 
     def __init__(self, maildir: Path | None, keep_in_memory: bool) -> None:
+        self.rcpt_delay = 0.0
+        self.rcpt_seen = 0
         self.maildir = mailbox.Maildir(maildir, create=True) if maildir else None
         self.keep_in_memory = keep_in_memory
         self.messages: list[EmailMessage] = []
@@ -33,6 +36,15 @@ class _Keeper:
         self.count = 0
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        self.rcpt_seen += 1
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
@@ -79,7 +91,7 @@ class LocalMailbox:
             decode_data=False,
             enable_SMTPUTF8=True,
             ready_timeout=10,
-            server_kwargs={"data_size_limit": 10 * 1024 * 1024},
+            data_size_limit=10 * 1024 * 1024,
         )
 
     @property
@@ -94,6 +106,20 @@ class LocalMailbox:
     def messages(self) -> list[EmailMessage]:
         with self._keeper._lock:
             return list(self._keeper.messages)
+
+    @property
+    def rcpt_delay(self) -> float:
+        """Seconds each RCPT waits before its answer (a slow server, for fault tests)."""
+        return self._keeper.rcpt_delay
+
+    @rcpt_delay.setter
+    def rcpt_delay(self, seconds: float) -> None:
+        self._keeper.rcpt_delay = seconds
+
+    @property
+    def recipients_seen(self) -> int:
+        """RCPT commands received so far, delivered or not."""
+        return self._keeper.rcpt_seen
 
     @property
     def count(self) -> int:

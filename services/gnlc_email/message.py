@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTPUTF8
+from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
 from gnlc_email.render import RenderedEmail
@@ -26,7 +26,7 @@ def build_message(
 ) -> EmailMessage:
     """Text first, HTML second (clients show the last part they can); non-ASCII names and
     subjects are encoded by the email package's policy."""
-    message = EmailMessage(policy=SMTPUTF8)
+    message = EmailMessage(policy=SMTP)
     message["From"] = sender
     username, _, domain = to_address.rpartition("@")
     message["To"] = Address(display_name=to_name, username=username, domain=domain)

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_datetime
+from babel.dates import format_date, format_time, get_timezone_name
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from gnlc_core.directory import City
@@ -53,8 +53,14 @@ def _locale(language: str) -> Locale:
 
 
 def local_datetime(moment: datetime, city: City) -> str:
-    """``moment`` in the city's zone and language, with the zone named."""
-    return format_datetime(moment, "full", tzinfo=city.zone, locale=_locale(city.language))
+    """``moment`` in the city's zone and language, with the zone named:
+    ``Sunday, January 17, 2027, 5:45 PM (Nepal Time)``."""
+    locale = _locale(city.language)
+    local = moment.astimezone(city.zone)
+    date = format_date(local, "full", locale=locale)
+    time = format_time(local, "short", tzinfo=city.zone, locale=locale)
+    zone = get_timezone_name(local, "long", locale=locale)
+    return f"{date}, {time} ({zone})"
 
 
 def _when_phrase(offset_seconds: int) -> str:
@@ -82,6 +88,9 @@ def render_reminder(event: DeadlineReminderEvent, city: City) -> RenderedEmail:
         "title": pick_text(data.title, city.language),
         "description": pick_text(data.description, city.language) if data.description else None,
         "due_local": local_datetime(data.due_at, city),
+        "due_date": format_date(
+            data.due_at.astimezone(city.zone), "long", locale=_locale(city.language)
+        ),
         "due_utc": data.due_at.strftime("%Y-%m-%d %H:%M UTC"),
         "when": _when_phrase(data.offset_seconds),
         "overdue": overdue,
@@ -91,7 +100,7 @@ def render_reminder(event: DeadlineReminderEvent, city: City) -> RenderedEmail:
     env = _environment()
     prefix = "Overdue" if overdue else "Reminder"
     return RenderedEmail(
-        subject=f"{prefix}: {context['title']} – {context['when']} ({context['due_local']})",
+        subject=f"{prefix}: {context['title']} – {context['when']} ({context['due_date']})",
         text=env.get_template("reminder.txt").render(context),
         html=env.get_template("reminder.html").render(context),
     )

@@ -1,0 +1,208 @@
+"""Real parts for integration tests: the Kafka broker (started by deploy/kafka.sh when none
+is given), an aiosmtpd mailbox, a webhook receiver on loopback, and the services as real
+child processes started the way production starts them (``python -m gnlc_...``)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from gnlc_devtools.mailbox import LocalMailbox
+from gnlc_devtools.receiver import BackgroundServer, Inbox, receiver_app
+from gnlc_webhook.partners import new_secret
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def _reachable(address: str) -> bool:
+    host, _, port = address.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    """The broker's bootstrap address; started for this session if none answers."""
+    address = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    started = False
+    if not _reachable(address):
+        if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+            pytest.fail(f"KAFKA_BOOTSTRAP_SERVERS={address} does not answer")
+        subprocess.run([ROOT / "deploy" / "kafka.sh", "start"], check=True)
+        started = True
+    yield address
+    if started:
+        subprocess.run([ROOT / "deploy" / "kafka.sh", "stop"], check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def mailbox() -> Iterator[LocalMailbox]:
+    with LocalMailbox() as box:
+        yield box
+
+
+class Receiver:
+    def __init__(self, server: BackgroundServer, inbox: Inbox, secret: str) -> None:
+        self.server = server
+        self.inbox = inbox
+        self.secret = secret
+
+    def url(self, endpoint: str) -> str:
+        return f"{self.server.url}/hooks/{endpoint}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    secret = new_secret()
+    inbox = Inbox()
+    with BackgroundServer(receiver_app({"partner-a": [secret]}, inbox)) as server:
+        yield Receiver(server, inbox, secret)
+
+
+class Service:
+    """One service as a child process, with its own log file."""
+
+    def __init__(self, name: str, env: dict[str, str], port: int, log: Path) -> None:
+        self.name = name
+        self.env = env
+        self.port = port
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> Service:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", f"gnlc_{self.name}"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}")
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready in {timeout}s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to commit or clean up."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class System:
+    """Settings shared by one test's services: a private topic prefix on the real broker."""
+
+    def __init__(self, kafka: str, tmp: Path, mailbox: LocalMailbox, receiver: Receiver) -> None:
+        self.prefix = f"t{uuid.uuid4().hex[:10]}."
+        self.kafka = kafka
+        self.tmp = tmp
+        self.token = secrets.token_urlsafe(16)
+        self.mailbox = mailbox
+        self.receiver = receiver
+        self.partners = tmp / "partners.yaml"
+        self.partners.write_text(
+            yaml.safe_dump(
+                {
+                    "endpoints": [
+                        {
+                            "id": "partner-a",
+                            "partner": "institute-a",
+                            "url": receiver.url("partner-a"),
+                            "event_types": ["deadline.reminder", "announcement.published"],
+                            "secret": receiver.secret,
+                        }
+                    ]
+                }
+            )
+        )
+        self.services: list[Service] = []
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+                "GNLC_TOPIC_PREFIX": self.prefix,
+                "GNLC_TOPIC_PARTITIONS": "3",
+                "GNLC_SMTP_PORT": str(self.mailbox.port),
+                "GNLC_PARTNERS_PATH": str(self.partners),
+                "GNLC_OPERATOR_TOKEN": self.token,
+                "GNLC_LOG_LEVEL": "INFO",
+            }
+        )
+        env.update(extra)
+        return env
+
+    def service(self, name: str, **extra: str) -> Service:
+        port = free_port()
+        env = self.env(**{f"GNLC_{name.upper()}_PORT": str(port), **extra})
+        service = Service(name, env, port, self.tmp / f"{name}-{len(self.services)}.log")
+        self.services.append(service)
+        return service
+
+    def api(self, method: str, path: str, scheduler: Service, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return httpx.request(
+            method, f"{scheduler.url}{path}", headers=headers, timeout=10, **kwargs
+        )
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+
+@pytest.fixture
+def system(
+    kafka: str, tmp_path: Path, mailbox: LocalMailbox, receiver: Receiver
+) -> Iterator[System]:
+    system = System(kafka, tmp_path, mailbox, receiver)
+    try:
+        yield system
+    finally:
+        system.stop()

@@ -1,0 +1,107 @@
+"""The JSON Schemas in schemas/ and the pydantic models must agree, both ways."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from pydantic import ValidationError
+
+from gnlc_core.events import (
+    EVENT_TYPES,
+    AnnouncementPublished,
+    Audience,
+    announcement_event,
+    encode_event,
+    parse_event,
+    reminder_event,
+)
+from gnlc_scheduler.deadlines import Deadline
+from gnlc_scheduler.plan import plan
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def validator(event_type: str) -> Draft202012Validator:
+    schema = json.loads((SCHEMAS / f"{event_type}.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def examples(kind: str) -> list[tuple[str, Path]]:
+    return [
+        (event_type, path)
+        for event_type in sorted(EVENT_TYPES)
+        for path in sorted((SCHEMAS / "examples" / event_type / kind).glob("*.json"))
+    ]
+
+
+def test_every_event_type_has_a_schema_and_examples() -> None:
+    files = {p.name.removesuffix(".schema.json") for p in SCHEMAS.glob("*.schema.json")}
+    assert files == set(EVENT_TYPES)
+    for event_type in EVENT_TYPES:
+        assert any(e == event_type for e, _ in examples("valid"))
+        assert any(e == event_type for e, _ in examples("invalid"))
+
+
+@pytest.mark.parametrize(("event_type", "path"), examples("valid"), ids=lambda v: str(v)[-40:])
+def test_valid_examples_pass_schema_and_model(event_type: str, path: Path) -> None:
+    raw = path.read_bytes()
+    validator(event_type).validate(json.loads(raw))
+    event = parse_event(raw)
+    assert event.type == event_type
+    # What the code writes back out is valid too.
+    validator(event_type).validate(json.loads(encode_event(event)))
+
+
+@pytest.mark.parametrize(("event_type", "path"), examples("invalid"), ids=lambda v: str(v)[-40:])
+def test_invalid_examples_fail_schema_and_model(event_type: str, path: Path) -> None:
+    raw = path.read_bytes()
+    assert list(validator(event_type).iter_errors(json.loads(raw))), "schema accepted it"
+    with pytest.raises(ValidationError):
+        parse_event(raw)
+
+
+def test_events_the_scheduler_emits_match_the_schema() -> None:
+    deadline = Deadline(
+        id="progress-report-2027",
+        title={"en": "Biennial progress report", "fr": "Rapport d'étape"},
+        due_at=datetime(2027, 1, 17, 23, 59, tzinfo=UTC),
+        audience=Audience(regions=("Africa",), cities=("kathmandu",)),
+        reminders=("-30d", "-7d", "-1d", "0d", "+3d", "-90m"),
+    )
+    check = validator("deadline.reminder")
+    for planned in plan(deadline):
+        event = reminder_event(planned.reminder, fired_at=planned.fire_at)
+        check.validate(json.loads(encode_event(event)))
+    announcement = announcement_event(
+        AnnouncementPublished(
+            announcement_id="education-day",
+            category="event",
+            title={"en": "International Day of Education"},
+            body={"en": "24 January"},
+            audience=Audience(all_members=True),
+            published_at=datetime(2027, 1, 20, 7, tzinfo=UTC),
+        )
+    )
+    validator("announcement.published").validate(json.loads(encode_event(announcement)))
+
+
+def test_event_ids_are_deterministic() -> None:
+    deadline = Deadline(
+        id="survey",
+        title={"en": "Survey"},
+        due_at=datetime(2027, 3, 1, tzinfo=UTC),
+        audience=Audience(all_members=True),
+        reminders=("-1d",),
+    )
+    (first,) = plan(deadline)
+    a = reminder_event(first.reminder, fired_at=datetime(2027, 2, 28, tzinfo=UTC))
+    b = reminder_event(first.reminder, fired_at=datetime(2027, 2, 28, 0, 5, tzinfo=UTC))
+    assert a.id == b.id
+    moved = deadline.model_copy(update={"due_at": datetime(2027, 3, 2, tzinfo=UTC)})
+    (other,) = plan(moved)
+    assert reminder_event(other.reminder, fired_at=other.fire_at).id != a.id
