@@ -19,15 +19,15 @@ async def produce(bootstrap: str, topic: str, *values: bytes, key: bytes | None 
 
 
 async def consume(
-    bootstrap: str, topic: str, count: int, timeout: float = 30.0
+    bootstrap: str, topic: str, count: int, wait_seconds: float = 30.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Read ``count`` records from the start of ``topic`` (fewer if ``timeout`` passes)."""
+    """Read ``count`` records from the start of ``topic`` (fewer if ``wait_seconds`` pass)."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_seconds
     try:
         while len(records) < count and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)

@@ -3,6 +3,7 @@ so the restarted consumer handles the notice again."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -17,12 +18,14 @@ pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "deadline.reminder"
 
 
-async def test_killed_mid_send_then_restarted_delivers_once(system: System) -> None:
+def test_killed_mid_send_then_restarted_delivers_once(system: System) -> None:
     email = system.service("email").start()
     system.mailbox.rcpt_delay = 30.0  # the SMTP server hangs before accepting the recipient
     event = json.loads((EXAMPLE / "valid" / "overdue-minimal.json").read_text())
     event["time"] = datetime.now(UTC).isoformat()
-    await produce(system.kafka, f"{system.prefix}deadline.reminder", json.dumps(event).encode())
+    asyncio.run(
+        produce(system.kafka, f"{system.prefix}deadline.reminder", json.dumps(event).encode())
+    )
 
     deadline = time.monotonic() + 30
     while system.mailbox.recipients_seen < 1 and time.monotonic() < deadline:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +14,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def scheduler(system: System) -> Iterator[Service]:
-    yield system.service("scheduler").start()
+def scheduler(system: System) -> Service:
+    return system.service("scheduler").start()
 
 
 def deadline(**overrides: Any) -> dict[str, Any]:
