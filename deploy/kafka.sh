@@ -8,7 +8,8 @@
 #   deploy/kafka.sh reset    stop and delete the broker's data
 #
 # Idempotent: a second start finds the running broker. When KAFKA_BOOTSTRAP_SERVERS is
-# set, nothing is started: the script only checks that this broker answers.
+# set, start starts nothing: it only checks that this broker answers. stop only ever stops
+# the broker this script started (its pid file), and everything in its process group.
 #
 # Settings (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093),
 # KAFKA_STATE_DIR (.local/kafka), KAFKA_HEAP (512m), KAFKA_START_TIMEOUT (90 seconds).
@@ -51,8 +52,12 @@ fetch() {
   say "fetching Apache Kafka $kafka_version from Maven Central (once) ..."
   rm -rf "$libs_dir"
   mkdir -p "$libs_dir"
-  mvn -q -B -Dstyle.color=never -f "$here/kafka/pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$libs_dir" >&2
+  if ! mvn -B -Dstyle.color=never -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$libs_dir" >"$libs_dir.fetch.log" 2>&1; then
+    tail -n 40 "$libs_dir.fetch.log" >&2
+    say "fetching failed; the whole Maven log is in $libs_dir.fetch.log"
+    exit 1
+  fi
   touch "$libs_dir/.complete"
 }
 
@@ -140,10 +145,6 @@ start() {
 }
 
 stop() {
-  if [[ -n ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then
-    say "KAFKA_BOOTSTRAP_SERVERS is set: the broker is not ours to stop"
-    return 0
-  fi
   local pid
   if ! pid=$(running_pid); then
     rm -f "$pid_file"

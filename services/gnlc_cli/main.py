@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import mailbox
 import os
 from datetime import datetime
@@ -55,6 +54,14 @@ def topics() -> None:
     """Create every Kafka topic the system uses (idempotent)."""
     created = asyncio.run(ensure_topics(Settings()))
     typer.echo("created: " + ", ".join(created) if created else "all topics exist")
+
+
+@app.command("secret")
+def secret() -> None:
+    """Print a fresh ``whsec_`` webhook signing secret."""
+    from gnlc_webhook.partners import new_secret
+
+    typer.echo(new_secret())
 
 
 @app.command("deadline")
@@ -122,10 +129,6 @@ def dev_up(
     from gnlc_devtools.local import up
 
     raise typer.Exit(up(Path(os.getcwd()), exit_after_mail=exit_after_mail, timeout=timeout))
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

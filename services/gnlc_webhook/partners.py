@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -66,6 +67,10 @@ _file_adapter = TypeAdapter(PartnerFile)
 
 
 def load_endpoints(path: Path) -> list[Endpoint]:
-    """Endpoints from a YAML file ``{endpoints: [...]}``; raises ``ValidationError``."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    """Endpoints from a YAML file ``{endpoints: [...]}``; raises ``ValidationError``.
+
+    ``${NAME}`` is replaced by the environment variable NAME, so secrets can stay out of
+    the file."""
+    text = os.path.expandvars(path.read_text(encoding="utf-8"))
+    raw = yaml.safe_load(text) or {}
     return _file_adapter.validate_python(raw).endpoints

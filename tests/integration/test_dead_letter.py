@@ -29,6 +29,7 @@ async def test_poison_records_are_parked_and_the_line_keeps_moving(system: Syste
         b"\xff\xfe this is not JSON",
         json.dumps(invalid).encode(),
         json.dumps(valid).encode(),
+        key=b"one-partition",  # same key, same partition: the order below is the order sent
     )
 
     # the valid one, behind two poison records, still arrives: two cities, one contact each
