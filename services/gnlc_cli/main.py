@@ -56,6 +56,15 @@ def topics() -> None:
     typer.echo("created: " + ", ".join(created) if created else "all topics exist")
 
 
+@app.command("asyncapi")
+def asyncapi() -> None:
+    """Print the AsyncAPI document of the topics (schemas/asyncapi.json)."""
+    from gnlc_core.asyncapi import specification
+    from gnlc_core.kafka import Topics
+
+    typer.echo(specification(Topics("gnlc.")), nl=False)
+
+
 @app.command("secret")
 def secret() -> None:
     """Print a fresh ``whsec_`` webhook signing secret."""
