@@ -53,7 +53,11 @@ class EmailConsumer:
     async def _deliver(
         self, event: DeadlineReminderEvent | AnnouncementPublishedEvent, city: City
     ) -> None:
-        rendered = render(event, city)
+        try:
+            rendered = render(event, city)
+        except Exception as exc:  # a template bug must not stall the line: park it
+            await self._park(event, city.id, f"render: {type(exc).__name__}: {exc}")
+            return
         for address in city.contacts:
             message = build_message(
                 rendered,
@@ -68,16 +72,25 @@ class EmailConsumer:
             try:
                 await self._pool.send(message)
             except (aiosmtplib.SMTPException, OSError) as exc:
-                reason = f"smtp: {type(exc).__name__}: {exc}"
-                await publish_dead_letter(
-                    self._broker,
-                    self._topics.email_dead_letter,
-                    value=encode_event(event),
-                    key=event.partitionkey.encode(),
-                    reason=reason,
-                    source_topic=self._topics.for_event_type(event.type),
-                    recipient=f"{city.id}:{address}",
+                await self._park(
+                    event, f"{city.id}:{address}", f"smtp: {type(exc).__name__}: {exc}"
                 )
-                log.warning("email failed", event_id=event.id, city=city.id, reason=reason)
                 continue
             log.info("email sent", event_id=event.id, event_type=event.type, city=city.id)
+
+    async def _park(
+        self,
+        event: DeadlineReminderEvent | AnnouncementPublishedEvent,
+        recipient: str,
+        reason: str,
+    ) -> None:
+        await publish_dead_letter(
+            self._broker,
+            self._topics.email_dead_letter,
+            value=encode_event(event),
+            key=event.partitionkey.encode(),
+            reason=reason,
+            source_topic=self._topics.for_event_type(event.type),
+            recipient=recipient,
+        )
+        log.warning("email failed", event_id=event.id, recipient=recipient, reason=reason)
