@@ -49,7 +49,7 @@ async def test_poison_records_are_parked_and_the_line_keeps_moving(system: Syste
 async def test_an_unreachable_smtp_server_parks_the_notice_with_its_reason(
     system: System,
 ) -> None:
-    from tests.integration.conftest import free_port
+    from tests.support import free_port
 
     system.service("email", GNLC_SMTP_PORT=str(free_port())).start()
     valid = json.loads((EXAMPLES / "valid" / "overdue-minimal.json").read_text())

@@ -48,7 +48,9 @@ def test_reminder_reaches_mailbox_and_partner(system: System) -> None:
         assert message["Message-ID"]
         assert message["X-GNLC-Event-Id"]
     kathmandu = next(m for m in messages if "kathmandu" in str(m["To"]))
-    assert "GMT+05:45" in kathmandu.get_body(("plain",)).get_content()
+    body = kathmandu.get_body(("plain",))
+    assert body is not None
+    assert "GMT+05:45" in body.get_content()
 
     # one webhook per step, each verified by the official standardwebhooks package
     assert system.receiver.inbox.wait_for_unique(2, timeout=30)

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Service, System
+from tests.integration.conftest import System
+from tests.support import Service
 
 pytestmark = pytest.mark.integration
 

@@ -140,7 +140,7 @@ def run(bootstrap: str, events: int, rate: float, seconds: float) -> dict[str, A
     mail_arrivals, hook_arrivals = Arrivals(), Arrivals()
     smtp = Controller(SmtpSink(mail_arrivals), hostname="127.0.0.1", port=free_port())
     smtp.start()
-    http = BackgroundServer(http_sink(hook_arrivals)).__enter__()  # type: ignore[arg-type]
+    http = BackgroundServer(http_sink(hook_arrivals)).__enter__()
     partners = tmp / "partners.yaml"
     partners.write_text(
         yaml.safe_dump(

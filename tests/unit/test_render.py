@@ -124,5 +124,7 @@ def test_mime_message_round_trips_non_ascii(city_id: str) -> None:
     assert parsed["X-GNLC-Event-Id"] == "evt-1"
     assert parsed["Reply-To"] == "secretariat@example.org"
     assert "=?utf-8?" in message.as_string() or target.name.isascii()  # RFC 2047 headers
-    plain = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    body = parsed.get_body(("plain",))
+    assert body is not None
+    plain = body.get_content().replace("\r\n", "\n")
     assert plain == rendered.text
