@@ -9,6 +9,7 @@ committing past it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -75,13 +76,14 @@ def topics_for(settings: Settings) -> Topics:
     return Topics(settings.topic_prefix)
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create every topic that does not exist yet; returns the names created."""
+async def ensure_topics(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
+    """Create every topic (and ``extra``) that does not exist yet; returns those created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [name for name in topics_for(settings).all if name not in existing]
+        names = [*topics_for(settings).all, *extra]
+        wanted = [name for name in dict.fromkeys(names) if name not in existing]
         if not wanted:
             return []
         with suppress(TopicAlreadyExistsError):  # another instance may win the race

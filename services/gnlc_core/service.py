@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -48,12 +48,13 @@ def build_app(
     routers: list[APIRouter],
     on_startup: list[Hook] | None = None,
     on_shutdown: list[Hook] | None = None,
+    extra_topics: Sequence[str] = (),
 ) -> FastAPI:
     """A FastAPI app whose lifespan creates the topics, starts the broker and the hooks."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        created = await ensure_topics(settings)
+        created = await ensure_topics(settings, extra_topics)
         if created:
             log.info("topics created", topics=created)
         await broker.start()

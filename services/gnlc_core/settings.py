@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=6, ge=1, description="Partitions of created topics.")
     topic_replication: int = Field(default=1, ge=1, description="Replication factor.")
 
+    # State
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy async URL (postgresql+asyncpg://...); default: SQLite per service.",
+    )
+
     # Shared data
     directory_path: Path = Field(default=SAMPLE_DIRECTORY, description="City directory CSV.")
 

@@ -1,0 +1,102 @@
+"""The idempotency ledger: what was delivered to whom, keyed by (event id, channel,
+recipient). Redelivery after a crash, a rebalance or a restart asks it first, so a notice
+goes out once in practice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gnlc_core.db import metadata
+
+notices = Table(
+    "notices",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("recipient", String(320), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class Status(StrEnum):
+    DELIVERED = "delivered"
+    RETRYING = "retrying"
+    FAILED = "failed"  # permanently: retries exhausted or refused for good
+    DROPPED = "dropped"  # not sent on purpose (submitted, unsubscribed, endpoint gone)
+
+
+TERMINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED})
+
+
+class Ledger:
+    """One channel's view of the ledger."""
+
+    def __init__(self, engine: AsyncEngine, channel: str) -> None:
+        self._engine = engine
+        self._channel = channel
+
+    async def settled(self, event_id: str, recipients: Iterable[str]) -> set[str]:
+        """The recipients among ``recipients`` whose notice for this event is settled
+        (delivered, failed for good, or dropped): these must not be sent again."""
+        wanted = list(recipients)
+        if not wanted:
+            return set()
+        query = select(notices.c.recipient).where(
+            notices.c.event_id == event_id,
+            notices.c.channel == self._channel,
+            notices.c.recipient.in_(wanted),
+            notices.c.status.in_([s.value for s in TERMINAL]),
+        )
+        async with self._engine.connect() as connection:
+            return set((await connection.execute(query)).scalars())
+
+    async def record(
+        self,
+        event_id: str,
+        recipient: str,
+        status: Status,
+        *,
+        attempts: int = 1,
+        error: str | None = None,
+    ) -> None:
+        """Insert or update one notice's state."""
+        values: dict[str, Any] = {
+            "event_id": event_id,
+            "channel": self._channel,
+            "recipient": recipient,
+            "status": status.value,
+            "attempts": attempts,
+            "last_error": error[:2000] if error else None,
+            "updated_at": datetime.now(UTC),
+        }
+        async with self._engine.begin() as connection:
+            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            statement = insert(notices).values(values)
+            statement = statement.on_conflict_do_update(
+                index_elements=["event_id", "channel", "recipient"],
+                set_={
+                    k: statement.excluded[k]
+                    for k in ("status", "attempts", "last_error", "updated_at")
+                },
+            )
+            await connection.execute(statement)
+
+    async def status(self, event_id: str, recipient: str) -> Status | None:
+        query = select(notices.c.status).where(
+            notices.c.event_id == event_id,
+            notices.c.channel == self._channel,
+            notices.c.recipient == recipient,
+        )
+        async with self._engine.connect() as connection:
+            value = (await connection.execute(query)).scalar_one_or_none()
+        return Status(value) if value is not None else None

@@ -1,0 +1,184 @@
+"""Delayed retries through Kafka, so a failing recipient never blocks the others.
+
+A notice that failed for a transient reason is published to a *retry tier* topic, one per
+delay (``<prefix><channel>.retry.300s``), with headers saying for whom it is, which attempt
+comes next and when (``x-gnlc-not-before``). Each tier has its own consumer; a record that
+is not due yet is not handled: the consumer seeks back to it, pauses that partition until it
+is due and then resumes, so it keeps polling (and keeps its group membership) meanwhile.
+Records in one tier become due in the order they were written, so waiting for the head of
+a partition never holds back a record that is due earlier. Once the schedule is exhausted
+the notice goes to the channel's dead-letter topic with its last reason.
+
+``GNLC_RETRY_TIME_SCALE`` shrinks every delay (tests run a day's schedule in seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from gnlc_core.kafka import RECIPIENT_HEADER, Topics, publish_dead_letter
+from gnlc_core.logs import get_logger
+
+log = get_logger(__name__)
+
+ATTEMPT_HEADER = "x-gnlc-attempt"
+NOT_BEFORE_HEADER = "x-gnlc-not-before"
+LAST_ERROR_HEADER = "x-gnlc-last-error"
+
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """Delays (seconds) before attempt 2, 3, ...; ``jitter`` spreads each by ±that share."""
+
+    delays: tuple[float, ...]
+    jitter: float = 0.1
+    scale: float = 1.0
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.delays) + 1
+
+    def delay_before(self, attempt: int, *, rng: random.Random | None = None) -> float | None:
+        """Seconds to wait before ``attempt`` (2 = first retry); None once exhausted."""
+        if attempt < 2 or attempt > self.max_attempts:
+            return None
+        base = self.delays[attempt - 2]
+        spread = (rng or random).uniform(-self.jitter, self.jitter) if self.jitter else 0.0
+        return max(0.0, base * (1 + spread)) * self.scale
+
+    def tier_for(self, delay: float) -> float:
+        """The tier (an unscaled delay of the schedule) a scaled ``delay`` is parked in: the
+        longest tier not longer than it, so nothing waits behind a later record."""
+        unscaled = delay / self.scale if self.scale else delay
+        candidates = [d for d in sorted(set(self.delays)) if d <= unscaled + 1e-9]
+        return candidates[-1] if candidates else min(self.delays)
+
+
+def tier_topic(topics: Topics, channel: str, tier: float) -> str:
+    return f"{topics.prefix}{channel}.retry.{int(tier)}s"
+
+
+DeliverOne = Callable[[bytes, str, int], Awaitable[None]]
+
+
+class Retrier:
+    """Publishes retries for one channel and runs the consumers of its tiers."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        topics: Topics,
+        channel: str,
+        schedule: RetrySchedule,
+        *,
+        dead_letter_topic: str,
+    ) -> None:
+        self._broker = broker
+        self._topics = topics
+        self._channel = channel
+        self._schedule = schedule
+        self._dead_letter_topic = dead_letter_topic
+
+    @property
+    def topic_names(self) -> list[str]:
+        return [
+            tier_topic(self._topics, self._channel, t) for t in sorted(set(self._schedule.delays))
+        ]
+
+    async def retry_or_give_up(
+        self,
+        value: bytes,
+        *,
+        key: bytes | None,
+        recipient: str,
+        failed_attempt: int,
+        reason: str,
+        source_topic: str,
+        delay: float | None = None,
+    ) -> bool:
+        """Schedule the next attempt after ``failed_attempt``; returns False (and parks the
+        notice on the dead-letter topic) when the schedule is exhausted. ``delay`` (seconds,
+        already scaled) overrides the schedule's, e.g. from a ``Retry-After``."""
+        next_attempt = failed_attempt + 1
+        planned = self._schedule.delay_before(next_attempt)
+        if planned is None:
+            await publish_dead_letter(
+                self._broker,
+                self._dead_letter_topic,
+                value=value,
+                key=key,
+                reason=f"gave up after {failed_attempt} attempts: {reason}",
+                source_topic=source_topic,
+                recipient=recipient,
+            )
+            return False
+        wait = planned if delay is None else max(delay, 0.0)
+        topic = tier_topic(self._topics, self._channel, self._schedule.tier_for(wait))
+        await self._broker.publish(
+            value,
+            topic=topic,
+            key=key,
+            headers={
+                RECIPIENT_HEADER: recipient,
+                ATTEMPT_HEADER: str(next_attempt),
+                NOT_BEFORE_HEADER: str(int((time.time() + wait) * 1000)),
+                LAST_ERROR_HEADER: reason[:500],
+            },
+        )
+        return True
+
+    def subscribe(self, deliver_one: DeliverOne) -> None:
+        """Register one consumer per tier; each calls ``deliver_one(value, recipient,
+        attempt)`` for a record once it is due, then commits it."""
+        for topic in self.topic_names:
+            self._broker.subscriber(
+                topic,
+                group_id=self._topics.group(f"{self._channel}-retry"),
+                ack_policy=AckPolicy.MANUAL,
+                auto_offset_reset="earliest",
+            )(_tier_handler(deliver_one))
+
+
+def _tier_handler(deliver_one: DeliverOne) -> Callable[[KafkaMessage], Awaitable[None]]:
+    async def handle(message: KafkaMessage) -> None:
+        record = cast("ConsumerRecord[Any, Any]", message.raw_message)
+        headers = message.headers
+        not_before = int(headers.get(NOT_BEFORE_HEADER, "0")) / 1000
+        wait = not_before - time.time()
+        if wait > 0:
+            _park_until_due(message, record, wait)
+            return
+        recipient = headers.get(RECIPIENT_HEADER, "")
+        attempt = int(headers.get(ATTEMPT_HEADER, "2"))
+        try:
+            await deliver_one(message.body, recipient, attempt)
+        except Exception:
+            # unexpected: rewind so the record is tried again rather than lost
+            await message.nack()
+            raise
+        await message.ack()
+
+    return handle
+
+
+def _park_until_due(message: KafkaMessage, record: ConsumerRecord[Any, Any], wait: float) -> None:
+    consumer = cast("AIOKafkaConsumer", message.consumer)
+    partition = TopicPartition(record.topic, record.partition)
+    consumer.seek(partition, record.offset)
+    consumer.pause(partition)
+
+    def resume() -> None:
+        if partition in consumer.assignment():
+            consumer.resume(partition)
+
+    asyncio.get_running_loop().call_later(min(wait, 3600.0), resume)
