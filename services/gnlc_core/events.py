@@ -92,8 +92,20 @@ class AnnouncementPublished(_Model):
     link: Annotated[str, Field(pattern=r"^https?://")] | None = None
 
 
-class _CloudEvent(_Model):
+class DeadlineSubmitted(_Model):
+    """A city has submitted what a deadline asked for: no more reminders for it."""
+
+    deadline_id: Slug
+    city_id: Slug
+    submitted_at: UtcDatetime
+    source: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class CloudEvent(_Model):
+    """The CloudEvents 1.0 envelope every event type extends."""
+
     specversion: Literal["1.0"] = "1.0"
+    type: str
     id: Annotated[str, Field(min_length=1)]
     source: Annotated[str, Field(min_length=1)]
     time: UtcDatetime
@@ -102,20 +114,43 @@ class _CloudEvent(_Model):
     partitionkey: Annotated[str, Field(min_length=1)]
 
 
-class DeadlineReminderEvent(_CloudEvent):
+class DeadlineReminderEvent(CloudEvent):
     type: Literal["deadline.reminder"] = "deadline.reminder"
     data: DeadlineReminder
 
 
-class AnnouncementPublishedEvent(_CloudEvent):
+class AnnouncementPublishedEvent(CloudEvent):
     type: Literal["announcement.published"] = "announcement.published"
     data: AnnouncementPublished
+
+
+class DeadlineSubmittedEvent(CloudEvent):
+    type: Literal["deadline.submitted"] = "deadline.submitted"
+    data: DeadlineSubmitted
+
+
+def submission_event(submission: DeadlineSubmitted, *, source: str) -> DeadlineSubmittedEvent:
+    """The envelope for a submission; keyed by (deadline, city), so a compacted topic keeps
+    the latest per city."""
+    return DeadlineSubmittedEvent(
+        id=stable_id("deadline.submitted", submission.deadline_id, submission.city_id),
+        source=source,
+        time=submission.submitted_at,
+        subject=f"deadlines/{submission.deadline_id}/cities/{submission.city_id}",
+        partitionkey=f"{submission.deadline_id}/{submission.city_id}",
+        data=submission,
+    )
 
 
 Event = Annotated[DeadlineReminderEvent | AnnouncementPublishedEvent, Field(discriminator="type")]
 EVENT_TYPES: dict[str, type[DeadlineReminderEvent | AnnouncementPublishedEvent]] = {
     "deadline.reminder": DeadlineReminderEvent,
     "announcement.published": AnnouncementPublishedEvent,
+}
+#: Every event type with a published schema, inbound ones included.
+ALL_EVENT_TYPES: dict[str, type[CloudEvent]] = {
+    **EVENT_TYPES,
+    "deadline.submitted": DeadlineSubmittedEvent,
 }
 _event_adapter: TypeAdapter[DeadlineReminderEvent | AnnouncementPublishedEvent] = TypeAdapter(Event)
 
@@ -129,7 +164,12 @@ def parse_event(
     return _event_adapter.validate_json(raw)
 
 
-def encode_event(event: DeadlineReminderEvent | AnnouncementPublishedEvent) -> bytes:
+def parse_submission(raw: bytes | str) -> DeadlineSubmittedEvent:
+    """Parse and validate a ``deadline.submitted`` event; raises ``ValidationError``."""
+    return DeadlineSubmittedEvent.model_validate_json(raw)
+
+
+def encode_event(event: CloudEvent) -> bytes:
     """The record value: the envelope as compact JSON, ``None`` fields left out."""
     return event.model_dump_json(exclude_none=True).encode()
 
@@ -137,6 +177,28 @@ def encode_event(event: DeadlineReminderEvent | AnnouncementPublishedEvent) -> b
 def stable_id(*parts: str) -> str:
     """A deterministic event id: the same business fact always gets the same id."""
     return str(uuid.uuid5(_ID_NAMESPACE, "/".join(parts)))
+
+
+def envelope(
+    event_type: str,
+    *,
+    event_id: str,
+    data: dict[str, Any],
+    time: datetime,
+    partition_key: str,
+    subject: str | None = None,
+) -> DeadlineReminderEvent | AnnouncementPublishedEvent:
+    """Wrap stored event data (as JSON-ready dict) in its envelope; validates it."""
+    return EVENT_TYPES[event_type].model_validate(
+        {
+            "id": event_id,
+            "source": SOURCE_SCHEDULER,
+            "time": time,
+            "subject": subject,
+            "partitionkey": partition_key,
+            "data": data,
+        }
+    )
 
 
 def reminder_event(reminder: DeadlineReminder, *, fired_at: datetime) -> DeadlineReminderEvent:

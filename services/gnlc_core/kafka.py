@@ -18,12 +18,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 
-from gnlc_core.events import (
-    CONTENT_TYPE,
-    AnnouncementPublishedEvent,
-    DeadlineReminderEvent,
-    encode_event,
-)
+from gnlc_core.events import CONTENT_TYPE, CloudEvent, encode_event
 from gnlc_core.settings import Settings
 
 #: Subscribers acknowledge (commit) only after handling; errors rewind, never skip.
@@ -49,6 +44,24 @@ class Topics:
         return f"{self.prefix}announcement.published"
 
     @property
+    def deadline_submitted(self) -> str:
+        """Compacted; key ``deadline_id/city_id``. Partners and the operator API write it."""
+        return f"{self.prefix}deadline.submitted"
+
+    @property
+    def directory(self) -> str:
+        """Compacted; key city id, value the city as JSON. Only the scheduler writes it."""
+        return f"{self.prefix}directory.cities"
+
+    @property
+    def scheduler_dead_letter(self) -> str:
+        return f"{self.prefix}scheduler.dead-letter"
+
+    @property
+    def compacted(self) -> tuple[str, ...]:
+        return (self.deadline_submitted, self.directory)
+
+    @property
     def email_dead_letter(self) -> str:
         return f"{self.prefix}email.dead-letter"
 
@@ -62,7 +75,13 @@ class Topics:
 
     @property
     def all(self) -> tuple[str, ...]:
-        return (*self.domain, self.email_dead_letter, self.webhook_dead_letter)
+        return (
+            *self.domain,
+            *self.compacted,
+            self.scheduler_dead_letter,
+            self.email_dead_letter,
+            self.webhook_dead_letter,
+        )
 
     def for_event_type(self, event_type: str) -> str:
         return f"{self.prefix}{event_type}"
@@ -82,7 +101,8 @@ async def ensure_topics(settings: Settings, extra: Sequence[str] = ()) -> list[s
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        names = [*topics_for(settings).all, *extra]
+        topics = topics_for(settings)
+        names = [*topics.all, *extra]
         wanted = [name for name in dict.fromkeys(names) if name not in existing]
         if not wanted:
             return []
@@ -93,6 +113,9 @@ async def ensure_topics(settings: Settings, extra: Sequence[str] = ()) -> list[s
                         name=name,
                         num_partitions=settings.topic_partitions,
                         replication_factor=settings.topic_replication,
+                        topic_configs=(
+                            {"cleanup.policy": "compact"} if name in topics.compacted else {}
+                        ),
                     )
                     for name in wanted
                 ]
@@ -115,11 +138,7 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     )
 
 
-async def publish_event(
-    broker: KafkaBroker,
-    topics: Topics,
-    event: DeadlineReminderEvent | AnnouncementPublishedEvent,
-) -> None:
+async def publish_event(broker: KafkaBroker, topics: Topics, event: CloudEvent) -> None:
     """Publish one event in structured mode, keyed by its partition key; waits for the ack."""
     await broker.publish(
         encode_event(event),

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     misfire_grace_seconds: int = Field(
         default=3600, ge=0, description="How late a missed reminder may still be sent."
     )
+    claim_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="When a row claimed by a dead instance is taken over."
+    )
+    sweep_seconds: float = Field(
+        default=1.0, gt=0, description="How often the dispatcher looks for work it was not told of."
+    )
     operator_token: SecretStr | None = Field(
         default=None, description="Bearer token of the operator API (none: API refuses writes)."
     )

@@ -1,11 +1,11 @@
-"""What an operator defines: a deadline with its audience and reminder plan."""
+"""What an operator defines: deadlines with their reminder plans, and announcements."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
@@ -52,6 +52,21 @@ class Deadline(BaseModel):
         "0d",
         "+3d",
     )
+    delivery_hour: Annotated[int, Field(ge=0, le=23)] | None = 9
+    link: Annotated[str, Field(pattern=r"^https?://")] | None = None
+
+
+class Announcement(BaseModel):
+    """News or an event for an audience, published now or at ``publish_at``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Slug
+    category: Literal["event", "award", "workshop", "news", "call", "other"]
+    title: LocalizedText
+    body: LocalizedText
+    audience: Audience
+    publish_at: UtcDatetime | None = None
     link: Annotated[str, Field(pattern=r"^https?://")] | None = None
 
 

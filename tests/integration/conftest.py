@@ -101,6 +101,7 @@ class System:
             )
         )
         self.services: list[Service] = []
+        self.database_url = f"sqlite+aiosqlite:///{tmp / 'state.db'}"
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -113,6 +114,7 @@ class System:
                 "GNLC_PARTNERS_PATH": str(self.partners),
                 "GNLC_OPERATOR_TOKEN": self.token,
                 "GNLC_LOG_LEVEL": "INFO",
+                "GNLC_DATABASE_URL": self.database_url,
             }
         )
         env.update(extra)

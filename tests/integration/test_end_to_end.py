@@ -29,10 +29,17 @@ def test_reminder_reaches_mailbox_and_partner(system: System) -> None:
             "due_at": due.isoformat(),
             "audience": {"cities": ["kathmandu", "clermont-ferrand"]},
             "reminders": ["-3s", "0d"],
+            "delivery_hour": None,
         },
     )
     assert response.status_code == 201, response.text
-    assert [s["step"] for s in response.json()["scheduled"]] == ["3s-before", "due"]
+    scheduled = sorted((s["city_id"], s["step"]) for s in response.json()["scheduled"])
+    assert scheduled == [
+        ("clermont-ferrand", "3s-before"),
+        ("clermont-ferrand", "due"),
+        ("kathmandu", "3s-before"),
+        ("kathmandu", "due"),
+    ]
 
     # two steps x two cities, one contact each
     assert system.mailbox.wait_for(4, timeout=60), [s.tail() for s in system.services]
@@ -52,8 +59,8 @@ def test_reminder_reaches_mailbox_and_partner(system: System) -> None:
     assert body is not None
     assert "GMT+05:45" in body.get_content()
 
-    # one webhook per step, each verified by the official standardwebhooks package
-    assert system.receiver.inbox.wait_for_unique(2, timeout=30)
+    # one webhook per city and step, each verified by the official standardwebhooks package
+    assert system.receiver.inbox.wait_for_unique(4, timeout=30)
     deliveries = list(system.receiver.inbox.unique.values())
     assert system.receiver.inbox.rejected == 0
     assert {d.event["data"]["step"] for d in deliveries} == {"3s-before", "due"}

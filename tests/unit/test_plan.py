@@ -1,24 +1,26 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
 from gnlc_core.events import Audience
 from gnlc_scheduler.deadlines import Deadline, parse_offset
-from gnlc_scheduler.plan import plan, step_label
+from gnlc_scheduler.plan import city_steps, local_instant, step_label
 
-DUE = datetime(2027, 1, 17, 23, 59, tzinfo=UTC)
+DUE = datetime(2027, 1, 17, 22, 59, tzinfo=UTC)  # 23:59 in Paris
 
 
-def deadline(*reminders: str) -> Deadline:
+def deadline(*reminders: str, due: datetime = DUE, hour: int | None = 9) -> Deadline:
     return Deadline(
         id="report",
         title={"en": "Report"},
-        due_at=DUE,
+        due_at=due,
         audience=Audience(all_members=True),
         reminders=reminders,
+        delivery_hour=hour,
     )
 
 
@@ -59,16 +61,66 @@ def test_step_label(offset: timedelta, label: str) -> None:
     assert step_label(offset) == label
 
 
-def test_plan_is_sorted_and_exact() -> None:
-    planned = plan(deadline("+3d", "-30d", "0d", "-7d"))
-    assert [p.reminder.step for p in planned] == ["30d-before", "7d-before", "due", "3d-overdue"]
-    assert [p.fire_at for p in planned] == [
-        DUE - timedelta(days=30),
-        DUE - timedelta(days=7),
-        DUE,
-        DUE + timedelta(days=3),
-    ]
-    assert all(p.reminder.due_at == DUE for p in planned)
+def local(instant: datetime, zone: str) -> str:
+    return instant.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %z")
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        # due 2027-01-17 22:59 UTC; the 7d-before reminder is 09:00 local, 7 local days earlier
+        ("Europe/Paris", "2027-01-10 09:00 +0100"),
+        ("Asia/Kathmandu", "2027-01-11 09:00 +0545"),  # local due date is already the 18th
+        ("America/St_Johns", "2027-01-10 09:00 -0330"),
+        ("Pacific/Chatham", "2027-01-11 09:00 +1345"),  # summer time in the south
+        ("Pacific/Auckland", "2027-01-11 09:00 +1300"),
+    ],
+)
+def test_day_steps_arrive_at_nine_local(zone: str, expected: str) -> None:
+    instant = local_instant(DUE, timedelta(days=-7), ZoneInfo(zone), 9)
+    assert local(instant, zone) == expected
+
+
+def test_dst_switch_day_keeps_the_local_hour() -> None:
+    # Europe/Paris springs forward on 2027-03-28; due a week later at noon
+    due = datetime(2027, 4, 4, 10, 0, tzinfo=UTC)  # 12:00 CEST
+    zone = ZoneInfo("Europe/Paris")
+    on_switch_day = local_instant(due, timedelta(days=-7), zone, 9)
+    assert local(on_switch_day, "Europe/Paris") == "2027-03-28 09:00 +0200"
+    day_before = local_instant(due, timedelta(days=-8), zone, 9)
+    assert local(day_before, "Europe/Paris") == "2027-03-27 09:00 +0100"
+    assert on_switch_day - day_before == timedelta(hours=23)
+    # St John's falls back on 2026-11-01: 09:00 local either side, 25 hours apart
+    due_nl = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)
+    stj = ZoneInfo("America/St_Johns")
+    before = local_instant(due_nl, timedelta(days=-3), stj, 9)
+    after = local_instant(due_nl, timedelta(days=-2), stj, 9)
+    assert local(before, "America/St_Johns") == "2026-10-31 09:00 -0230"
+    assert local(after, "America/St_Johns") == "2026-11-01 09:00 -0330"
+    assert after - before == timedelta(hours=25)
+
+
+def test_due_step_never_lands_after_the_due_moment() -> None:
+    # due at 07:00 local in Paris: 09:00 on the day would be late, so it moves a day back
+    due = datetime(2027, 1, 17, 6, 0, tzinfo=UTC)
+    instant = local_instant(due, timedelta(0), ZoneInfo("Europe/Paris"), 9)
+    assert local(instant, "Europe/Paris") == "2027-01-16 09:00 +0100"
+
+
+def test_colliding_steps_keep_only_the_later_one() -> None:
+    due = datetime(2027, 1, 17, 6, 0, tzinfo=UTC)  # 07:00 in Paris
+    steps = city_steps(deadline("-1d", "0d", "+3d", due=due), ZoneInfo("Europe/Paris"))
+    # -1d and 0d both land on the 16th at 09:00: only "due" is kept
+    assert [s.label for s in steps] == ["due", "3d-overdue"]
+
+
+def test_hour_steps_are_exact_and_no_hour_means_exact() -> None:
+    zone = ZoneInfo("Asia/Kathmandu")
+    steps = city_steps(deadline("-2h", "-1d", hour=None), zone)
+    assert [s.fire_at for s in steps] == [DUE - timedelta(days=1), DUE - timedelta(hours=2)]
+    mixed = city_steps(deadline("-2h", "-1d"), zone)
+    assert mixed[1].fire_at == DUE - timedelta(hours=2)
+    assert local(mixed[0].fire_at, "Asia/Kathmandu") == "2027-01-17 09:00 +0545"
 
 
 def test_duplicate_offsets_are_refused() -> None:
@@ -77,15 +129,12 @@ def test_duplicate_offsets_are_refused() -> None:
 
 
 def test_missed_reminders_policy() -> None:
-    seven, due, overdue = plan(deadline("-7d", "0d", "+3d"))
+    zone = ZoneInfo("UTC")
+    seven, due, overdue = city_steps(deadline("-7d", "0d", "+3d", hour=None), zone)
     grace = timedelta(hours=1)
-    # on time, or late within the grace period: still sent
-    assert seven.still_useful(seven.fire_at, grace)
-    assert seven.still_useful(seven.fire_at + timedelta(minutes=59), grace)
-    # later than the grace period: dropped
-    assert not seven.still_useful(seven.fire_at + timedelta(hours=2), grace)
-    # a "before" reminder is never sent once the due moment passed, even within grace
-    assert not seven.still_useful(DUE, timedelta(days=30))
-    # "due" and "overdue" steps may be sent after the due moment
-    assert due.still_useful(DUE + timedelta(minutes=5), grace)
-    assert overdue.still_useful(overdue.fire_at, grace)
+    assert seven.still_useful(seven.fire_at, DUE, grace)
+    assert seven.still_useful(seven.fire_at + timedelta(minutes=59), DUE, grace)
+    assert not seven.still_useful(seven.fire_at + timedelta(hours=2), DUE, grace)
+    assert not seven.still_useful(DUE, DUE, timedelta(days=30))  # no "7 days left" after due
+    assert due.still_useful(DUE + timedelta(minutes=5), DUE, grace)
+    assert overdue.still_useful(overdue.fire_at, DUE, grace)
