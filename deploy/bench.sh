@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deploy/setup.sh
-deploy/with-kafka.sh .venv/bin/python -m tests.perf.bench_pipeline "$@"
+deploy/with-services.sh .venv/bin/python -m tests.perf.bench_pipeline "$@"

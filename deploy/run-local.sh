@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deploy/setup.sh
-deploy/with-kafka.sh .venv/bin/gnlc-notify dev up "$@"
+deploy/with-services.sh .venv/bin/gnlc-notify dev up "$@"

@@ -71,6 +71,7 @@ def prepare(state: Path, now: datetime) -> dict[str, str]:
                     "due_at": due.isoformat(),
                     "audience": {"cities": list(DEMO_CITIES)},
                     "reminders": ["-60s", "0d"],
+                    "delivery_hour": None,
                     "link": "https://example.org/gnlc/report",
                 }
             ]

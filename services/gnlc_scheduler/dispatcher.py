@@ -5,8 +5,8 @@ safety net that also picks up rows other instances added or abandoned). On wakin
 dispatcher claims every due row, publishes the events (idempotent producer, waiting for
 every acknowledgement), then marks them emitted. Several instances may run against one
 PostgreSQL database: each row is claimed by exactly one of them (row locks with SKIP
-LOCKED); a row claimed by an instance that died is claimed again after
-``claim_timeout``.
+LOCKED); a row claimed by an instance that died is taken over after ``claim_timeout``,
+and what that instance had already published is not published again (``recovery``).
 
 A row whose instant passed while no instance ran is still emitted when it makes sense:
 a reminder at most ``grace`` late, and never a "before" reminder once the due moment has
@@ -29,6 +29,7 @@ from gnlc_core.events import envelope
 from gnlc_core.kafka import Topics, publish_event
 from gnlc_core.logs import get_logger
 from gnlc_scheduler import store
+from gnlc_scheduler.recovery import already_published
 
 log = get_logger(__name__)
 _WAKE = "wake"
@@ -56,6 +57,7 @@ class Dispatcher:
         broker: KafkaBroker,
         topics: Topics,
         *,
+        bootstrap_servers: str,
         instance: str,
         grace: timedelta,
         claim_timeout: timedelta = timedelta(seconds=15),
@@ -64,6 +66,7 @@ class Dispatcher:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._engine = engine
+        self._bootstrap = bootstrap_servers
         self._broker = broker
         self._topics = topics
         self._instance = instance
@@ -114,14 +117,11 @@ class Dispatcher:
 
     async def wake(self) -> None:
         async with self._lock:
+            await self._recover()
             while True:
                 now = self._clock()
                 claimed = await store.claim_due(
-                    self._engine,
-                    now=now,
-                    instance=self._instance,
-                    stale_before=now - self._claim_timeout,
-                    limit=self._batch,
+                    self._engine, now=now, instance=self._instance, limit=self._batch
                 )
                 if not claimed:
                     break
@@ -132,6 +132,34 @@ class Dispatcher:
             self._next = None
             if upcoming is not None:
                 self._arm(upcoming)
+
+    async def _recover(self) -> None:
+        """Finish what a dead instance claimed, leaving out what it had already published."""
+        now = self._clock()
+        stale_before = now - self._claim_timeout
+        stale, claimed_since = await store.reclaim_stale(
+            self._engine,
+            now=now,
+            instance=self._instance,
+            stale_before=stale_before,
+            limit=self._batch,
+        )
+        if not stale or claimed_since is None:
+            return
+        done = await already_published(
+            self._bootstrap,
+            {self._topics.for_event_type(d.type) for d in stale},
+            since=claimed_since,
+            event_ids={d.event_id for d in stale},
+        )
+        published = [d for d in stale if d.event_id in done]
+        await store.settle(self._engine, emitted=published, skipped=[], at=now)
+        log.warning(
+            "took over rows of a stopped instance",
+            rows=len(stale),
+            already_published=len(published),
+        )
+        await self._emit([d for d in stale if d.event_id not in done], now)
 
     async def _emit(self, claimed: list[store.Due], now: datetime) -> None:
         send = [d for d in claimed if worth_sending(d, now, self._grace)]

@@ -45,6 +45,7 @@ class SchedulerService:
             engine,
             broker,
             topics,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
             instance=instance_id(),
             grace=self._grace,
             claim_timeout=timedelta(seconds=settings.claim_timeout_seconds),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -417,24 +417,49 @@ async def claim_due(
     *,
     now: datetime,
     instance: str,
-    stale_before: datetime,
     limit: int,
 ) -> list[Due]:
-    """Claim up to ``limit`` rows that are due, for this instance alone. A row another
-    instance claimed before ``stale_before`` and never marked emitted (it died) is claimed
-    again. On PostgreSQL concurrent claimers skip each other's rows (SKIP LOCKED); SQLite
-    serialises writers anyway."""
-    due = or_(
-        and_(outbox.c.state == PENDING, outbox.c.fire_at <= now),
-        and_(outbox.c.state == CLAIMED, outbox.c.claimed_at < stale_before),
-    )
+    """Claim up to ``limit`` pending rows that are due, for this instance alone. On
+    PostgreSQL concurrent claimers skip each other's rows (SKIP LOCKED); SQLite serialises
+    writers anyway."""
+    due = and_(outbox.c.state == PENDING, outbox.c.fire_at <= now)
+    return await _claim(engine, due, now=now, instance=instance, limit=limit)
+
+
+async def reclaim_stale(
+    engine: AsyncEngine,
+    *,
+    now: datetime,
+    instance: str,
+    stale_before: datetime,
+    limit: int,
+) -> tuple[list[Due], datetime | None]:
+    """Take over rows another instance claimed before ``stale_before`` and never settled
+    (it died), with the earliest moment they had been claimed. Their events may or may not
+    be on Kafka already: see ``recovery``."""
+    stale = and_(outbox.c.state == CLAIMED, outbox.c.claimed_at < stale_before)
+    async with engine.connect() as connection:
+        oldest = (
+            await connection.execute(select(func.min(outbox.c.claimed_at)).where(stale))
+        ).scalar_one_or_none()
+    if oldest is None:
+        return [], None
+    rows = await _claim(engine, stale, now=now, instance=instance, limit=limit)
+    return rows, _aware(oldest)
+
+
+async def _claim(
+    engine: AsyncEngine, condition: Any, *, now: datetime, instance: str, limit: int
+) -> list[Due]:
     async with engine.begin() as connection:
-        candidates = select(outbox.c.event_id).where(due).order_by(outbox.c.fire_at).limit(limit)
+        candidates = (
+            select(outbox.c.event_id).where(condition).order_by(outbox.c.fire_at).limit(limit)
+        )
         if connection.dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
         statement = (
             update(outbox)
-            .where(outbox.c.event_id.in_(candidates.scalar_subquery()), due)
+            .where(outbox.c.event_id.in_(candidates.scalar_subquery()), condition)
             .values(state=CLAIMED, claimed_by=instance, claimed_at=now)
             .returning(
                 outbox.c.event_id,

@@ -4,6 +4,7 @@ child processes started the way production starts them (``python -m gnlc_...``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
@@ -74,10 +75,46 @@ def receiver() -> Iterator[Receiver]:
         yield Receiver(server, inbox, secret)
 
 
+async def _admin(url: str, statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite by default; ``parametrize("database_url", ["sqlite", "postgresql"],
+    indirect=True)`` runs a test on both. Each test gets a database of its own."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
+        return
+    admin = os.environ.get("GNLC_TEST_POSTGRES_URL")
+    if not admin:
+        if os.environ.get("CI"):
+            pytest.fail("GNLC_TEST_POSTGRES_URL is not set (deploy/test.sh sets it)")
+        pytest.skip("no PostgreSQL: run through deploy/test.sh")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(admin, f"CREATE DATABASE {name}"))
+    yield admin.rsplit("/", 1)[0] + f"/{name}"
+    asyncio.run(_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 class System:
     """Settings shared by one test's services: a private topic prefix on the real broker."""
 
-    def __init__(self, kafka: str, tmp: Path, mailbox: LocalMailbox, receiver: Receiver) -> None:
+    def __init__(
+        self,
+        kafka: str,
+        tmp: Path,
+        mailbox: LocalMailbox,
+        receiver: Receiver,
+        database_url: str,
+    ) -> None:
         self.prefix = f"t{uuid.uuid4().hex[:10]}."
         self.kafka = kafka
         self.tmp = tmp
@@ -101,7 +138,7 @@ class System:
             )
         )
         self.services: list[Service] = []
-        self.database_url = f"sqlite+aiosqlite:///{tmp / 'state.db'}"
+        self.database_url = database_url
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -140,9 +177,9 @@ class System:
 
 @pytest.fixture
 def system(
-    kafka: str, tmp_path: Path, mailbox: LocalMailbox, receiver: Receiver
+    kafka: str, tmp_path: Path, mailbox: LocalMailbox, receiver: Receiver, database_url: str
 ) -> Iterator[System]:
-    system = System(kafka, tmp_path, mailbox, receiver)
+    system = System(kafka, tmp_path, mailbox, receiver, database_url)
     try:
         yield system
     finally:

@@ -35,6 +35,7 @@ def detail(response: httpx.Response) -> str:
     return str(response.json()["detail"])
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_deadline_lifecycle(system: System, scheduler: Service) -> None:
     response = system.api("POST", "/v1/deadlines", scheduler, json=deadline())
     assert response.status_code == 201, response.text
@@ -59,6 +60,7 @@ def test_deadline_lifecycle(system: System, scheduler: Service) -> None:
     assert left.json() == []
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_submission_cancels_that_citys_reminders(system: System, scheduler: Service) -> None:
     body = deadline(audience={"cities": ["kathmandu", "laval"]})
     assert system.api("POST", "/v1/deadlines", scheduler, json=body).status_code == 201
@@ -115,6 +117,7 @@ def test_malformed_json_is_refused(system: System, scheduler: Service) -> None:
     assert "JSON decode error" in detail(response)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_city_import_is_all_or_nothing(system: System, scheduler: Service) -> None:
     good = (
         "id,name,country,region,timezone,language,contact_email\n"
@@ -156,6 +159,7 @@ def test_city_import_is_all_or_nothing(system: System, scheduler: Service) -> No
     ).json() == {"imported": 1}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_announcement_can_be_edited_and_withdrawn_until_it_goes_out(
     system: System, scheduler: Service
 ) -> None:
