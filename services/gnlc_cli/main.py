@@ -5,48 +5,23 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import os
-from datetime import datetime
 from email import message_from_bytes, policy
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 
+from gnlc_cli import operator
 from gnlc_core.kafka import ensure_topics
 from gnlc_core.settings import Settings
 
 app = typer.Typer(help="GNLC Notify: deadlines, announcements and their notifications.")
 dev = typer.Typer(help="Run the whole system locally.")
 app.add_typer(dev, name="dev")
-
-ApiUrl = Annotated[str, typer.Option(envvar="GNLC_API_URL", help="Scheduler API base URL.")]
-Token = Annotated[
-    str,
-    typer.Option(envvar="GNLC_OPERATOR_TOKEN", help="Operator bearer token.", show_default=False),
-]
-
-
-def _call(method: str, url: str, token: str, body: Any = None) -> Any:
-    try:
-        response = httpx.request(
-            method, url, json=body, headers={"authorization": f"Bearer {token}"}, timeout=15
-        )
-    except httpx.HTTPError as exc:
-        typer.echo(f"error: cannot reach {url}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        if isinstance(detail, list):  # FastAPI validation errors
-            detail = "; ".join(
-                f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail
-            )
-        typer.echo(f"error ({response.status_code}): {detail}", err=True)
-        raise typer.Exit(1)
-    return response.json() if response.content else None
+app.add_typer(operator.cities, name="cities")
+app.add_typer(operator.deadlines, name="deadlines")
+app.add_typer(operator.announcements, name="announcements")
+app.command("schedule")(operator.schedule)
 
 
 @app.command("topics")
@@ -71,40 +46,6 @@ def secret() -> None:
     from gnlc_webhook.partners import new_secret
 
     typer.echo(new_secret())
-
-
-@app.command("deadline")
-def deadline(
-    deadline_id: Annotated[str, typer.Argument(help="Stable id, e.g. progress-report-2027.")],
-    title: Annotated[str, typer.Option(help="English title.")],
-    due: Annotated[datetime, typer.Option(help="Due moment, ISO 8601 with offset.")],
-    remind: Annotated[list[str], typer.Option(help="Offsets: -30d -7d -1d 0d +3d.")],
-    all_members: Annotated[bool, typer.Option("--all", help="Every member city.")] = False,
-    region: Annotated[list[str] | None, typer.Option(help="UNESCO region.")] = None,
-    city: Annotated[list[str] | None, typer.Option(help="City id.")] = None,
-    link: Annotated[str | None, typer.Option(help="Where to submit.")] = None,
-    api: ApiUrl = "http://127.0.0.1:8100",
-    token: Token = "",
-) -> None:
-    """Add (or replace) a deadline and its reminder plan."""
-    body = {
-        "id": deadline_id,
-        "title": {"en": title},
-        "due_at": due.isoformat(),
-        "audience": {"all_members": all_members, "regions": region or [], "cities": city or []},
-        "reminders": remind,
-        "link": link,
-    }
-    result = _call("POST", f"{api}/v1/deadlines", token, body)
-    for step in result["scheduled"]:
-        typer.echo(f"{step['fire_at']}  {step['step']}")
-
-
-@app.command("schedule")
-def schedule(api: ApiUrl = "http://127.0.0.1:8100", token: Token = "") -> None:
-    """List the reminders due next."""
-    for item in _call("GET", f"{api}/v1/schedule", token):
-        typer.echo(f"{item['fire_at']}  {item['deadline_id']}  {item['step']}")
 
 
 @app.command("mailbox")
