@@ -9,10 +9,11 @@ committing past it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
@@ -125,6 +126,17 @@ async def ensure_topics(settings: Settings, extra: Sequence[str] = ()) -> list[s
         await admin.close()
 
 
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, from fresh cluster metadata (a started consumer's own
+    metadata only covers what it subscribed to)."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return [
+        TopicPartition(topic, partition)
+        for topic in topics
+        for partition in sorted(cluster.partitions_for_topic(topic) or ())
+    ]
+
+
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     """A broker whose producer is idempotent and whose per-message logs stay at DEBUG."""
     return KafkaBroker(
@@ -134,6 +146,7 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         acks="all",
         allow_auto_create_topics=False,
         log_level=logging.DEBUG,
+        logger=logging.getLogger("faststream.gnlc"),
         graceful_timeout=30.0,
     )
 

@@ -73,8 +73,10 @@ def configure(service: str, *, level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     structlog.contextvars.bind_contextvars(service=service)
-    for noisy in ("aiokafka", "uvicorn.access", "apscheduler"):
+    for noisy in ("aiokafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # "skipped: maximum number of running instances" is routine; job failures are errors
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
 
 
 def get_logger(name: str) -> Any:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from gnlc_core.directory import City, Directory
 from gnlc_core.events import parse_submission
+from gnlc_core.kafka import partitions_of
 from gnlc_core.logs import get_logger
 
 log = get_logger(__name__)
@@ -56,10 +57,9 @@ class CompactedView(Generic[T]):
         )
         await consumer.start()
         self._consumer = consumer
-        await consumer.topics()
-        partitions = [
-            TopicPartition(self._topic, p) for p in consumer.partitions_for_topic(self._topic) or []
-        ]
+        partitions = await partitions_of(consumer, [self._topic])
+        if not partitions:
+            raise LookupError(f"topic {self._topic} does not exist")
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions) if partitions else {}

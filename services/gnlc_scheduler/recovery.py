@@ -13,7 +13,9 @@ import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+
+from gnlc_core.kafka import partitions_of
 
 
 async def already_published(
@@ -31,12 +33,7 @@ async def already_published(
     await consumer.start()
     found: set[str] = set()
     try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in consumer.partitions_for_topic(topic) or []
-        ]
+        partitions = await partitions_of(consumer, topics)
         if not partitions:
             return found
         consumer.assign(partitions)
