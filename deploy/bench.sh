@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
-# The benchmarks under tests/perf/, against the real broker (started here if none runs).
-# They print their figures; the README keeps the latest. Arguments go to the benchmark
-# (--events, --rate, --seconds).
+# Every benchmark under tests/perf/, against the real broker (and PostgreSQL), started here
+# if none runs. They print their figures; the README keeps the latest.
+#   deploy/bench.sh              all of them
+#   deploy/bench.sh pipeline     consumers' throughput and end-to-end latency
+#   deploy/bench.sh scheduler    scheduler start, lateness and burst (SQLite and PostgreSQL)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deploy/setup.sh
-deploy/with-services.sh .venv/bin/python -m tests.perf.bench_pipeline "$@"
+what=${1:-all}
+run() {
+  case $what in
+    all | pipeline) .venv/bin/python -m tests.perf.bench_pipeline ;;
+  esac
+  case $what in
+    all | scheduler)
+      .venv/bin/python -m tests.perf.bench_scheduler
+      .venv/bin/python -m tests.perf.bench_scheduler --database-url "$GNLC_TEST_POSTGRES_URL"
+      ;;
+  esac
+}
+export -f run
+export what
+deploy/with-services.sh --postgres bash -c run

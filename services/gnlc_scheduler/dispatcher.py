@@ -162,8 +162,10 @@ class Dispatcher:
         await self._emit([d for d in stale if d.event_id not in done], now)
 
     async def _emit(self, claimed: list[store.Due], now: datetime) -> None:
-        send = [d for d in claimed if worth_sending(d, now, self._grace)]
-        skip = [d for d in claimed if d not in send]
+        send: list[store.Due] = []
+        skip: list[store.Due] = []
+        for due in claimed:
+            (send if worth_sending(due, now, self._grace) else skip).append(due)
         await asyncio.gather(
             *(
                 publish_event(
