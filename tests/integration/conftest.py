@@ -4,7 +4,6 @@ child processes started the way production starts them (``python -m gnlc_...``).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import socket
@@ -21,7 +20,7 @@ import yaml
 from gnlc_devtools.mailbox import LocalMailbox
 from gnlc_devtools.receiver import BackgroundServer, Inbox, receiver_app
 from gnlc_webhook.partners import new_secret
-from tests.support import Service, free_port
+from tests.support import Service, free_port, scratch_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -75,16 +74,6 @@ def receiver() -> Iterator[Receiver]:
         yield Receiver(server, inbox, secret)
 
 
-async def _admin(url: str, statement: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """SQLite by default; ``parametrize("database_url", ["sqlite", "postgresql"],
@@ -98,10 +87,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         if os.environ.get("CI"):
             pytest.fail("GNLC_TEST_POSTGRES_URL is not set (deploy/test.sh sets it)")
         pytest.skip("no PostgreSQL: run through deploy/test.sh")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(admin, f"CREATE DATABASE {name}"))
-    yield admin.rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with scratch_postgres_database(admin) as url:
+        yield url
 
 
 class System:

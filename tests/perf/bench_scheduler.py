@@ -36,7 +36,7 @@ from gnlc_core.settings import SAMPLE_DIRECTORY
 from gnlc_scheduler import store
 from gnlc_scheduler.deadlines import Deadline
 from tests.perf.bench_pipeline import machine
-from tests.support import Service, free_port
+from tests.support import Service, free_port, scratch_postgres_database
 
 TOKEN = "bench-operator-token"
 
@@ -212,7 +212,11 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("GNLC_BENCH_DATABASE_URL"))
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
-    results = run(bootstrap, args.pending, args.burst, args.database_url)
+    if args.database_url and args.database_url.startswith("postgresql"):
+        with scratch_postgres_database(args.database_url) as url:
+            results = run(bootstrap, args.pending, args.burst, url)
+    else:
+        results = run(bootstrap, args.pending, args.burst, None)
     print(f"machine: {machine()}")
     for name, value in results.items():
         print(f"{name}: {value}")
