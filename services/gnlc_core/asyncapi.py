@@ -11,7 +11,11 @@ import json
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from gnlc_core.events import AnnouncementPublishedEvent, DeadlineReminderEvent
+from gnlc_core.events import (
+    AnnouncementPublishedEvent,
+    DeadlineReminderEvent,
+    DeadlineSubmittedEvent,
+)
 from gnlc_core.kafka import Topics
 
 _DEAD_LETTER = (
@@ -35,6 +39,28 @@ def specification(topics: Topics, *, server: str = "127.0.0.1:19092") -> str:
         title="announcement.published",
         description="The scheduler publishes an announcement when it goes out.",
         schema=AnnouncementPublishedEvent,
+    )
+
+    async def on_submission(event: DeadlineSubmittedEvent) -> None:
+        """Documentation only: the scheduler records it and stops that city's reminders."""
+
+    broker.subscriber(
+        topics.deadline_submitted,
+        group_id=topics.group("scheduler"),
+        title="deadline.submitted",
+        description=(
+            "A city has submitted: partner systems (and the operator API) publish here, keyed "
+            "deadline_id/city_id; the topic is compacted. The scheduler stops that city's "
+            "reminders, and the consumers drop any already on their way."
+        ),
+    )(on_submission)
+    broker.publisher(
+        topics.directory,
+        title="directory.cities",
+        description=(
+            "The member-city directory, one record per city keyed by its id (compacted); "
+            "the scheduler owns it, the consumers keep a view of it."
+        ),
     )
     for channel in ("email", "webhook"):
 

@@ -20,11 +20,17 @@ def test_asyncapi_carries_the_event_payloads() -> None:
     document = json.loads(COMMITTED.read_text())
     assert document["asyncapi"].startswith("3.")
     schemas = document["components"]["schemas"]
-    assert {"DeadlineReminderEvent", "AnnouncementPublishedEvent"} <= set(schemas)
+    assert {
+        "DeadlineReminderEvent",
+        "AnnouncementPublishedEvent",
+        "DeadlineSubmittedEvent",
+    } <= set(schemas)
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {
         "gnlc.deadline.reminder",
         "gnlc.announcement.published",
+        "gnlc.deadline.submitted",
+        "gnlc.directory.cities",
         "gnlc.email.dead-letter",
         "gnlc.webhook.dead-letter",
     }
