@@ -151,6 +151,10 @@ class System:
         self.services.append(service)
         return service
 
+    def api_at(self, method: str, base: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return httpx.request(method, f"{base}{path}", headers=headers, timeout=10, **kwargs)
+
     def api(self, method: str, path: str, scheduler: Service, **kwargs: Any) -> httpx.Response:
         headers = {"authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         return httpx.request(

@@ -1,0 +1,86 @@
+"""The scheduler rides out a broker restart: reminders that fall due while the broker is
+down go out when it is back, each once. A private broker, so nothing else is disturbed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ROOT, System
+from tests.integration.kafka_io import consume
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+
+
+class PrivateBroker:
+    def __init__(self, state: Path) -> None:
+        self.port = free_port()
+        self.env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+        self.env.update(
+            KAFKA_PORT=str(self.port),
+            KAFKA_CONTROLLER_PORT=str(free_port()),
+            KAFKA_STATE_DIR=str(state),
+            KAFKA_HEAP="384m",
+        )
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def run(self, action: str) -> None:
+        subprocess.run(
+            [ROOT / "deploy" / "kafka.sh", action], env=self.env, check=True, timeout=180
+        )
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    broker = PrivateBroker(tmp_path / "kafka")
+    broker.run("start")
+    try:
+        yield broker
+    finally:
+        broker.run("stop")
+
+
+def test_reminders_due_during_a_broker_restart_go_out_once(
+    system: System, private_broker: PrivateBroker
+) -> None:
+    system.kafka = private_broker.address
+    scheduler = system.service("scheduler", GNLC_CLAIM_TIMEOUT_SECONDS="3").start()
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=12)
+    response = system.api(
+        "POST",
+        "/v1/deadlines",
+        scheduler,
+        json={
+            "id": "report",
+            "title": {"en": "Report"},
+            "due_at": due.isoformat(),
+            "audience": {"cities": ["kathmandu", "laval"]},
+            "reminders": ["-10s", "-5s", "0d"],
+            "delivery_hour": None,
+        },
+    )
+    assert response.status_code == 201
+    first = asyncio.run(consume(system.kafka, f"{system.prefix}deadline.reminder", 2))
+    assert len(first) == 2
+    private_broker.run("stop")  # the -5s step falls due while the broker is down
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) - 3)
+    private_broker.run("start")
+    topic = f"{system.prefix}deadline.reminder"
+    assert len(asyncio.run(consume(system.kafka, topic, 6, wait_seconds=90))) == 6
+    records = asyncio.run(consume(system.kafka, topic, 7, wait_seconds=3))  # and no more
+    ids = Counter(json.loads(r.value)["id"] for r in records if r.value is not None)
+    assert len(ids) == 6, scheduler.tail()
+    assert max(ids.values()) == 1
