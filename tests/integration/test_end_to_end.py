@@ -100,3 +100,29 @@ def test_health_reports_kafka(system: System) -> None:
     assert httpx.get(f"{email.url}/health/live").status_code == 204
     ready = httpx.get(f"{email.url}/health/ready").json()
     assert ready == {"ready": True, "checks": {"kafka": True}}
+
+
+def test_scheduled_announcement_goes_out_at_its_time(system: System) -> None:
+    scheduler = system.service("scheduler").start()
+    system.service("email").start()
+    publish_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    response = system.api(
+        "POST",
+        "/v1/announcements",
+        scheduler,
+        json={
+            "id": "workshop",
+            "category": "workshop",
+            "title": {"en": "Capacity-building workshop"},
+            "body": {"en": "Register by Friday."},
+            "audience": {"cities": ["kathmandu"]},
+            "publish_at": publish_at.isoformat(),
+        },
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["publish_at"].startswith(publish_at.isoformat()[:19])
+    assert system.mailbox.wait_for(1, timeout=60)
+    assert datetime.now(UTC) >= publish_at
+    assert str(system.mailbox.messages[0]["Subject"]) == "Workshop: Capacity-building workshop"
+    shown = system.api("GET", "/v1/announcements/workshop", scheduler).json()
+    assert shown["state"] == "published"
