@@ -49,14 +49,19 @@ def build_app(
     on_startup: list[Hook] | None = None,
     on_shutdown: list[Hook] | None = None,
     extra_topics: Sequence[str] = (),
+    before_consuming: list[Hook] | None = None,
 ) -> FastAPI:
-    """A FastAPI app whose lifespan creates the topics, starts the broker and the hooks."""
+    """A FastAPI app whose lifespan creates the topics, runs ``before_consuming`` (views that
+    handlers need must be ready before the first record), starts the broker, then the
+    ``on_startup`` hooks."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         created = await ensure_topics(settings, extra_topics)
         if created:
             log.info("topics created", topics=created)
+        for hook in before_consuming or []:
+            await hook()
         await broker.start()
         for hook in on_startup or []:
             await hook()

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from gnlc_core.directory import City, Directory
-from gnlc_core.events import parse_submission
+from gnlc_core.events import CloudEvent, DeadlineReminderEvent, parse_submission
 from gnlc_core.kafka import partitions_of
 from gnlc_core.logs import get_logger
 
@@ -151,6 +151,13 @@ class SubmissionView:
 
     def submitted(self, deadline_id: str, city_id: str) -> bool:
         return self._view.get(f"{deadline_id}/{city_id}".encode()) is not None
+
+    def still_wanted(self, event: CloudEvent, city_ids: Sequence[str]) -> bool:
+        """False for a reminder every one of whose cities has already submitted."""
+        if not isinstance(event, DeadlineReminderEvent):
+            return True
+        deadline_id = event.data.deadline_id
+        return not city_ids or not all(self.submitted(deadline_id, c) for c in city_ids)
 
     @property
     def ready(self) -> bool:
