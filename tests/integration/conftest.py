@@ -113,6 +113,8 @@ class System:
                 "GNLC_PARTNERS_PATH": str(self.partners),
                 "GNLC_OPERATOR_TOKEN": self.token,
                 "GNLC_LOG_LEVEL": "INFO",
+                # each test's own ledger and preferences (services of one test share it)
+                "GNLC_DATABASE_URL": f"sqlite+aiosqlite:///{self.tmp / 'state.db'}",
             }
         )
         env.update(extra)
