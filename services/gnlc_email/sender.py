@@ -47,6 +47,8 @@ def classify(exc: BaseException) -> Failure:
         return Failure(True, f"smtp {exc.code} ({type(exc).__name__}): {exc.message}", exc.code)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return Failure(exc.code < 500, f"smtp {exc.code}: {exc.message}", exc.code)
+    if isinstance(exc, OSError):  # before ValueError: a TLS verification error is both
+        return Failure(True, f"smtp: {type(exc).__name__}: {exc}")
     if isinstance(exc, ValueError):  # an address aiosmtplib refuses to put on the wire
         return Failure(False, f"invalid address: {exc}")
     return Failure(True, f"smtp: {type(exc).__name__}: {exc}")

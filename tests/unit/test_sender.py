@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import aiosmtplib
 import pytest
 
@@ -32,6 +34,7 @@ from gnlc_email.sender import classify
         (aiosmtplib.SMTPServerDisconnected("gone"), True, None),
         (aiosmtplib.SMTPReadTimeoutError("slow"), True, None),
         (ConnectionRefusedError(111, "refused"), True, None),
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), True, None),
         (TimeoutError(), True, None),
         (ValueError("address has a newline"), False, None),
     ],
