@@ -335,7 +335,7 @@ class EmailConsumer:
         services = await self._wait_ready()
         raw = self._compose(job, services.tokens)
         try:
-            await self._pool.send(self._envelope_from, [job.address], raw)
+            await self._pool.send(self._envelope_from, job.address, raw)
         except SEND_ERRORS as exc:
             failure = classify(exc)
             source_topic = self._topics.for_event_type(job.event.type)

@@ -96,8 +96,8 @@ def settings(server: TlsServer, **changes: Any) -> Settings:
 async def test_starttls_with_a_verified_certificate_and_login(tls_server: TlsServer) -> None:
     pool = SmtpPool(settings(tls_server))
     try:
-        await pool.send("a@example.org", ["b@example.org"], MESSAGE)
-        await pool.send("a@example.org", ["b@example.org"], MESSAGE)  # same connection, reused
+        await pool.send("a@example.org", "b@example.org", MESSAGE)
+        await pool.send("a@example.org", "b@example.org", MESSAGE)  # same connection, reused
     finally:
         await pool.close()
     assert len(tls_server.recorder.received) == 2
@@ -107,7 +107,7 @@ async def test_starttls_with_a_verified_certificate_and_login(tls_server: TlsSer
 async def test_a_wrong_password_is_a_failure_to_retry(tls_server: TlsServer) -> None:
     pool = SmtpPool(settings(tls_server, smtp_password=SecretStr("wrong")))
     with pytest.raises(SEND_ERRORS) as caught:
-        await pool.send("a@example.org", ["b@example.org"], MESSAGE)
+        await pool.send("a@example.org", "b@example.org", MESSAGE)
     await pool.close()
     failure = classify(caught.value)
     assert failure.transient
@@ -119,7 +119,7 @@ async def test_a_wrong_password_is_a_failure_to_retry(tls_server: TlsServer) -> 
 async def test_an_untrusted_certificate_is_refused(tls_server: TlsServer) -> None:
     pool = SmtpPool(settings(tls_server, smtp_ca_file=None))
     with pytest.raises(SEND_ERRORS) as caught:
-        await pool.send("a@example.org", ["b@example.org"], MESSAGE)
+        await pool.send("a@example.org", "b@example.org", MESSAGE)
     await pool.close()
     assert classify(caught.value).transient
     assert tls_server.recorder.received == []
