@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_tls: bool = False
     smtp_timeout_seconds: float = 30.0
-    smtp_connections: int = Field(default=4, ge=1, description="Persistent SMTP connections.")
+    smtp_connections: int = Field(
+        default=8, ge=1, description="Persistent SMTP connections: the send concurrency."
+    )
     mail_from: str = "GNLC Secretariat <gnlc-notify@example.org>"
     mail_reply_to: str | None = None
     message_id_domain: str = "notify.gnlc.example.org"

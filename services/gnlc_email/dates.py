@@ -3,7 +3,7 @@ with the zone named, because a focal point in Kathmandu must not have to convert
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,13 @@ from babel.dates import (
 )
 
 from gnlc_email.i18n import Language
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    """The zone of that name, loaded once. (``ZoneInfo`` keeps only the last eight zones
+    it made, so a fan-out to cities in thirty zones read the files again for every city.)"""
+    return ZoneInfo(name)
 
 
 def gmt_offset(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
@@ -34,36 +41,65 @@ def zone_label(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
     GMT+01:00``. Zones without a name of their own (Kathmandu) are named after their place:
     ``Nepal Time, GMT+05:45``."""
     local = moment.astimezone(zone)
-    offset = gmt_offset(moment, zone, locale)
-    name = get_timezone_name(local, "long", locale=locale)
-    if name.startswith(("GMT", "UTC")) or name == offset:
-        name = get_timezone_location(zone, locale=locale)
-    return f"{name}, {offset}"
+    offset, dst = local.utcoffset(), local.dst()
+    return _zone_label(
+        zone.key,
+        locale,
+        int(offset.total_seconds()) if offset is not None else 0,
+        int(dst.total_seconds()) if dst is not None else 0,
+        local,
+    )
+
+
+_labels: dict[tuple[str, Locale, int, int], str] = {}
+
+
+def _zone_label(key: str, locale: Locale, offset: int, dst: int, local: datetime) -> str:
+    """The label depends on the moment only through the offset and daylight saving time in
+    force, so it is worked out once per zone, language and season (Babel takes longer over
+    a zone's name than over everything else in a message)."""
+    cache_key = (key, locale, offset, dst)
+    label = _labels.get(cache_key)
+    if label is None:
+        zone = local.tzinfo
+        assert isinstance(zone, ZoneInfo)
+        text = gmt_offset(local, zone, locale)
+        name = get_timezone_name(local, "long", locale=locale)
+        if name.startswith(("GMT", "UTC")) or name == text:
+            name = get_timezone_location(zone, locale=locale)
+        label = _labels[cache_key] = f"{name}, {text}"
+    return label
 
 
 @lru_cache(maxsize=4096)
+def _date(day: date, pattern: str, locale: Locale) -> str:
+    return format_date(day, pattern, locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _time(clock: time, pattern: str, locale: Locale) -> str:
+    return format_time(clock, pattern, locale=locale)
+
+
 def local_datetime(moment: datetime, zone: ZoneInfo, language: Language) -> str:
     """``Sunday, January 17, 2027, 5:45 PM (Nepal Time, GMT+05:45)``."""
     locale = language.locale
     local = moment.astimezone(zone)
-    date = format_date(local, "full", locale=locale)
-    time = format_time(local, "short", tzinfo=zone, locale=locale)
-    return f"{date}, {time} ({zone_label(moment, zone, locale)})"
+    day = _date(local.date(), "full", locale)
+    clock = _time(local.time().replace(second=0, microsecond=0), "short", locale)
+    return f"{day}, {clock} ({zone_label(moment, zone, locale)})"
 
 
-@lru_cache(maxsize=4096)
 def local_date(moment: datetime, zone: ZoneInfo, language: Language) -> str:
     """``January 17, 2027`` as the date is in that zone."""
-    return format_date(moment.astimezone(zone), "long", locale=language.locale)
+    return _date(moment.astimezone(zone).date(), "long", language.locale)
 
 
-@lru_cache(maxsize=4096)
 def utc_datetime(moment: datetime, language: Language) -> str:
     """``January 17, 2027, 12:00 UTC``, the same instant for everyone."""
     utc = moment.astimezone(UTC)
-    date = format_date(utc, "long", locale=language.locale)
-    time = format_time(utc, "HH:mm", tzinfo=UTC, locale=language.locale)
-    return f"{date}, {time} UTC"
+    clock = _time(utc.time().replace(second=0, microsecond=0), "HH:mm", language.locale)
+    return f"{_date(utc.date(), 'long', language.locale)}, {clock} UTC"
 
 
 def span(seconds: int, language: Language) -> str:

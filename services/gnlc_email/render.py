@@ -26,6 +26,7 @@ from gnlc_core.directory import City
 from gnlc_core.events import AnnouncementPublishedEvent, DeadlineReminder, DeadlineReminderEvent
 from gnlc_email.calendar import deadline_ics
 from gnlc_email.dates import local_date, local_datetime, span, utc_datetime
+from gnlc_email.dates import zone as zone_of
 from gnlc_email.i18n import Catalogs, Language
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -338,7 +339,7 @@ class Renderer:
 
 def city_values(event: Event, city: City, lang: Language) -> dict[str, str]:
     """What differs from city to city once the language is chosen: name and local times."""
-    zone = city.zone
+    zone = zone_of(city.timezone)
     if isinstance(event, DeadlineReminderEvent):
         due = event.data.due_at
         return {

@@ -226,7 +226,7 @@ def bench_throughput(bootstrap: str, count_events: int, connections: int) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=300, help="all-member events (x29 mails)")
-    parser.add_argument("--connections", type=int, default=8, help="GNLC_SMTP_CONNECTIONS")
+    parser.add_argument("--connections", type=int, default=32, help="GNLC_SMTP_CONNECTIONS")
     parser.add_argument("--renders", type=int, default=200, help="events per kind, render run")
     parser.add_argument("--only", choices=("renders", "throughput"), default=None)
     args = parser.parse_args()
