@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Sends/s, all instances' share; 0: none."
     )
     smtp_rate_per_hour: int = Field(default=0, ge=0, description="Sends in any hour; 0: none.")
-    email_batch_size: int = Field(default=500, ge=1, description="Records per consumer batch.")
+    email_batch_size: int = Field(default=100, ge=1, description="Records per consumer batch.")
     email_retry_delays_seconds: tuple[float, ...] = Field(
         default=(60, 300, 1800, 7200, 21600),
         min_length=1,

@@ -101,34 +101,41 @@ class Services:
 
 class LedgerWriter:
     """Collects outcomes and writes them in small transactions, at most ``FLUSH_SECONDS``
-    after they happen; ``close`` writes the rest."""
+    after they happen; ``close`` waits for every write and does the last one, so the batch
+    is committed only once everything in it is in the ledger. A failed write fails the
+    batch (it is then handled again, and the ledger skips what it has)."""
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
         self._pending: list[Notice] = []
-        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
         self.counts: dict[Status, int] = dict.fromkeys(Status, 0)
 
     def add(self, notice: Notice) -> None:
         self._pending.append(notice)
         self.counts[notice.status] += 1
-        if self._task is None:
-            self._task = asyncio.create_task(self._flush_soon())
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._write_soon)
 
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_SECONDS)
-        await self._flush()
+    def _write_soon(self) -> None:
+        self._timer = None
+        task = asyncio.create_task(self._write())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
-    async def _flush(self) -> None:
-        rows, self._pending = self._pending, []
-        self._task = None
-        await self._ledger.record_many(rows)
+    async def _write(self) -> None:
+        async with self._lock:
+            rows, self._pending = self._pending, []
+            await self._ledger.record_many(rows)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-        await self._flush()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await asyncio.gather(*self._writes)
+        await self._write()
 
 
 class EmailConsumer:
@@ -311,7 +318,9 @@ class EmailConsumer:
                 else:
                     await job
 
-        await asyncio.gather(*(worker() for _ in range(self._pool.size)))
+        async with asyncio.TaskGroup() as group:  # one failing worker stops the others
+            for _ in range(self._pool.size):
+                group.create_task(worker())
 
     # -- one notice -------------------------------------------------------------------
 
