@@ -118,3 +118,16 @@ def ledger_status(
         return status, (row.attempts if row else 0), (row.last_error if row else None)
 
     return asyncio.run(read())
+
+
+def wait_for_status(
+    system: System, event_id: str, recipient: str, status: Status, timeout: float = 30
+) -> Status | None:
+    """The notice's status once it is ``status`` (the ledger is written within a fraction of
+    a second of the outcome), or the last one seen when ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    seen = ledger_status(system, event_id, recipient)[0]
+    while seen is not status and time.monotonic() < deadline:
+        time.sleep(0.2)
+        seen = ledger_status(system, event_id, recipient)[0]
+    return seen

@@ -21,6 +21,7 @@ from tests.integration.email_support import (
     recipients,
     reminder,
     settle,
+    wait_for_status,
 )
 from tests.integration.kafka_io import consume, headers_of
 from tests.support import free_port
@@ -48,7 +49,8 @@ def test_smtp_server_down_for_a_while_then_back_delivers_everything_once(
     # every first attempt fails and is parked on the first retry tier
     retries = asyncio.run(consume(system.kafka, f"{system.prefix}email.retry.2s", MEMBERS))
     assert len(retries) == MEMBERS
-    assert ledger_status(system, event.id, f"kathmandu:{KATHMANDU}")[0] is Status.RETRYING
+    key = f"kathmandu:{KATHMANDU}"
+    assert wait_for_status(system, event.id, key, Status.RETRYING) is Status.RETRYING
 
     with LocalMailbox(port=port) as mailbox:  # the server comes back
         settle(mailbox, MEMBERS, timeout=120, quiet=5)
