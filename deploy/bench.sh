@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # Every benchmark under tests/perf/, against the real broker (and PostgreSQL), started here
 # if none runs. They print their figures; the README keeps the latest.
-#   deploy/bench.sh              all of them
-#   deploy/bench.sh pipeline     consumers' throughput and end-to-end latency
-#   deploy/bench.sh scheduler    scheduler start, lateness and burst (SQLite and PostgreSQL)
+#   deploy/bench.sh                  all of them
+#   deploy/bench.sh pipeline [ARGS]  both consumers' throughput and latency (--events, --rate, --seconds)
+#   deploy/bench.sh email [ARGS]     email renders alone, and throughput to an SMTP sink
+#   deploy/bench.sh scheduler        scheduler start, lateness and burst (SQLite and PostgreSQL)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deploy/setup.sh
-what=${1:-all}
+what=all
+case ${1:-} in
+  all | pipeline | email | scheduler) what=$1; shift ;;
+esac
 run() {
-  case $what in
-    all | pipeline) .venv/bin/python -m tests.perf.bench_pipeline ;;
-  esac
-  case $what in
-    all | scheduler)
-      .venv/bin/python -m tests.perf.bench_scheduler
-      .venv/bin/python -m tests.perf.bench_scheduler --database-url "$GNLC_TEST_POSTGRES_URL"
-      ;;
-  esac
+  if [[ $what == all || $what == pipeline ]]; then
+    .venv/bin/python -m tests.perf.bench_pipeline "$@"
+  fi
+  if [[ $what == all || $what == email ]]; then
+    .venv/bin/python -m tests.perf.bench_email "$@"
+  fi
+  if [[ $what == all || $what == scheduler ]]; then
+    .venv/bin/python -m tests.perf.bench_scheduler
+    .venv/bin/python -m tests.perf.bench_scheduler --database-url "$GNLC_TEST_POSTGRES_URL"
+  fi
 }
 export -f run
 export what
-deploy/with-services.sh --postgres bash -c run
+deploy/with-services.sh --postgres bash -c 'run "$@"' run "$@"

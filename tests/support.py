@@ -94,3 +94,29 @@ def scratch_postgres_database(admin_url: str) -> Iterator[str]:
         yield admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
         asyncio.run(_admin(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+async def _seed_directory(bootstrap: str, prefix: str) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from gnlc_core.directory import load_csv
+    from gnlc_core.kafka import Topics, ensure_topics
+    from gnlc_core.settings import SAMPLE_DIRECTORY, Settings
+
+    await ensure_topics(Settings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, topic_prefix=prefix))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for city in load_csv(SAMPLE_DIRECTORY):
+            await producer.send(
+                Topics(prefix).directory, city.model_dump_json().encode(), key=city.id.encode()
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def seed_directory(bootstrap: str, prefix: str) -> None:
+    """Publish the sample directory under ``prefix``, as the scheduler does, for tests that
+    run consumers without a scheduler."""
+    asyncio.run(_seed_directory(bootstrap, prefix))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import os
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Annotated
@@ -66,6 +67,66 @@ def show_mailbox(
         if show:
             body = message.get_body(preferencelist=("plain",))
             typer.echo(body.get_content() if body else "")
+
+
+@app.command("preview")
+def preview(
+    template: Annotated[
+        str, typer.Argument(help="deadline-reminder, overdue-reminder or announcement.")
+    ],
+    city: Annotated[str, typer.Option(help="City id from the directory.")] = "kathmandu",
+    language: Annotated[
+        str | None, typer.Option(help="Language to render in (default: the city's).")
+    ] = None,
+    event: Annotated[
+        Path | None, typer.Option(help="A CloudEvent JSON file to render (default: a sample).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the files.")] = Path("preview"),
+) -> None:
+    """Render an email to .eml, .html and .txt files, as a city would receive it."""
+    from pydantic import ValidationError
+
+    from gnlc_core.consumer import describe
+    from gnlc_core.directory import load_csv
+    from gnlc_core.events import parse_event
+    from gnlc_email.preview import kind_of, preview_files, sample_event, write_preview
+    from gnlc_email.render import Kind
+
+    settings = Settings()
+    kinds = {kind.value: kind for kind in Kind}
+    if template not in kinds:
+        typer.echo(f"error: template: unknown {template!r}; one of {', '.join(kinds)}", err=True)
+        raise typer.Exit(2)
+    kind = kinds[template]
+    directory = load_csv(settings.directory_path)
+    if city not in directory.by_id:
+        typer.echo(f"error: city: no city {city!r} in {settings.directory_path}", err=True)
+        raise typer.Exit(2)
+    target = directory.by_id[city]
+    if language:
+        try:
+            target = target.model_validate({**target.model_dump(), "language": language})
+        except ValidationError as exc:
+            typer.echo(f"error: language: {describe(exc)}", err=True)
+            raise typer.Exit(2) from None
+    if event is None:
+        chosen = sample_event(kind, datetime.now(UTC))
+    else:
+        try:
+            chosen = parse_event(event.read_bytes())
+        except (OSError, ValidationError) as exc:
+            problem = describe(exc) if isinstance(exc, ValidationError) else str(exc)
+            typer.echo(f"error: event: {problem}", err=True)
+            raise typer.Exit(2) from None
+        if kind_of(chosen) is not kind:
+            typer.echo(
+                f"error: event: this event renders with the {kind_of(chosen).value} template",
+                err=True,
+            )
+            raise typer.Exit(2)
+    stem = f"{kind.value}-{target.id}-{target.language}"
+    for path in write_preview(preview_files(chosen, target, settings), out, stem):
+        typer.echo(str(path))
 
 
 @dev.command("up")

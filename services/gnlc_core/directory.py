@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, ValidationError
@@ -48,6 +48,13 @@ class City(BaseModel):
             raise ValueError(self.timezone) from exc
 
 
+class DirectorySource(Protocol):
+    """Where a consumer reads the directory from: a fixed snapshot, or a live view."""
+
+    @property
+    def directory(self) -> Directory: ...
+
+
 class DirectoryError(ValueError):
     """The directory file is invalid; the message names the row and the problem."""
 
@@ -61,6 +68,11 @@ class Directory:
     @cached_property
     def by_id(self) -> dict[str, City]:
         return {city.id: city for city in self.cities}
+
+    @property
+    def directory(self) -> Directory:
+        """A snapshot is its own ``DirectorySource``."""
+        return self
 
     def __iter__(self) -> Iterator[City]:
         return iter(self.cities)

@@ -4,12 +4,13 @@ goes out once in practice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select
+from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,6 +37,18 @@ class Status(StrEnum):
 
 
 TERMINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED})
+_CHUNK = 400  # pairs per query: far below every database's parameter limit
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One row for ``Ledger.record_many``."""
+
+    event_id: str
+    recipient: str
+    status: Status
+    attempts: int = 1
+    error: str | None = None
 
 
 class Ledger:
@@ -100,3 +113,49 @@ class Ledger:
         async with self._engine.connect() as connection:
             value = (await connection.execute(query)).scalar_one_or_none()
         return Status(value) if value is not None else None
+
+    async def settled_many(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """``settled`` for many (event id, recipient) pairs at once: those settled."""
+        wanted = list(dict.fromkeys(pairs))
+        found: set[tuple[str, str]] = set()
+        async with self._engine.connect() as connection:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                query = select(notices.c.event_id, notices.c.recipient).where(
+                    notices.c.channel == self._channel,
+                    tuple_(notices.c.event_id, notices.c.recipient).in_(chunk),
+                    notices.c.status.in_([s.value for s in TERMINAL]),
+                )
+                found.update(
+                    (row.event_id, row.recipient) for row in await connection.execute(query)
+                )
+        return found
+
+    async def record_many(self, rows: Sequence[Notice]) -> None:
+        """``record`` for many notices in one transaction."""
+        if not rows:
+            return
+        now = datetime.now(UTC)
+        values = [
+            {
+                "event_id": row.event_id,
+                "channel": self._channel,
+                "recipient": row.recipient,
+                "status": row.status.value,
+                "attempts": row.attempts,
+                "last_error": row.error[:2000] if row.error else None,
+                "updated_at": now,
+            }
+            for row in rows
+        ]
+        async with self._engine.begin() as connection:
+            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            statement = insert(notices)
+            statement = statement.on_conflict_do_update(
+                index_elements=["event_id", "channel", "recipient"],
+                set_={
+                    k: statement.excluded[k]
+                    for k in ("status", "attempts", "last_error", "updated_at")
+                },
+            )
+            await connection.execute(statement, values)

@@ -62,10 +62,37 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_tls: bool = False
     smtp_timeout_seconds: float = 30.0
-    smtp_connections: int = Field(default=4, ge=1, description="Persistent SMTP connections.")
+    smtp_connections: int = Field(
+        default=8, ge=1, description="Persistent SMTP connections: the send concurrency."
+    )
     mail_from: str = "GNLC Secretariat <gnlc-notify@example.org>"
     mail_reply_to: str | None = None
     message_id_domain: str = "notify.gnlc.example.org"
+    # Email: TLS, rate limits, batches, retries, unsubscribe (issue 4)
+    smtp_validate_certs: bool = Field(default=True, description="Verify the server's TLS cert.")
+    smtp_ca_file: Path | None = Field(default=None, description="CA bundle for a private CA.")
+    smtp_rate_per_second: float = Field(
+        default=0, ge=0, description="Sends/s, all instances' share; 0: none."
+    )
+    smtp_rate_per_hour: int = Field(default=0, ge=0, description="Sends in any hour; 0: none.")
+    email_batch_size: int = Field(default=100, ge=1, description="Records per consumer batch.")
+    email_retry_delays_seconds: tuple[float, ...] = Field(
+        default=(60, 300, 1800, 7200, 21600),
+        min_length=1,
+        description="Delays before each retry of a transient failure (JSON list).",
+    )
+    email_retry_time_scale: float = Field(
+        default=1.0, gt=0, description="Multiplies every retry delay (tests: 0.01)."
+    )
+    email_public_url: str = Field(
+        default="http://127.0.0.1:8101",
+        description="Base URL of the email service as recipients reach it (unsubscribe links).",
+    )
+    email_unsubscribe_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="HMAC secrets of unsubscribe links, JSON list, current last (rotation); "
+        "none: one is generated and kept in the database.",
+    )
 
     # Webhooks
     partners_path: Path | None = Field(default=None, description="Partner endpoints YAML.")

@@ -29,6 +29,8 @@ class _Keeper:
     def __init__(self, maildir: Path | None, keep_in_memory: bool) -> None:
         self.rcpt_delay = 0.0
         self.rcpt_seen = 0
+        self.rcpt_by_address: dict[str, int] = {}
+        self.rcpt_replies: dict[str, list[str]] = {}
         self.maildir = mailbox.Maildir(maildir, create=True) if maildir else None
         self.keep_in_memory = keep_in_memory
         self.messages: list[EmailMessage] = []
@@ -41,8 +43,14 @@ class _Keeper:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         self.rcpt_seen += 1
+        self.rcpt_by_address[address] = self.rcpt_by_address.get(address, 0) + 1
         if self.rcpt_delay:
             await asyncio.sleep(self.rcpt_delay)
+        with self._lock:
+            scripted = self.rcpt_replies.get(address)
+            reply = scripted.pop(0) if scripted else None
+        if reply is not None and not reply.startswith("250"):
+            return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -120,6 +128,16 @@ class LocalMailbox:
     def recipients_seen(self) -> int:
         """RCPT commands received so far, delivered or not."""
         return self._keeper.rcpt_seen
+
+    def script_rcpt(self, address: str, *replies: str) -> None:
+        """Answer the next RCPTs for ``address`` with ``replies`` in turn ("451 4.3.0 try
+        later", "550 5.1.1 no such user"), then accept as usual: fault tests."""
+        with self._keeper._lock:
+            self._keeper.rcpt_replies[address] = list(replies)
+
+    def rcpt_count(self, address: str) -> int:
+        """RCPT commands received for ``address`` so far, accepted or not."""
+        return self._keeper.rcpt_by_address.get(address, 0)
 
     @property
     def count(self) -> int:

@@ -1,33 +1,111 @@
-"""The email service: a Kafka consumer group plus its health endpoints."""
+"""The email service: a batch consumer group, its retry tiers, the unsubscribe endpoint and
+health, over one database (ledger, preferences)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gnlc_core.directory import load_csv
+from gnlc_core.db import create_engine, database_url, migrate
+from gnlc_core.directory import City
 from gnlc_core.kafka import AT_LEAST_ONCE, make_broker, topics_for
+from gnlc_core.ledger import Ledger
+from gnlc_core.logs import get_logger
+from gnlc_core.retry import Retrier, RetrySchedule
 from gnlc_core.service import build_app, health_router
 from gnlc_core.settings import Settings
-from gnlc_email.consumer import EmailConsumer
+from gnlc_core.views import DirectoryView, SubmissionView
+from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
+from gnlc_email.i18n import Catalogs
+from gnlc_email.render import Renderer
 from gnlc_email.sender import SmtpPool
+from gnlc_email.store import Preferences, shared_key
+from gnlc_email.unsubscribe import Tokens, UnsubscribeState, unsubscribe_router
+
+log = get_logger(__name__)
+UNSUBSCRIBE_KEY = "unsubscribe-secret"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def retry_schedule(settings: Settings) -> RetrySchedule:
+    return RetrySchedule(
+        delays=settings.email_retry_delays_seconds, scale=settings.email_retry_time_scale
+    )
+
+
+def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> FastAPI:
     broker = make_broker(settings, client_id="gnlc-email")
     topics = topics_for(settings)
+    directory = DirectoryView(settings.kafka_bootstrap_servers, topics.directory)
+    submissions = SubmissionView(settings.kafka_bootstrap_servers, topics.deadline_submitted)
+
+    async def not_submitted(event: Event, city: City) -> bool:
+        """Issue-3 rule: a reminder for a city that has submitted is dropped, even in flight."""
+        return submissions.still_wanted(event, [city.id])
+
+    engine = create_engine(database_url(settings, "email"))
     pool = SmtpPool(settings)
-    consumer = EmailConsumer(settings, broker, topics, load_csv(settings.directory_path), pool)
+    catalogs = Catalogs()
+    retrier = Retrier(
+        broker,
+        topics,
+        CHANNEL,
+        retry_schedule(settings),
+        dead_letter_topic=topics.email_dead_letter,
+    )
+    consumer = EmailConsumer(
+        settings,
+        broker,
+        topics,
+        directory,
+        pool,
+        retrier=retrier,
+        renderer=Renderer(catalogs, domain=settings.message_id_domain),
+        should_send=should_send or not_submitted,
+    )
     broker.subscriber(
         *topics.domain,
-        group_id=topics.group("email"),
+        group_id=topics.group(CHANNEL),
         ack_policy=AT_LEAST_ONCE,
         auto_offset_reset="earliest",
-    )(consumer.handle)
+        batch=True,
+        max_records=settings.email_batch_size,
+    )(consumer.handle_batch)
+    retrier.subscribe(consumer.deliver_one)
+    unsubscribe = UnsubscribeState()
+
+    async def start() -> None:
+        await migrate(engine)
+        secrets = [s.get_secret_value() for s in settings.email_unsubscribe_secrets]
+        if not secrets:
+            secrets = [await shared_key(engine, UNSUBSCRIBE_KEY)]
+            log.warning(
+                "no GNLC_EMAIL_UNSUBSCRIBE_SECRETS: unsubscribe links are signed with a key "
+                "generated once and kept in the database"
+            )
+        tokens = Tokens(secrets)
+        preferences = Preferences(engine)
+        unsubscribe.tokens, unsubscribe.preferences = tokens, preferences
+        consumer.ready(Services(Ledger(engine, CHANNEL), preferences, tokens))
+
+    async def start_views() -> None:
+        await directory.start()
+        await submissions.start()
+
+    def views_ready() -> bool:
+        return directory.ready and submissions.ready
+
+    async def stop() -> None:
+        await directory.stop()
+        await submissions.stop()
+        await pool.close()
+        await engine.dispose()
 
     return build_app(
         title="GNLC Notify email consumer",
         settings=settings,
         broker=broker,
-        routers=[health_router(broker)],
-        on_shutdown=[pool.close],
+        routers=[health_router(broker, views_ready), unsubscribe_router(unsubscribe, catalogs)],
+        before_consuming=[start_views],
+        on_startup=[start],
+        on_shutdown=[stop],
+        extra_topics=retrier.topic_names,
     )

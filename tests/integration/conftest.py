@@ -20,7 +20,7 @@ import yaml
 from gnlc_devtools.mailbox import LocalMailbox
 from gnlc_devtools.receiver import BackgroundServer, Inbox, receiver_app
 from gnlc_webhook.partners import new_secret
-from tests.support import Service, free_port, scratch_postgres_database
+from tests.support import Service, free_port, scratch_postgres_database, seed_directory
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -125,6 +125,7 @@ class System:
             )
         )
         self.services: list[Service] = []
+        seed_directory(kafka, self.prefix)
         self.database_url = database_url
 
     def env(self, **extra: str) -> dict[str, str]:

@@ -51,7 +51,7 @@ def test_reminder_reaches_mailbox_and_partner(system: System) -> None:
     to = sorted(m["To"].addresses[0].addr_spec for m in messages)
     assert to == sorted(["lll@kathmandu.example.org", "ville.apprenante@clermont.example.org"] * 2)
     for message in messages:
-        assert message.get_content_type() == "multipart/alternative"
+        assert message.get_content_type() == "multipart/mixed"  # text and HTML, and an .ics
         assert message["Message-ID"]
         assert message["X-GNLC-Event-Id"]
     kathmandu = next(m for m in messages if "kathmandu" in str(m["To"]))
@@ -91,7 +91,7 @@ def test_announcement_reaches_region(system: System) -> None:
     assert response.status_code == 202, response.text
     assert system.mailbox.wait_for(5, timeout=60)
     subjects = {str(m["Subject"]) for m in system.mailbox.messages}
-    assert "Event: Día de la Educación" in subjects
+    assert "Evento: Día de la Educación" in subjects  # Spanish-speaking cities, in Spanish
     assert system.receiver.inbox.wait_for_unique(1, timeout=30)
 
 
@@ -99,7 +99,7 @@ def test_health_reports_kafka(system: System) -> None:
     email = system.service("email").start()
     assert httpx.get(f"{email.url}/health/live").status_code == 204
     ready = httpx.get(f"{email.url}/health/ready").json()
-    assert ready == {"ready": True, "checks": {"kafka": True}}
+    assert ready == {"ready": True, "checks": {"kafka": True, "views_ready": True}}
 
 
 def test_scheduled_announcement_goes_out_at_its_time(system: System) -> None:

@@ -34,7 +34,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gnlc_devtools.receiver import BackgroundServer
 from gnlc_webhook.partners import new_secret
-from tests.support import Service, free_port
+from tests.support import Service, free_port, seed_directory
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "schemas" / "examples" / "deadline.reminder" / "valid" / "overdue-minimal.json"
@@ -162,6 +162,7 @@ def run(bootstrap: str, events: int, rate: float, seconds: float) -> dict[str, A
     try:
 
         def start(name: str, prefix: str) -> Service:
+            seed_directory(bootstrap, prefix)
             port = free_port()
             env = dict(
                 os.environ,

@@ -1,7 +1,9 @@
-"""Handler logic on FastStream's in-memory test broker (the real broker is in integration)."""
+"""Handler logic on FastStream's in-memory test broker (the real broker and a real SMTP
+server are in the integration tests)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +11,18 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from gnlc_core.directory import load_csv
+from gnlc_core.db import create_engine, migrate
+from gnlc_core.directory import City, load_csv
 from gnlc_core.kafka import AT_LEAST_ONCE, REASON_HEADER, RECIPIENT_HEADER, Topics
+from gnlc_core.ledger import Ledger, Status
+from gnlc_core.retry import Retrier, RetrySchedule
 from gnlc_core.settings import SAMPLE_DIRECTORY, Settings
-from gnlc_email import consumer as email_consumer
-from gnlc_email.consumer import EmailConsumer
+from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services
+from gnlc_email.render import Renderer
 from gnlc_email.sender import SmtpPool
+from gnlc_email.store import Preferences
+from gnlc_email.unsubscribe import Tokens
+from tests.support import free_port
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2]
@@ -23,39 +31,116 @@ EXAMPLE = (
 TOPICS = Topics("unit.")
 
 
-def wired(settings: Settings) -> tuple[KafkaBroker, list[dict[str, Any]]]:
+class Wired:
+    def __init__(self, broker: KafkaBroker, ledger: Ledger) -> None:
+        self.broker = broker
+        self.ledger = ledger
+        self.parked: list[dict[str, Any]] = []
+        self.retried: list[dict[str, Any]] = []
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Any]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'unit.db'}")
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+
+
+def wire(engine: Any, *, renderer: Renderer | None = None, should_send: Any = None) -> Wired:
+    # nothing listens on this port: a send would fail, so a test that expects none proves it
+    settings = Settings(smtp_port=free_port(), smtp_timeout_seconds=2)
     broker = KafkaBroker()
-    consumer = EmailConsumer(
-        settings, broker, TOPICS, load_csv(SAMPLE_DIRECTORY), SmtpPool(settings)
+    retrier = Retrier(
+        broker, TOPICS, CHANNEL, RetrySchedule((60.0,)), dead_letter_topic=TOPICS.email_dead_letter
     )
-    broker.subscriber(*TOPICS.domain, group_id="g", ack_policy=AT_LEAST_ONCE)(consumer.handle)
-    parked: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"retrier": retrier, "renderer": renderer}
+    if should_send is not None:
+        kwargs["should_send"] = should_send
+    consumer = EmailConsumer(
+        settings, broker, TOPICS, load_csv(SAMPLE_DIRECTORY), SmtpPool(settings), **kwargs
+    )
+    ledger = Ledger(engine, CHANNEL)
+    consumer.ready(Services(ledger, Preferences(engine), Tokens(["unit"])))
+    broker.subscriber(
+        *TOPICS.domain, group_id="g", ack_policy=AT_LEAST_ONCE, batch=True, max_records=10
+    )(consumer.handle_batch)
+    wired = Wired(broker, ledger)
 
     @broker.subscriber(TOPICS.email_dead_letter)
     async def collect(message: KafkaMessage) -> None:
-        parked.append({"body": message.body, **message.headers})
+        wired.parked.append({"body": message.body, **message.headers})
 
-    return broker, parked
+    @broker.subscriber(*retrier.topic_names)
+    async def collect_retries(message: KafkaMessage) -> None:
+        wired.retried.append({"body": message.body, **message.headers})
 
-
-async def test_garbage_is_parked_with_its_reason() -> None:
-    broker, parked = wired(Settings())
-    async with TestKafkaBroker(broker) as test_broker:
-        await test_broker.publish(b"{not json", topic=TOPICS.deadline_reminder)
-    assert len(parked) == 1
-    assert parked[0]["body"] == b"{not json"
-    assert parked[0][REASON_HEADER].startswith("invalid event: ")
+    return wired
 
 
-async def test_a_render_failure_parks_that_city_and_sends_nothing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def broken(*_: object) -> None:
-        raise KeyError("missing translation")
+async def test_garbage_is_parked_with_its_reason(engine: Any) -> None:
+    wired = wire(engine)
+    async with TestKafkaBroker(wired.broker) as test_broker:
+        await test_broker.publish_batch(b"{not json", topic=TOPICS.deadline_reminder)
+    assert len(wired.parked) == 1
+    assert wired.parked[0]["body"] == b"{not json"
+    assert wired.parked[0][REASON_HEADER].startswith("invalid event: ")
 
-    monkeypatch.setattr(email_consumer, "render", broken)
-    broker, parked = wired(Settings())
-    async with TestKafkaBroker(broker) as test_broker:
-        await test_broker.publish(EXAMPLE.read_bytes(), topic=TOPICS.deadline_reminder)
-    assert sorted(p[RECIPIENT_HEADER] for p in parked) == ["kathmandu", "laval"]
-    assert all(p[REASON_HEADER].startswith("render: KeyError") for p in parked)
+
+async def test_a_render_failure_parks_that_city_and_sends_nothing(engine: Any) -> None:
+    class Broken(Renderer):
+        def draft(self, event: Event, lang: Any, text_language: str) -> Any:
+            raise KeyError("missing translation")
+
+    wired = wire(engine, renderer=Broken())
+    async with TestKafkaBroker(wired.broker) as test_broker:
+        await test_broker.publish_batch(EXAMPLE.read_bytes(), topic=TOPICS.deadline_reminder)
+    assert sorted(p[RECIPIENT_HEADER] for p in wired.parked) == ["kathmandu", "laval"]
+    assert all(p[REASON_HEADER].startswith("render: KeyError") for p in wired.parked)
+
+
+async def test_should_send_no_is_recorded_as_dropped_and_nothing_is_sent(engine: Any) -> None:
+    asked: list[str] = []
+
+    async def already_submitted(event: Event, city: City) -> bool:
+        asked.append(city.id)
+        return False
+
+    wired = wire(engine, should_send=already_submitted)
+    async with TestKafkaBroker(wired.broker) as test_broker:
+        await test_broker.publish_batch(EXAMPLE.read_bytes(), topic=TOPICS.deadline_reminder)
+    assert sorted(asked) == ["kathmandu", "laval"]
+    assert wired.parked == wired.retried == []  # no send was even tried (it would fail)
+    event_id = "1fbcfa17-9717-5eed-b918-c4062534eda3"
+    assert (
+        await wired.ledger.status(event_id, "kathmandu:lll@kathmandu.example.org") is Status.DROPPED
+    )
+    assert (
+        await wired.ledger.status(event_id, "laval:apprendre@laval.example.org") is Status.DROPPED
+    )
+
+
+async def test_settled_notices_are_not_sent_again(engine: Any) -> None:
+    wired = wire(engine)
+    event_id = "1fbcfa17-9717-5eed-b918-c4062534eda3"
+    for key in ("kathmandu:lll@kathmandu.example.org", "laval:apprendre@laval.example.org"):
+        await wired.ledger.record(event_id, key, Status.DELIVERED)
+    async with TestKafkaBroker(wired.broker) as test_broker:
+        await test_broker.publish_batch(EXAMPLE.read_bytes(), topic=TOPICS.deadline_reminder)
+    assert wired.parked == wired.retried == []  # a send to the closed port would show
+
+
+async def test_a_refused_connection_is_retried_later_through_the_retry_topic(engine: Any) -> None:
+    wired = wire(engine)
+    async with TestKafkaBroker(wired.broker) as test_broker:
+        await test_broker.publish_batch(EXAMPLE.read_bytes(), topic=TOPICS.deadline_reminder)
+    assert wired.parked == []
+    assert sorted(r[RECIPIENT_HEADER] for r in wired.retried) == [
+        "kathmandu:lll@kathmandu.example.org",
+        "laval:apprendre@laval.example.org",
+    ]
+    assert all(r["x-gnlc-attempt"] == "2" for r in wired.retried)
+    assert all(r["x-gnlc-last-error"].startswith("smtp: ") for r in wired.retried)
+    event_id = "1fbcfa17-9717-5eed-b918-c4062534eda3"
+    key = "laval:apprendre@laval.example.org"
+    assert await wired.ledger.status(event_id, key) is Status.RETRYING

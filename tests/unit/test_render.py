@@ -1,8 +1,14 @@
+"""Rendering: wording, languages and fallbacks, local times and zones, escaping, CSS."""
+
 from __future__ import annotations
 
+import re
+import shutil
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
+from html.parser import HTMLParser
+from pathlib import Path
 
+import css_inline
 import pytest
 
 from gnlc_core.directory import City, load_csv
@@ -14,8 +20,16 @@ from gnlc_core.events import (
     reminder_event,
 )
 from gnlc_core.settings import SAMPLE_DIRECTORY
-from gnlc_email.message import build_message
-from gnlc_email.render import pick_text, render
+from gnlc_email.i18n import LOCALES_DIR, Catalogs
+from gnlc_email.render import (
+    TEMPLATES_DIR,
+    UNSUBSCRIBE_PLACEHOLDER,
+    Kind,
+    Renderer,
+    make_environment,
+    pick_text,
+    render,
+)
 
 DIRECTORY = load_csv(SAMPLE_DIRECTORY)
 DUE = datetime(2027, 1, 17, 12, 0, tzinfo=UTC)
@@ -34,8 +48,22 @@ def reminder(offset_seconds: int = -7 * 86400, step: str = "7d-before") -> Deadl
     )
 
 
-def city(city_id: str) -> City:
-    return DIRECTORY.by_id[city_id]
+def announcement(
+    body: str = "First paragraph.\n\nSecond <b>paragraph</b>.",
+) -> AnnouncementPublished:
+    return AnnouncementPublished(
+        announcement_id="education-day",
+        category="event",
+        title={"en": "International Day of Education", "es": "Día de la Educación"},
+        body={"en": body},
+        audience=Audience(all_members=True),
+        published_at=DUE,
+    )
+
+
+def city(city_id: str, **changes: str) -> City:
+    found = DIRECTORY.by_id[city_id]
+    return found.model_copy(update=changes) if changes else found
 
 
 def test_pick_text_falls_back_cleanly() -> None:
@@ -46,28 +74,136 @@ def test_pick_text_falls_back_cleanly() -> None:
     assert pick_text({"es": "S"}, "ko") == "S"
 
 
-def test_reminder_in_kathmandu_local_time() -> None:
-    event = reminder_event(reminder(), fired_at=DUE)
-    rendered = render(event, city("kathmandu"))
-    # 12:00 UTC is 17:45 in Kathmandu (+05:45)
-    assert "Sunday, January 17, 2027, 5:45\u202fPM (GMT+05:45)" in rendered.text
-    assert rendered.subject.endswith("is due in 7 days (January 17, 2027)")
-    assert rendered.subject.startswith("Reminder: Biennial progress report")
+def test_catalog_choice_falls_back_city_language_then_english() -> None:
+    catalogs = Catalogs()
+    assert {"en", "fr", "es"} <= catalogs.tags
+    assert catalogs.choose("fr") == "fr"
+    assert catalogs.choose("fr-CA") == "fr"
+    assert catalogs.choose("es-MX") == "es"
+    assert catalogs.choose("ko") == "en"
+    assert catalogs.choose("xx") == "en"
 
 
-def test_reminder_in_french_city_uses_french_title_and_date() -> None:
+@pytest.mark.parametrize(
+    ("city_id", "changes", "expected"),
+    [
+        # 12:00 UTC is 17:45 in Kathmandu (+05:45): a zone with no name of its own is named
+        # after its place
+        ("kathmandu", {}, "Sunday, January 17, 2027, 5:45\u202fPM (Nepal Time, GMT+05:45)"),
+        (
+            "kathmandu",
+            {"timezone": "America/St_Johns"},
+            "Sunday, January 17, 2027, 8:30\u202fAM (Newfoundland Standard Time, GMT-03:30)",
+        ),
+        (
+            "kathmandu",
+            {"timezone": "Pacific/Chatham"},  # the next day there, in summer time
+            "Monday, January 18, 2027, 1:45\u202fAM (Chatham Daylight Time, GMT+13:45)",
+        ),
+        (
+            "clermont-ferrand",
+            {},
+            "dimanche 17 janvier 2027, 13:00 (heure normale d’Europe centrale, UTC+01:00)",
+        ),
+        (
+            "medellin",
+            {},
+            "domingo, 17 de enero de 2027, 7:00 (hora estándar de Colombia, GMT-05:00)",
+        ),
+        (
+            "laval",
+            {},
+            "dimanche 17 janvier 2027, 07:00 (heure normale de l’Est nord-américain, UTC-05:00)",
+        ),
+    ],
+)
+def test_due_moment_in_local_time_and_language_with_the_zone_named(
+    city_id: str, changes: dict[str, str], expected: str
+) -> None:
+    rendered = render(reminder_event(reminder(), fired_at=DUE), city(city_id, **changes))
+    assert expected in rendered.text
+    assert expected in rendered.html
+    assert "January 17, 2027, 12:00 UTC" in rendered.text or "2027, 12:00 UTC" in rendered.text
+
+
+def test_reminder_subject_says_what_and_when() -> None:
+    rendered = render(reminder_event(reminder(), fired_at=DUE), city("kathmandu"))
+    assert rendered.kind is Kind.DEADLINE_REMINDER
+    assert rendered.subject == (
+        "Reminder: Biennial progress report – due in 7 days (January 17, 2027)"
+    )
+    assert rendered.language == "en"
+
+
+def test_reminder_subject_date_is_the_local_date() -> None:
+    late = reminder().model_copy(update={"due_at": datetime(2027, 1, 17, 20, 0, tzinfo=UTC)})
+    rendered = render(reminder_event(late, fired_at=DUE), city("kathmandu"))
+    assert rendered.subject.endswith("(January 18, 2027)")  # 01:45 the next day there
+
+
+def test_french_city_gets_french_wording_title_and_dates() -> None:
     rendered = render(reminder_event(reminder(), fired_at=DUE), city("clermont-ferrand"))
-    assert "Rapport d'étape biennal" in rendered.subject
+    assert rendered.language == "fr"
+    assert rendered.subject == (
+        "Rappel\u00a0: Rapport d'étape biennal – échéance dans 7 jours (17 janvier 2027)"
+    )
+    assert "Chères et chers collègues de la ville de Clermont-Ferrand," in rendered.text
     assert "dimanche 17 janvier 2027" in rendered.text
-    assert "13:00 (heure normale d’Europe centrale)" in rendered.text  # UTC+1 in January
+    assert "message obligatoire" in rendered.text
+    assert '<html lang="fr" dir="ltr">' in rendered.html
 
 
-def test_overdue_wording() -> None:
+def test_spanish_city_gets_spanish_wording_and_english_title_when_no_spanish_one() -> None:
+    rendered = render(
+        reminder_event(reminder(3 * 86400, "3d-overdue"), fired_at=DUE), city("medellin")
+    )
+    assert rendered.kind is Kind.OVERDUE_REMINDER
+    assert rendered.subject == ("Vencido: Biennial progress report – venció el 17 de enero de 2027")
+    assert "Venció hace 3 días." in rendered.text
+    assert "Estimadas y estimados colegas de Medellín:" in rendered.text
+
+
+def test_language_without_catalog_falls_back_to_english_wording_and_dates() -> None:
+    rendered = render(reminder_event(reminder(), fired_at=DUE), city("suwon"))
+    assert rendered.language == "en"
+    assert "Dear colleagues in 수원시 (Suwon)," in rendered.text
+    assert (
+        "Sunday, January 17, 2027, 9:00\u202fPM (Korean Standard Time, GMT+09:00)" in rendered.text
+    )
+
+
+def test_overdue_wording_and_no_calendar_entry() -> None:
     rendered = render(
         reminder_event(reminder(3 * 86400, "3d-overdue"), fired_at=DUE), city("durban")
     )
-    assert rendered.subject.startswith("Overdue:")
-    assert "was due 3 days ago" in rendered.text
+    assert rendered.subject == "Overdue: Biennial progress report – was due January 17, 2027"
+    assert "Was due 3 days ago." in rendered.text
+    assert "We have not received your city's submission yet." in rendered.text
+    assert rendered.attachments == ()
+
+
+@pytest.mark.parametrize(
+    ("offset", "step", "phrase"),
+    [
+        (0, "due", "Due now."),
+        (-3600, "1h-before", "Due in 1 hour."),
+        (-90, "90s-before", "Due in 1 minute."),
+    ],
+)
+def test_spans(offset: int, step: str, phrase: str) -> None:
+    rendered = render(reminder_event(reminder(offset, step), fired_at=DUE), city("durban"))
+    assert phrase in rendered.text
+
+
+def test_deadline_reminders_are_required_mail_and_say_why_there_is_no_unsubscribe() -> None:
+    rendered = render(reminder_event(reminder(), fired_at=DUE), city("durban"))
+    assert not rendered.optional
+    assert "required mail" in rendered.text
+    assert "no unsubscribe link" in rendered.html
+    assert UNSUBSCRIBE_PLACEHOLDER not in rendered.text
+    [ics] = rendered.attachments
+    assert ics.filename == "report.ics"
+    assert ics.content_type.startswith("text/calendar")
 
 
 def test_html_is_autoescaped_and_text_is_not() -> None:
@@ -78,53 +214,123 @@ def test_html_is_autoescaped_and_text_is_not() -> None:
     assert 'href="https://example.org/report?a=1&amp;b=2"' in rendered.html
 
 
-def test_unknown_language_falls_back_to_english_dates() -> None:
-    kathmandu = city("kathmandu").model_copy(update={"language": "xx"})
-    rendered = render(reminder_event(reminder(), fired_at=DUE), kathmandu)
-    assert "January" in rendered.text
-
-
-def test_announcement() -> None:
-    event = announcement_event(
-        AnnouncementPublished(
-            announcement_id="education-day",
-            category="event",
-            title={"en": "International Day of Education", "es": "Día de la Educación"},
-            body={"en": "First paragraph.\n\nSecond paragraph."},
-            audience=Audience(all_members=True),
-            published_at=DUE,
-        )
+def test_city_names_are_escaped_in_html() -> None:
+    rendered = render(
+        reminder_event(reminder(), fired_at=DUE), city("durban", name="<script>x</script>")
     )
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;x&lt;/script&gt;" in rendered.html
+    assert "Dear colleagues in <script>x</script>," in rendered.text
+
+
+def test_announcement_is_optional_mail_with_an_unsubscribe_link_per_recipient() -> None:
+    event = announcement_event(announcement())
     rendered = render(event, city("medellin"))
-    assert rendered.subject == "Event: Día de la Educación"
-    assert rendered.html.count("<p>") >= 2
-    assert "Second paragraph." in rendered.text
-
-
-@pytest.mark.parametrize("city_id", ["aswan", "hangzhou", "suwon", "shiraz"])
-def test_mime_message_round_trips_non_ascii(city_id: str) -> None:
-    target = city(city_id)
-    rendered = render(reminder_event(reminder(), fired_at=DUE), target)
-    message = build_message(
-        rendered,
-        sender="GNLC Secretariat <gnlc@example.org>",
-        to_name=target.name,
-        to_address=target.contacts[0],
-        event_id="evt-1",
-        sent_at=DUE,
-        message_id_domain="notify.example.org",
-        reply_to="secretariat@example.org",
+    assert rendered.optional
+    assert rendered.subject == "Evento: Día de la Educación"
+    assert "<p>Second &lt;b&gt;paragraph&lt;/b&gt;.</p>" in re.sub(
+        r"<p[^>]*>", "<p>", rendered.html
     )
-    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
-    assert parsed.get_content_type() == "multipart/alternative"
-    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
-    assert parsed["To"].addresses[0].display_name == target.name
-    assert parsed["Subject"] == rendered.subject
-    assert parsed["Message-ID"].endswith("@notify.example.org>")
-    assert parsed["X-GNLC-Event-Id"] == "evt-1"
-    assert parsed["Reply-To"] == "secretariat@example.org"
-    assert "=?utf-8?" in message.as_string() or target.name.isascii()  # RFC 2047 headers
-    body = parsed.get_body(("plain",))
-    assert body is not None
-    plain = body.get_content().replace("\r\n", "\n")
-    assert plain == rendered.text
+    personal = rendered.for_recipient("https://x.example/unsubscribe?token=a&b")
+    assert "https://x.example/unsubscribe?token=a&b" in personal.text
+    assert 'href="https://x.example/unsubscribe?token=a&amp;b"' in personal.html
+    assert UNSUBSCRIBE_PLACEHOLDER not in personal.html + personal.text
+
+
+def test_css_is_inlined_and_mail_reads_without_images() -> None:
+    rendered = render(reminder_event(reminder(), fired_at=DUE), city("durban"))
+    assert "<style" not in rendered.html
+    assert 'style="' in rendered.html
+    assert "<img" not in rendered.html
+
+
+class _Tokens(HTMLParser):
+    """The document as a list of (tag, attributes) and text, for structural comparison."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: list[object] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tokens.append((tag, sorted((k, " ".join((v or "").split())) for k, v in attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        self.tokens.append(f"/{tag}")
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self.tokens.append(" ".join(data.split()))
+
+
+def _structure(html: str) -> list[object]:
+    parser = _Tokens()
+    parser.feed(html)
+    return parser.tokens
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_inlining_at_load_time_equals_inlining_each_message(kind: Kind) -> None:
+    """The CSS is inlined into the template source once; that must give what inlining
+    every rendered message would."""
+    catalogs = Catalogs()
+    css = (TEMPLATES_DIR / "email.css").read_text()
+    for city_id in ("kathmandu", "clermont-ferrand", "aswan"):
+        target = city(city_id)
+        lang = catalogs.language(target.language)
+        context = {
+            "language": lang,
+            "subject": "S & <s>",
+            "event_id": "e-1",
+            "city_name": target.name,
+            "title": "T <t>",
+            "status": "Due in 7 days.",
+            "due_local": "L",
+            "due_utc": "U",
+            "description": ["D & d"],
+            "link": "https://example.org/?a=1&b=2",
+            "category": "Event",
+            "body": [["one", "two <2>"], ["three"]],
+            "published_local": "P",
+            "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+        }
+        name = f"{kind.template}.html"
+        at_load = make_environment(lang).get_template(name).render(context)
+        raw = make_environment(lang, inline=False).get_template(name).render(context)
+        per_message = css_inline.CSSInliner(extra_css=css).inline(raw)
+        assert _structure(at_load) == _structure(per_message)
+
+
+def test_render_many_equals_rendering_each_city_alone() -> None:
+    renderer = Renderer()
+    cities = list(DIRECTORY)
+    for event in (
+        reminder_event(reminder(), fired_at=DUE),
+        reminder_event(reminder(3 * 86400, "3d-overdue"), fired_at=DUE),
+        announcement_event(announcement()),
+    ):
+        together = renderer.render_many(event, cities)
+        alone = [Renderer().render(event, c) for c in cities]
+        assert together == alone
+
+
+def test_a_new_language_is_a_new_catalog_and_arabic_reads_right_to_left(tmp_path: Path) -> None:
+    locales = tmp_path / "locales"
+    shutil.copytree(LOCALES_DIR, locales)
+    target = locales / "ar" / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    template = (LOCALES_DIR / "messages.pot").read_text()
+    brand = 'msgid "UNESCO Global Network of Learning Cities"\nmsgstr '
+    template = template.replace(brand + '""', brand + '"شبكة اليونسكو العالمية لمدن التعلم"')
+    (target / "messages.po").write_text(
+        'msgid ""\nmsgstr ""\n"Language: ar\\n"\n"Content-Type: text/plain; charset=utf-8\\n"\n'
+        + template
+    )
+    renderer = Renderer(Catalogs(locales))
+    rendered = renderer.render(reminder_event(reminder(), fired_at=DUE), city("aswan"))
+    assert rendered.language == "ar"
+    assert '<html lang="ar" dir="rtl">' in rendered.html
+    assert 'dir="rtl"' in rendered.html.split("<body", 1)[1]
+    assert "شبكة اليونسكو العالمية لمدن التعلم" in rendered.text
+    assert "يناير" in rendered.text  # January, in Arabic: dates follow the catalog language
+    # untranslated strings fall back to English, never to an empty string
+    assert "Reference: " in rendered.text

@@ -1,0 +1,57 @@
+"""The RFC 5545 calendar entry attached to deadline reminders, pure.
+
+One ``VEVENT`` at the due moment (UTC, so every calendar shows it in its own zone), with a
+UID that depends only on the deadline and its due moment: every reminder of a deadline
+carries the same entry, and importing it again updates the entry instead of adding another.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from icalendar import Alarm, Calendar, Event
+
+PRODUCT_ID = "-//UNESCO GNLC//GNLC Notify//EN"
+
+
+def deadline_uid(deadline_id: str, due_at: datetime, domain: str) -> str:
+    return f"deadline-{deadline_id}-{due_at:%Y%m%dT%H%M%SZ}@{domain}"
+
+
+def deadline_ics(
+    *,
+    deadline_id: str,
+    summary: str,
+    description: str,
+    due_at: datetime,
+    stamp: datetime,
+    link: str | None,
+    language: str,
+    domain: str,
+    alarm_label: str,
+) -> bytes:
+    """``summary`` is the entry's title ("Due: <title>"), ``stamp`` when the entry was made
+    (the reminder event's time, so the bytes are the same on every render)."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODUCT_ID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    entry = Event()
+    entry.add("uid", deadline_uid(deadline_id, due_at, domain))
+    entry.add("dtstamp", stamp)
+    entry.add("dtstart", due_at)
+    entry.add("dtend", due_at)
+    entry.add("summary", summary, parameters={"LANGUAGE": language})
+    entry.add("description", description, parameters={"LANGUAGE": language})
+    entry.add("transp", "TRANSPARENT")  # a moment to remember, not a busy slot
+    entry.add("categories", ["GNLC", "Deadline"])
+    if link:
+        entry.add("url", link)
+    alarm = Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", alarm_label)
+    alarm.add("trigger", timedelta(days=-1))
+    entry.add_component(alarm)
+    calendar.add_component(entry)
+    return bytes(calendar.to_ical())

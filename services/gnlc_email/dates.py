@@ -1,0 +1,115 @@
+"""Dates, times and spans for people, pure: in the reader's language and local time zone,
+with the zone named, because a focal point in Kathmandu must not have to convert from UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import (
+    format_date,
+    format_time,
+    get_timezone_location,
+    get_timezone_name,
+)
+
+from gnlc_email.i18n import Language
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    """The zone of that name, loaded once. (``ZoneInfo`` keeps only the last eight zones
+    it made, so a fan-out to cities in thirty zones read the files again for every city.)"""
+    return ZoneInfo(name)
+
+
+def gmt_offset(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
+    """The zone's UTC offset at ``moment`` in the locale's GMT format (``GMT+05:45``,
+    ``UTC+01:00``). Written here because Babel 2.18 gets negative offsets that are not
+    whole hours wrong (St John's -03:30 comes out as -04:30)."""
+    offset = moment.astimezone(zone).utcoffset()
+    total = int(offset.total_seconds()) if offset is not None else 0
+    hours, rest = divmod(abs(total), 3600)
+    sign = "-" if total < 0 else "+"
+    return str(locale.zone_formats["gmt"]) % f"{sign}{hours:02d}:{rest // 60:02d}"
+
+
+def zone_label(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
+    """The zone's name at ``moment`` with its UTC offset: ``Central European Standard Time,
+    GMT+01:00``. Zones without a name of their own (Kathmandu) are named after their place:
+    ``Nepal Time, GMT+05:45``."""
+    local = moment.astimezone(zone)
+    offset, dst = local.utcoffset(), local.dst()
+    return _zone_label(
+        zone.key,
+        locale,
+        int(offset.total_seconds()) if offset is not None else 0,
+        int(dst.total_seconds()) if dst is not None else 0,
+        local,
+    )
+
+
+_labels: dict[tuple[str, Locale, int, int], str] = {}
+
+
+def _zone_label(key: str, locale: Locale, offset: int, dst: int, local: datetime) -> str:
+    """The label depends on the moment only through the offset and daylight saving time in
+    force, so it is worked out once per zone, language and season (Babel takes longer over
+    a zone's name than over everything else in a message)."""
+    cache_key = (key, locale, offset, dst)
+    label = _labels.get(cache_key)
+    if label is None:
+        zone = local.tzinfo
+        assert isinstance(zone, ZoneInfo)
+        text = gmt_offset(local, zone, locale)
+        name = get_timezone_name(local, "long", locale=locale)
+        if name.startswith(("GMT", "UTC")) or name == text:
+            name = get_timezone_location(zone, locale=locale)
+        label = _labels[cache_key] = f"{name}, {text}"
+    return label
+
+
+@lru_cache(maxsize=4096)
+def _date(day: date, pattern: str, locale: Locale) -> str:
+    return format_date(day, pattern, locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _time(clock: time, pattern: str, locale: Locale) -> str:
+    return format_time(clock, pattern, locale=locale)
+
+
+def local_datetime(moment: datetime, zone: ZoneInfo, language: Language) -> str:
+    """``Sunday, January 17, 2027, 5:45 PM (Nepal Time, GMT+05:45)``."""
+    locale = language.locale
+    local = moment.astimezone(zone)
+    day = _date(local.date(), "full", locale)
+    clock = _time(local.time().replace(second=0, microsecond=0), "short", locale)
+    return f"{day}, {clock} ({zone_label(moment, zone, locale)})"
+
+
+def local_date(moment: datetime, zone: ZoneInfo, language: Language) -> str:
+    """``January 17, 2027`` as the date is in that zone."""
+    return _date(moment.astimezone(zone).date(), "long", language.locale)
+
+
+def utc_datetime(moment: datetime, language: Language) -> str:
+    """``January 17, 2027, 12:00 UTC``, the same instant for everyone."""
+    utc = moment.astimezone(UTC)
+    clock = _time(utc.time().replace(second=0, microsecond=0), "HH:mm", language.locale)
+    return f"{_date(utc.date(), 'long', language.locale)}, {clock} UTC"
+
+
+def span(seconds: int, language: Language) -> str:
+    """A length of time in words: whole days, else whole hours, else minutes (at least 1)."""
+    amount = abs(seconds)
+    days, rest = divmod(amount, 86400)
+    if days and not rest:
+        return language.ngettext("%(num)d day", "%(num)d days", days) % {"num": days}
+    hours, rest = divmod(amount, 3600)
+    if hours and not rest:
+        return language.ngettext("%(num)d hour", "%(num)d hours", hours) % {"num": hours}
+    minutes = max(1, amount // 60)
+    return language.ngettext("%(num)d minute", "%(num)d minutes", minutes) % {"num": minutes}

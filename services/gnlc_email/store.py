@@ -1,0 +1,77 @@
+"""The email service's own tables: unsubscribe preferences and its generated keys.
+
+Tables live on ``gnlc_core.db.metadata``; revision ``0200`` (branch ``email``) creates them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, String, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gnlc_core.db import metadata
+
+unsubscribes = Table(
+    "email_unsubscribes",
+    metadata,
+    Column("address", String(320), primary_key=True),  # lower case
+    Column("city_id", String(64), nullable=False),
+    Column("unsubscribed_at", DateTime(timezone=True), nullable=False),
+)
+
+keys = Table(
+    "email_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _insert(connection: AsyncConnection) -> type[sqlite.Insert] | type[postgresql.Insert]:
+    return postgresql.Insert if connection.dialect.name == "postgresql" else sqlite.Insert
+
+
+class Preferences:
+    """Who opted out of optional mail (announcements). Required mail ignores it."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def unsubscribe(self, address: str, city_id: str) -> None:
+        """Record the opt-out; doing it twice keeps the first moment."""
+        async with self._engine.begin() as connection:
+            insert = _insert(connection)
+            statement = insert(unsubscribes).values(
+                address=address.lower(), city_id=city_id, unsubscribed_at=datetime.now(UTC)
+            )
+            await connection.execute(statement.on_conflict_do_nothing(index_elements=["address"]))
+
+    async def unsubscribed(self, addresses: Iterable[str]) -> set[str]:
+        """The addresses among ``addresses`` (lower case) that opted out."""
+        wanted = sorted({address.lower() for address in addresses})
+        if not wanted:
+            return set()
+        query = select(unsubscribes.c.address).where(unsubscribes.c.address.in_(wanted))
+        async with self._engine.connect() as connection:
+            return set((await connection.execute(query)).scalars())
+
+
+async def shared_key(engine: AsyncEngine, name: str) -> str:
+    """A random key made once and kept in the database, the same for every instance that
+    shares it (``INSERT ... ON CONFLICT DO NOTHING`` then read: the first writer wins)."""
+    async with engine.begin() as connection:
+        insert = _insert(connection)
+        await connection.execute(
+            insert(keys)
+            .values(name=name, value=secrets.token_urlsafe(32), created_at=datetime.now(UTC))
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        value = (
+            await connection.execute(select(keys.c.value).where(keys.c.name == name))
+        ).scalar_one()
+    return str(value)

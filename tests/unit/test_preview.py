@@ -1,0 +1,82 @@
+"""The preview command: any template, any city and language, to .eml, .html and .txt."""
+
+from __future__ import annotations
+
+import json
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gnlc_cli.main import app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("template", ["deadline-reminder", "overdue-reminder", "announcement"])
+def test_writes_the_three_files(template: str, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["preview", template, "--city", "kathmandu", "--language", "fr", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    stem = tmp_path / f"{template}-kathmandu-fr"
+    message = message_from_bytes(stem.with_suffix(".eml").read_bytes(), policy=policy.default)
+    assert message["Content-Language"] == "fr"
+    assert message["To"].addresses[0].addr_spec == "lll@kathmandu.example.org"
+    html = stem.with_suffix(".html").read_text()
+    assert '<html lang="fr" dir="ltr">' in html
+    text = stem.with_suffix(".txt").read_text()
+    assert "Chères et chers collègues de la ville de Kathmandu," in text or "Événement" in text
+    assert "(heure : Népal, UTC+05:45)" in text or template == "announcement"
+    assert ("List-Unsubscribe" in message) is (template == "announcement")
+
+
+def test_renders_a_given_event(tmp_path: Path) -> None:
+    event = ROOT / "schemas/examples/deadline.reminder/valid/overdue-minimal.json"
+    result = runner.invoke(
+        app,
+        [
+            "preview",
+            "overdue-reminder",
+            "--city",
+            "laval",
+            "--event",
+            str(event),
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "overdue-reminder-laval-fr.txt").read_text()
+    assert "Rapport d'étape biennal" in text
+    assert "1fbcfa17-9717-5eed-b918-c4062534eda3" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["reminder"], "template: unknown 'reminder'"),
+        (["announcement", "--city", "atlantis"], "city: no city 'atlantis'"),
+        (["announcement", "--language", "français"], "language: "),
+        (["deadline-reminder", "--event", "/nonexistent.json"], "event: "),
+    ],
+)
+def test_bad_input_names_the_option_and_the_problem(
+    args: list[str], problem: str, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["preview", *args, "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert problem in result.output
+
+
+def test_an_event_of_another_kind_is_refused(tmp_path: Path) -> None:
+    event = ROOT / "schemas/examples/deadline.reminder/valid/overdue-minimal.json"
+    result = runner.invoke(
+        app, ["preview", "announcement", "--event", str(event), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "renders with the overdue-reminder template" in result.output
+    assert json.loads(event.read_text())["type"] == "deadline.reminder"
