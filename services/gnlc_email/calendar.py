@@ -7,7 +7,8 @@ carries the same entry, and importing it again updates the entry instead of addi
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from icalendar import Alarm, Calendar, Event
 
@@ -16,6 +17,10 @@ PRODUCT_ID = "-//UNESCO GNLC//GNLC Notify//EN"
 
 def deadline_uid(deadline_id: str, due_at: datetime, domain: str) -> str:
     return f"deadline-{deadline_id}-{due_at:%Y%m%dT%H%M%SZ}@{domain}"
+
+
+_PLACEHOLDER_STAMP = datetime(2000, 1, 1, tzinfo=UTC)
+_PLACEHOLDER_LINE = b"DTSTAMP:20000101T000000Z"
 
 
 def deadline_ics(
@@ -31,7 +36,26 @@ def deadline_ics(
     alarm_label: str,
 ) -> bytes:
     """``summary`` is the entry's title ("Due: <title>"), ``stamp`` when the entry was made
-    (the reminder event's time, so the bytes are the same on every render)."""
+    (the reminder event's time, so the bytes are the same on every render). Every city of a
+    deadline shares the entry but for its stamp, so the entry is built once per deadline
+    and language and the stamp written into a copy."""
+    entry = _entry(deadline_id, summary, description, due_at, link, language, domain, alarm_label)
+    line = b"DTSTAMP:" + stamp.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ").encode()
+    return entry.replace(_PLACEHOLDER_LINE, line, 1)
+
+
+@lru_cache(maxsize=4096)
+def _entry(
+    deadline_id: str,
+    summary: str,
+    description: str,
+    due_at: datetime,
+    link: str | None,
+    language: str,
+    domain: str,
+    alarm_label: str,
+) -> bytes:
+    stamp = _PLACEHOLDER_STAMP
     calendar = Calendar()
     calendar.add("prodid", PRODUCT_ID)
     calendar.add("version", "2.0")
