@@ -4,14 +4,15 @@ goes out once in practice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gnlc_core.db import metadata
 
@@ -36,6 +37,17 @@ class Status(StrEnum):
 
 
 TERMINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED})
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One row of ``Ledger.record_many``."""
+
+    event_id: str
+    recipient: str
+    status: Status
+    attempts: int = 1
+    error: str | None = None
 
 
 class Ledger:
@@ -90,6 +102,55 @@ class Ledger:
                 },
             )
             await connection.execute(statement)
+
+    async def settled_pairs(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """``settled`` for many (event id, recipient) pairs in one query."""
+        wanted = set(pairs)
+        if not wanted:
+            return set()
+        query = select(notices.c.event_id, notices.c.recipient).where(
+            notices.c.channel == self._channel,
+            notices.c.event_id.in_(sorted({event_id for event_id, _ in wanted})),
+            notices.c.status.in_([s.value for s in TERMINAL]),
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return {(row[0], row[1]) for row in rows} & wanted
+
+    async def record_many(
+        self, rows: Sequence[Notice], *, connection: AsyncConnection | None = None
+    ) -> None:
+        """Insert or update many notices in one statement (inside ``connection``'s
+        transaction when given, so they commit together with the caller's writes)."""
+        if not rows:
+            return
+        if connection is None:
+            async with self._engine.begin() as own:
+                await self.record_many(rows, connection=own)
+            return
+        now = datetime.now(UTC)
+        last = {(row.event_id, row.recipient): row for row in rows}  # one upsert per key
+        values = [
+            {
+                "event_id": row.event_id,
+                "channel": self._channel,
+                "recipient": row.recipient,
+                "status": row.status.value,
+                "attempts": row.attempts,
+                "last_error": row.error[:2000] if row.error else None,
+                "updated_at": now,
+            }
+            for row in last.values()
+        ]
+        insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(notices)
+        statement = statement.on_conflict_do_update(
+            index_elements=["event_id", "channel", "recipient"],
+            set_={
+                k: statement.excluded[k] for k in ("status", "attempts", "last_error", "updated_at")
+            },
+        )
+        await connection.execute(statement, values)
 
     async def status(self, event_id: str, recipient: str) -> Status | None:
         query = select(notices.c.status).where(
