@@ -4,9 +4,10 @@ A partner authenticates with its own bearer token and sees and manages only its 
 endpoints and their delivery log (another partner's endpoint is a 404, as if it did not
 exist). The operator token sees everything and acts on a partner's behalf. Invalid input is
 a 422 naming the field; a URL the SSRF guard refuses is a 422 on ``url`` saying why.
-"""
 
-from __future__ import annotations
+(No ``from __future__ import annotations`` here: FastAPI reads the annotations of the
+route functions, which refer to names local to ``api_router``.)
+"""
 
 import hmac
 import secrets
@@ -114,7 +115,7 @@ class EndpointOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: EndpointRow) -> EndpointOut:
+    def of(cls, row: EndpointRow) -> "EndpointOut":
         return cls(
             id=row.id,
             partner=row.partner_id,
@@ -160,7 +161,7 @@ class AttemptOut(BaseModel):
     error: str | None
 
     @classmethod
-    def of(cls, row: Attempt) -> AttemptOut:
+    def of(cls, row: Attempt) -> "AttemptOut":
         return cls(**{k: getattr(row, k) for k in cls.model_fields})
 
 

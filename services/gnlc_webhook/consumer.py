@@ -180,7 +180,8 @@ class WebhookConsumer:
         if force:
             results.messages.append(StoredMessage(event.id, event.type, value.decode()))
         if attempt > self._schedule.max_attempts:  # a hand-off's final check
-            await self._give_up(job, "no answer before the timeout", results)
+            last = await self._store.last_error(event.id, endpoint_id)
+            await self._give_up(job, last or "no answer before the timeout", results)
         else:
             await self._run([job], results)
         await self._write(results)

@@ -421,6 +421,15 @@ class Store:
             for r in rows
         ]
 
+    async def last_error(self, event_id: str, endpoint_id: str) -> str | None:
+        query = select(notices.c.last_error).where(
+            notices.c.event_id == event_id,
+            notices.c.channel == CHANNEL,
+            notices.c.recipient == endpoint_id,
+        )
+        async with self.engine.connect() as connection:
+            return (await connection.execute(query)).scalar_one_or_none()
+
     async def message_for(self, endpoint_id: str, event_id: str) -> StoredMessage | None:
         """The payload of an event that was meant for this endpoint (else None)."""
         query = (
