@@ -7,7 +7,7 @@ endpoint's lane. The batch is committed once every delivery in it is *settled*:
 delivered, failed for good, dropped, or scheduled on a retry tier, which is a Kafka write.
 
 A slow endpoint never holds the batch for long: a request still in flight after
-``webhook_handoff_seconds`` (at once, for an endpoint that is already failing) is handed
+``webhook_handoff_seconds`` (at once, for an endpoint whose last request was that slow) is handed
 off: a retry for the next attempt is scheduled for after its timeout, and the request goes
 on in the background; if it succeeds, the ledger says so and the scheduled retry finds the
 delivery settled. A lane that is full spills new deliveries to the retry tier as a failed
@@ -99,10 +99,13 @@ class Results:
     attempts: list[Attempt] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     messages: list[StoredMessage] = field(default_factory=list)
+    finished: list[Attempt] = field(default_factory=list)  # log rows to close as failed
     endpoint_changes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.attempts or self.notices or self.messages or self.endpoint_changes)
+        return bool(
+            self.attempts or self.notices or self.messages or self.finished or self.endpoint_changes
+        )
 
 
 class WebhookConsumer:
@@ -252,19 +255,19 @@ class WebhookConsumer:
                 job.phase = Phase.SETTLING
                 return await self._busy(job, "over the endpoint's rate limit", results)
             await asyncio.sleep(wait)
-        failing = endpoint.failing_since is not None
-        if lane.full and (failing or lane.waiting >= 4 * lane.max_concurrency):
+        if lane.full and (lane.slow or lane.waiting >= 4 * lane.max_concurrency):
             job.phase = Phase.SETTLING
             return await self._busy(job, f"{lane.in_flight} requests in flight", results)
         await lane.acquire()
         job.phase = Phase.SENDING
         job.deadline = time.monotonic() + self._limits.timeout
-        if failing and not job.handed_off:
-            await self._hand_off(job)  # a failing endpoint never holds a batch
+        if lane.slow and not job.handed_off:
+            await self._hand_off(job)  # a slow endpoint never holds a batch
         ok = False
         slow_down: float | None = None
         try:
             outcome, attempt = await self._post(job, endpoint)
+            lane.slow = (attempt.latency_ms or 0) >= self._limits.handoff * 1000
             ok = outcome.verdict is Verdict.DELIVERED
             if outcome.slow_down:
                 slow_down = (
@@ -384,20 +387,26 @@ class WebhookConsumer:
         self._record(job, attempt, Status.FAILED, reason, results)
 
     async def _give_up(self, job: Job, reason: str, results: Results) -> None:
+        """The final check after a handed-off last attempt that did not succeed: park the
+        notice and mark that attempt's log row failed."""
         endpoint = self._registry.get(job.endpoint_id)
         partner = endpoint.partner_id if endpoint else ""
-        last = job.attempt - 1
-        attempt = Attempt(job.event.id, job.endpoint_id, partner, last, Status.FAILED)
+        job.attempt -= 1
         await self._retrier.retry_or_give_up(
             job.body,
             key=job.key,
             recipient=job.endpoint_id,
-            failed_attempt=last,
+            failed_attempt=job.attempt,
             reason=reason,
             source_topic=self._topics.for_event_type(job.event.type),
         )
-        job.attempt = last
-        self._record(job, attempt, Status.FAILED, f"gave up: {reason}", results)
+        error = f"gave up: {reason}"
+        results.finished.append(
+            Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.FAILED, error=error)
+        )
+        results.notices.append(
+            Notice(job.event.id, job.endpoint_id, Status.FAILED, job.attempt, error)
+        )
 
     async def _defer(self, job: Job, delay: float, reason: str, results: Results) -> None:
         """Send the same attempt later (the endpoint is paused): no attempt is used."""
@@ -524,4 +533,5 @@ class WebhookConsumer:
             await self._store.add_messages(results.messages, connection=connection)
             await self._ledger.record_many(results.notices, connection=connection)
             await self._store.add_attempts(results.attempts, connection=connection)
+            await self._store.close_attempts(results.finished, connection=connection)
             await self._store.set_states(changes, connection=connection)

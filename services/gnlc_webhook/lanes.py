@@ -27,6 +27,7 @@ class Lane:
         self.in_flight = 0
         self.waiting = 0
         self.paused_until = 0.0
+        self.slow = False  # the last request took longer than a batch waits (or timed out)
         self._clock = clock
         self._tokens = float(rate or 0)
         self._refilled = clock()

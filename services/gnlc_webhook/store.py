@@ -385,6 +385,26 @@ class Store:
             ],
         )
 
+    async def close_attempts(self, rows: Sequence[Attempt], *, connection: AsyncConnection) -> None:
+        """Mark the newest log row of each (event, endpoint, attempt) with a final status."""
+        for r in rows:
+            newest = (
+                select(attempts.c.id)
+                .where(
+                    attempts.c.event_id == r.event_id,
+                    attempts.c.endpoint_id == r.endpoint_id,
+                    attempts.c.attempt == r.attempt,
+                )
+                .order_by(attempts.c.id.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            await connection.execute(
+                update(attempts)
+                .where(attempts.c.id == newest)
+                .values(status=r.status.value, error=r.error)
+            )
+
     async def attempts(
         self,
         endpoint_id: str,
