@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     webhook_response_body_limit: int = Field(default=1024, ge=0, description="Bytes logged.")
     webhook_endpoint_refresh_seconds: float = Field(default=5.0, gt=0)
     webhook_http_transport: str = Field(
-        default="httpx", pattern="^(httpx|aiohttp)$", description="HTTP transport under httpx."
+        default="aiohttp", pattern="^(httpx|aiohttp)$", description="Transport under httpx."
     )
 
     # HTTP (health and APIs) and logs

@@ -84,6 +84,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend = always) -> FastA
         connect_timeout=settings.webhook_connect_timeout_seconds,
         timeout=settings.webhook_timeout_seconds,
         connections=settings.webhook_concurrency,
+        kind=settings.webhook_http_transport,
     )
     schedule = retry_schedule(settings)
     retrier = Retrier(

@@ -204,24 +204,31 @@ class WebhookConsumer:
         for task in tasks.values():
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        waiters = [asyncio.create_task(job.released.wait()) for job in jobs]
-        _done, pending = await asyncio.wait(waiters, timeout=self._limits.handoff)
-        for waiter in pending:
-            waiter.cancel()
-        handoffs: list[Awaitable[None]] = []
-        for job, task in tasks.items():
-            if job.released.is_set():
-                continue
-            if job.phase is Phase.WAITING:
-                task.cancel()
-                handoffs.append(self._busy(job, "waited too long for a free slot", results))
-            elif job.phase is Phase.SENDING and not job.handed_off:
-                handoffs.append(self._hand_off(job))
-        await asyncio.gather(*handoffs)
-        # what is still settling (publishing its retry) finishes; handed-off ones go on
-        await asyncio.gather(
-            *(j.released.wait() for j in jobs if not j.released.is_set() and not j.handed_off)
-        )
+        # Wait in rounds of the hand-off time. After each round a request still in flight
+        # is handed off and marks its lane slow; deliveries still queued for a slow lane are
+        # spilled to the retry tier; those queued behind a healthy lane keep their place.
+        while unsettled := [j for j in jobs if not j.released.is_set()]:
+            waiters = [asyncio.create_task(j.released.wait()) for j in unsettled]
+            _done, pending = await asyncio.wait(waiters, timeout=self._limits.handoff)
+            for waiter in pending:
+                waiter.cancel()
+            handoffs: list[Awaitable[None]] = []
+            now = time.monotonic()
+            for job in unsettled:
+                in_flight = now - (job.deadline - self._limits.timeout)
+                if (
+                    job.phase is Phase.SENDING
+                    and not job.handed_off
+                    and in_flight >= self._limits.handoff
+                ):
+                    self._lanes[job.endpoint_id].slow = True
+                    handoffs.append(self._hand_off(job))
+            for job in unsettled:
+                lane = self._lanes.get(job.endpoint_id)
+                if job.phase is Phase.WAITING and lane is not None and lane.slow:
+                    tasks[job].cancel()
+                    handoffs.append(self._busy(job, "waited too long for a free slot", results))
+            await asyncio.gather(*handoffs)
 
     async def _deliver(self, job: Job, results: Results) -> None:
         try:
@@ -255,7 +262,7 @@ class WebhookConsumer:
                 job.phase = Phase.SETTLING
                 return await self._busy(job, "over the endpoint's rate limit", results)
             await asyncio.sleep(wait)
-        if lane.full and (lane.slow or lane.waiting >= 4 * lane.max_concurrency):
+        if lane.full and lane.slow:  # a healthy lane queues within the batch instead
             job.phase = Phase.SETTLING
             return await self._busy(job, f"{lane.in_flight} requests in flight", results)
         await lane.acquire()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 
 
@@ -31,7 +32,7 @@ class Lane:
         self._clock = clock
         self._tokens = float(rate or 0)
         self._refilled = clock()
-        self._changed = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()  # FIFO, woken one at a time
 
     def configure(self, max_concurrency: int, rate: float | None) -> None:
         """Follow an endpoint's edited limits."""
@@ -67,14 +68,31 @@ class Lane:
         return self.in_flight >= self.limit
 
     async def acquire(self) -> None:
-        """Wait for a free slot (the caller bounds the wait)."""
+        """Wait for a free slot, first come first served (the caller bounds the wait)."""
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
         self.waiting += 1
         try:
-            async with self._changed:
-                await self._changed.wait_for(lambda: self.in_flight < self.limit)
-                self.in_flight += 1
+            await future  # the slot is counted for us by _wake
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.in_flight -= 1  # woken and cancelled at once: hand the slot on
+                self._wake()
+            raise
         finally:
             self.waiting -= 1
+            if future in self._waiters:
+                self._waiters.remove(future)
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            future = self._waiters.popleft()
+            if not future.done():
+                self.in_flight += 1
+                future.set_result(None)
 
     async def release(self, *, ok: bool, slow_down: float | None = None) -> None:
         """Free a slot; ``ok`` widens the lane, ``slow_down`` (seconds) halves and pauses it."""
@@ -84,5 +102,4 @@ class Lane:
             self.paused_until = max(self.paused_until, self._clock() + slow_down)
         elif ok and self.limit < self.max_concurrency:
             self.limit += 1
-        async with self._changed:
-            self._changed.notify_all()
+        self._wake()

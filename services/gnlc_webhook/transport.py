@@ -106,12 +106,18 @@ def make_client(
     connect_timeout: float,
     timeout: float,
     connections: int,
+    kind: str = "aiohttp",
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """The delivery client: guarded transport (unless one is given), pooled, no redirects."""
+    """The delivery client: a guarded transport (``kind``: ``aiohttp``, or ``httpx`` for
+    httpx's own), pooled keep-alive connections, no redirects."""
     limits = httpx.Limits(
         max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=30
     )
+    if transport is None and kind == "aiohttp":
+        from gnlc_webhook.aiohttp_transport import AiohttpTransport
+
+        transport = AiohttpTransport(policy, limits=limits)
     return httpx.AsyncClient(
         transport=transport or GuardedTransport(policy, limits=limits),
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
