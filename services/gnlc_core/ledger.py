@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gnlc_core.db import metadata
 
@@ -104,6 +104,41 @@ class Ledger:
             )
             await connection.execute(statement)
 
+    async def record_many(
+        self, rows: Sequence[Notice], *, connection: AsyncConnection | None = None
+    ) -> None:
+        """Insert or update many notices in one statement (inside ``connection``'s
+        transaction when given, so they commit together with the caller's writes)."""
+        if not rows:
+            return
+        if connection is None:
+            async with self._engine.begin() as own:
+                await self.record_many(rows, connection=own)
+            return
+        now = datetime.now(UTC)
+        last = {(row.event_id, row.recipient): row for row in rows}  # one upsert per key
+        values = [
+            {
+                "event_id": row.event_id,
+                "channel": self._channel,
+                "recipient": row.recipient,
+                "status": row.status.value,
+                "attempts": row.attempts,
+                "last_error": row.error[:2000] if row.error else None,
+                "updated_at": now,
+            }
+            for row in last.values()
+        ]
+        insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(notices)
+        statement = statement.on_conflict_do_update(
+            index_elements=["event_id", "channel", "recipient"],
+            set_={
+                k: statement.excluded[k] for k in ("status", "attempts", "last_error", "updated_at")
+            },
+        )
+        await connection.execute(statement, values)
+
     async def status(self, event_id: str, recipient: str) -> Status | None:
         query = select(notices.c.status).where(
             notices.c.event_id == event_id,
@@ -130,32 +165,3 @@ class Ledger:
                     (row.event_id, row.recipient) for row in await connection.execute(query)
                 )
         return found
-
-    async def record_many(self, rows: Sequence[Notice]) -> None:
-        """``record`` for many notices in one transaction."""
-        if not rows:
-            return
-        now = datetime.now(UTC)
-        values = [
-            {
-                "event_id": row.event_id,
-                "channel": self._channel,
-                "recipient": row.recipient,
-                "status": row.status.value,
-                "attempts": row.attempts,
-                "last_error": row.error[:2000] if row.error else None,
-                "updated_at": now,
-            }
-            for row in rows
-        ]
-        async with self._engine.begin() as connection:
-            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-            statement = insert(notices)
-            statement = statement.on_conflict_do_update(
-                index_elements=["event_id", "channel", "recipient"],
-                set_={
-                    k: statement.excluded[k]
-                    for k in ("status", "attempts", "last_error", "updated_at")
-                },
-            )
-            await connection.execute(statement, values)

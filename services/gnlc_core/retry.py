@@ -123,6 +123,24 @@ class Retrier:
             )
             return False
         wait = planned if delay is None else max(delay, 0.0)
+        await self.schedule(
+            value, key=key, recipient=recipient, attempt=next_attempt, delay=wait, reason=reason
+        )
+        return True
+
+    async def schedule(
+        self,
+        value: bytes,
+        *,
+        key: bytes | None,
+        recipient: str,
+        attempt: int,
+        delay: float,
+        reason: str,
+    ) -> None:
+        """Publish ``attempt`` for ``recipient`` to the tier of ``delay`` (seconds, already
+        scaled) without counting a failure: a deferral, a hand-off or a resend."""
+        wait = max(delay, 0.0)
         topic = tier_topic(self._topics, self._channel, self._schedule.tier_for(wait))
         await self._broker.publish(
             value,
@@ -130,12 +148,11 @@ class Retrier:
             key=key,
             headers={
                 RECIPIENT_HEADER: recipient,
-                ATTEMPT_HEADER: str(next_attempt),
+                ATTEMPT_HEADER: str(attempt),
                 NOT_BEFORE_HEADER: str(int((time.time() + wait) * 1000)),
                 LAST_ERROR_HEADER: reason[:500],
             },
         )
-        return True
 
     def subscribe(self, deliver_one: DeliverOne) -> None:
         """Register one consumer per tier; each calls ``deliver_one(value, recipient,

@@ -94,11 +94,54 @@ class Settings(BaseSettings):
         "none: one is generated and kept in the database.",
     )
 
-    # Webhooks
-    partners_path: Path | None = Field(default=None, description="Partner endpoints YAML.")
-    webhook_connect_timeout_seconds: float = 5.0
-    webhook_timeout_seconds: float = 15.0
-    webhook_concurrency: int = Field(default=64, ge=1)
+    # Webhooks (services/gnlc_webhook): delivery, retries, limits, SSRF guard
+    partners_path: Path | None = Field(
+        default=None, description="Partner endpoints YAML, seeded into the database at start."
+    )
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    webhook_concurrency: int = Field(default=64, ge=1, description="Connections, all endpoints.")
+    webhook_endpoint_concurrency: int = Field(
+        default=16, ge=1, description="Requests in flight per endpoint (unless it sets its own)."
+    )
+    webhook_endpoint_rate: float | None = Field(
+        default=None, gt=0, description="Requests per second per endpoint (none: unlimited)."
+    )
+    webhook_retry_delays: tuple[float, ...] = Field(
+        default=(5, 300, 1800, 7200, 18000, 36000, 36000),
+        min_length=1,
+        description="Seconds before attempt 2, 3, ... (JSON list); the first is immediate.",
+    )
+    webhook_retry_jitter: float = Field(default=0.1, ge=0, lt=1)
+    webhook_retry_time_scale: float = Field(
+        default=1.0, gt=0, description="Multiplies every retry delay (tests shrink days)."
+    )
+    webhook_handoff_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="A request still in flight after this long no longer holds its batch.",
+    )
+    webhook_slow_down_seconds: float = Field(
+        default=5.0, ge=0, description="Pause after 429/502/504 without Retry-After."
+    )
+    webhook_max_retry_after_seconds: float = Field(default=86400.0, gt=0)
+    webhook_disable_after_seconds: float = Field(
+        default=5 * 86400.0, gt=0, description="An endpoint failing this long is disabled."
+    )
+    webhook_secret_grace_seconds: float = Field(
+        default=86400.0, ge=0, description="How long the old secret still signs after rotation."
+    )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated CIDRs exempt from the SSRF guard (development and tests).",
+    )
+    webhook_https_only: bool = Field(default=False, description="Refuse http:// endpoints.")
+    webhook_batch_size: int = Field(default=500, ge=1, description="Records per Kafka batch.")
+    webhook_response_body_limit: int = Field(default=1024, ge=0, description="Bytes logged.")
+    webhook_endpoint_refresh_seconds: float = Field(default=5.0, gt=0)
+    webhook_http_transport: str = Field(
+        default="aiohttp", pattern="^(httpx|aiohttp)$", description="Transport under httpx."
+    )
 
     # HTTP (health and APIs) and logs
     http_host: str = "127.0.0.1"

@@ -85,6 +85,8 @@ def prepare(state: Path, now: datetime) -> dict[str, str]:
             "GNLC_SMTP_PORT": str(MAILBOX_PORT),
             "GNLC_OPERATOR_TOKEN": env.get("GNLC_OPERATOR_TOKEN") or secrets.token_urlsafe(24),
             "GNLC_LOG_FORMAT": "json",
+            # the local receiver is on loopback, which the webhook SSRF guard refuses
+            "GNLC_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
         }
     )
     return env

@@ -1,44 +1,165 @@
-"""The webhook service: a Kafka consumer group plus its health endpoints."""
+"""The webhook service: the consumer group, its retry tiers, the partner/operator API and
+the health endpoints, in one process."""
 
 from __future__ import annotations
 
-import httpx
-from fastapi import FastAPI
+import asyncio
 
+from fastapi import FastAPI
+from faststream.kafka.annotations import KafkaMessage
+
+from gnlc_core.db import create_engine, database_url, migrate
 from gnlc_core.kafka import AT_LEAST_ONCE, make_broker, topics_for
+from gnlc_core.logs import get_logger
+from gnlc_core.retry import Retrier, RetrySchedule
 from gnlc_core.service import build_app, health_router
 from gnlc_core.settings import Settings
-from gnlc_webhook.consumer import WebhookConsumer
+from gnlc_core.views import DirectoryView, SubmissionView
+from gnlc_webhook.api import api_router
+from gnlc_webhook.consumer import Limits, ShouldSend, WebhookConsumer
 from gnlc_webhook.partners import load_endpoints
+from gnlc_webhook.registry import Event, Registry
+from gnlc_webhook.ssrf import Policy, RefusedTarget, check_url
+from gnlc_webhook.store import EndpointRow, Store
+from gnlc_webhook.transport import make_client
+
+log = get_logger(__name__)
+CHANNEL = "webhook"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def retry_schedule(settings: Settings) -> RetrySchedule:
+    return RetrySchedule(
+        delays=settings.webhook_retry_delays,
+        jitter=settings.webhook_retry_jitter,
+        scale=settings.webhook_retry_time_scale,
+    )
+
+
+def limits_of(settings: Settings) -> Limits:
+    return Limits(
+        timeout=settings.webhook_timeout_seconds,
+        handoff=settings.webhook_handoff_seconds,
+        endpoint_concurrency=settings.webhook_endpoint_concurrency,
+        endpoint_rate=settings.webhook_endpoint_rate,
+        slow_down=settings.webhook_slow_down_seconds,
+        max_retry_after=settings.webhook_max_retry_after_seconds,
+        disable_after=settings.webhook_disable_after_seconds,
+        body_limit=settings.webhook_response_body_limit,
+    )
+
+
+async def seed(store: Store, settings: Settings, policy: Policy) -> None:
+    """Endpoints of the partners file go into the database (the file wins for the fields it
+    sets; state, failures and rotations made since are kept)."""
+    if settings.partners_path is None:
+        return
+    for endpoint in load_endpoints(settings.partners_path):
+        try:
+            check_url(endpoint.url, policy)
+        except RefusedTarget as exc:
+            raise ValueError(f"{settings.partners_path}: endpoint {endpoint.id}: {exc}") from None
+        await store.upsert_partner(endpoint.partner, endpoint.partner)
+        await store.upsert_endpoint(
+            EndpointRow(
+                id=endpoint.id,
+                partner_id=endpoint.partner,
+                url=endpoint.url,
+                event_types=endpoint.event_types,
+                description=endpoint.description,
+                secret=endpoint.secret.get_secret_value(),
+            )
+        )
+
+
+def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> FastAPI:
     broker = make_broker(settings, client_id="gnlc-webhook")
     topics = topics_for(settings)
-    endpoints = load_endpoints(settings.partners_path) if settings.partners_path else []
-    client = httpx.AsyncClient(
-        timeout=httpx.Timeout(
-            settings.webhook_timeout_seconds, connect=settings.webhook_connect_timeout_seconds
-        ),
-        limits=httpx.Limits(
-            max_connections=settings.webhook_concurrency,
-            max_keepalive_connections=settings.webhook_concurrency,
-        ),
-        follow_redirects=False,
-        headers={"user-agent": "gnlc-notify-webhooks/0.1"},
+    engine = create_engine(database_url(settings, CHANNEL))
+    store = Store(engine)
+    directory = DirectoryView(settings.kafka_bootstrap_servers, topics.directory)
+    submissions = SubmissionView(settings.kafka_bootstrap_servers, topics.deadline_submitted)
+
+    async def not_submitted(event: Event, endpoint: EndpointRow) -> bool:
+        """Issue-3 rule: a reminder whose cities have all submitted is dropped, even in flight."""
+        return submissions.still_wanted(event, list(event.data.audience.cities))
+
+    registry = Registry(store, directory, refresh_seconds=settings.webhook_endpoint_refresh_seconds)
+    policy = Policy.parse(settings.webhook_allowed_networks, https_only=settings.webhook_https_only)
+    client = make_client(
+        policy,
+        connect_timeout=settings.webhook_connect_timeout_seconds,
+        timeout=settings.webhook_timeout_seconds,
+        connections=settings.webhook_concurrency,
+        kind=settings.webhook_http_transport,
     )
-    consumer = WebhookConsumer(broker, topics, endpoints, client)
+    schedule = retry_schedule(settings)
+    retrier = Retrier(
+        broker, topics, CHANNEL, schedule, dead_letter_topic=topics.webhook_dead_letter
+    )
+    consumer = WebhookConsumer(
+        broker,
+        topics,
+        store,
+        registry,
+        client,
+        retrier,
+        schedule,
+        limits=limits_of(settings),
+        should_send=should_send or not_submitted,
+    )
+    ready = asyncio.Event()  # the broker starts before the hooks: handlers wait for them
+
+    async def handle_batch(message: KafkaMessage) -> None:
+        await ready.wait()
+        await consumer.handle_batch(message)
+
+    async def deliver_one(value: bytes, recipient: str, attempt: int) -> None:
+        await ready.wait()
+        await consumer.deliver_one(value, recipient, attempt)
+
     broker.subscriber(
         *topics.domain,
-        group_id=topics.group("webhook"),
+        group_id=topics.group(CHANNEL),
         ack_policy=AT_LEAST_ONCE,
         auto_offset_reset="earliest",
-    )(consumer.handle)
+        batch=True,
+        max_records=settings.webhook_batch_size,
+    )(handle_batch)
+    retrier.subscribe(deliver_one)
+
+    async def start() -> None:
+        await migrate(engine)
+        await seed(store, settings, policy)
+        await registry.start()
+        ready.set()
+        log.info("webhook endpoints loaded", endpoints=len(registry))
+
+    async def start_views() -> None:
+        await directory.start()
+        await submissions.start()
+
+    def views_ready() -> bool:
+        return directory.ready and submissions.ready
+
+    async def stop() -> None:
+        await directory.stop()
+        await submissions.stop()
+        await broker.stop()  # no new batch; the one in hand finishes first
+        await consumer.drain()
+        await registry.stop()
+        await client.aclose()
+        await engine.dispose()
 
     return build_app(
-        title="GNLC Notify webhook consumer",
+        title="GNLC Notify webhook service",
         settings=settings,
         broker=broker,
-        routers=[health_router(broker)],
-        on_shutdown=[client.aclose],
+        routers=[
+            health_router(broker, views_ready),
+            api_router(settings, store, registry, retrier, directory, policy),
+        ],
+        before_consuming=[start_views],
+        on_startup=[start],
+        on_shutdown=[stop],
+        extra_topics=[*retrier.topic_names, consumer.operations_topic],
     )

@@ -1,23 +1,111 @@
-"""The webhook consumer: one event in, one signed POST per subscribed endpoint."""
+"""The webhook consumer: events in by batches, one signed POST per subscribed endpoint.
+
+How a batch goes: every record is parsed (a poison record goes to the dead-letter topic),
+each event fans out to the endpoints that subscribe to it, the ledger drops the deliveries
+already settled (a redelivery after a crash), and the rest run concurrently, each in its
+endpoint's lane. The batch is committed once every delivery in it is *settled*:
+delivered, failed for good, dropped, or scheduled on a retry tier, which is a Kafka write.
+
+A slow endpoint never holds the batch for long: a request still in flight after
+``webhook_handoff_seconds`` (at once, for an endpoint whose last request was that slow) is handed
+off: a retry for the next attempt is scheduled for after its timeout, and the request goes
+on in the background; if it succeeds, the ledger says so and the scheduled retry finds the
+delivery settled. A lane that is full spills new deliveries to the retry tier as a failed
+attempt ("endpoint busy"). The log rows, ledger rows, payloads and endpoint changes of a
+batch are written in one transaction before the commit.
+
+``should_send(event, endpoint)`` is awaited before each delivery (default: always True);
+False drops the delivery (e.g. the event no longer applies).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, cast
 
 import httpx
+from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
 
-from gnlc_core.consumer import parse_or_dead_letter
-from gnlc_core.events import AnnouncementPublishedEvent, DeadlineReminderEvent, encode_event
+from gnlc_core.consumer import describe
+from gnlc_core.events import encode_event, parse_event
 from gnlc_core.kafka import Topics, publish_dead_letter
+from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
-from gnlc_webhook.partners import Endpoint
+from gnlc_core.retry import Retrier, RetrySchedule
+from gnlc_webhook.lanes import Lane
+from gnlc_webhook.operations import endpoint_disabled
+from gnlc_webhook.outcome import Outcome, Verdict, classify, transport_failure
+from gnlc_webhook.registry import Event, Registry
 from gnlc_webhook.signing import signed_headers
+from gnlc_webhook.store import CHANNEL, Attempt, EndpointRow, State, Store, StoredMessage
 
 log = get_logger(__name__)
+
+RESEND_PREFIX = "resend:"  # recipient prefix of a resend or replay: goes out even if settled
+ShouldSend = Callable[[Event, EndpointRow], Awaitable[bool]]
+
+
+async def always(_event: Event, _endpoint: EndpointRow) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The knobs of delivery (from Settings; tests pass small ones)."""
+
+    timeout: float = 15.0
+    handoff: float = 1.0
+    endpoint_concurrency: int = 16
+    endpoint_rate: float | None = None
+    slow_down: float = 5.0
+    max_retry_after: float = 86400.0
+    disable_after: float = 5 * 86400.0
+    body_limit: int = 1024
+
+
+class Phase(Enum):
+    WAITING = "waiting"
+    SENDING = "sending"
+    SETTLING = "settling"
+
+
+@dataclass(eq=False)
+class Job:
+    """One delivery: an event to an endpoint, at some attempt."""
+
+    event: Event
+    body: bytes
+    key: bytes | None
+    endpoint_id: str
+    attempt: int
+    phase: Phase = Phase.WAITING
+    handed_off: bool = False
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    deadline: float = 0.0
+
+
+@dataclass
+class Results:
+    """What a batch writes in one transaction."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    messages: list[StoredMessage] = field(default_factory=list)
+    finished: list[Attempt] = field(default_factory=list)  # log rows to close as failed
+    endpoint_changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.attempts or self.notices or self.messages or self.finished or self.endpoint_changes
+        )
 
 
 class WebhookConsumer:
@@ -25,59 +113,432 @@ class WebhookConsumer:
         self,
         broker: KafkaBroker,
         topics: Topics,
-        endpoints: list[Endpoint],
+        store: Store,
+        registry: Registry,
         client: httpx.AsyncClient,
+        retrier: Retrier,
+        schedule: RetrySchedule,
         *,
+        limits: Limits = Limits(),
+        should_send: ShouldSend = always,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._broker = broker
         self._topics = topics
-        self._endpoints = endpoints
+        self._store = store
+        self._ledger = Ledger(store.engine, CHANNEL)
+        self._registry = registry
         self._client = client
+        self._retrier = retrier
+        self._schedule = schedule
+        self._limits = limits
+        self._should_send = should_send
         self._clock = clock
+        self._lanes: dict[str, Lane] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
-    async def handle(self, message: KafkaMessage) -> None:
-        event = await parse_or_dead_letter(
-            self._broker, message, dead_letter_topic=self._topics.webhook_dead_letter
-        )
-        if event is None:
-            return
-        body = encode_event(event)
-        targets = [e for e in self._endpoints if e.wants(event.type)]
-        await asyncio.gather(*(self._deliver(event, body, endpoint) for endpoint in targets))
+    @property
+    def operations_topic(self) -> str:
+        return f"{self._topics.prefix}webhook.operations"
 
-    async def _deliver(
-        self,
-        event: DeadlineReminderEvent | AnnouncementPublishedEvent,
-        body: bytes,
-        endpoint: Endpoint,
-    ) -> None:
-        headers = signed_headers(
-            message_id=event.id,
-            timestamp=self._clock(),
-            body=body,
-            secrets=[endpoint.secret.get_secret_value()],
-        )
+    # entry points ---------------------------------------------------------------------
+
+    async def handle_batch(self, message: KafkaMessage) -> None:
+        """A batch from the domain topics (FastStream commits after this returns)."""
+        records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
+        results = Results()
+        jobs: list[Job] = []
+        parked: list[Awaitable[None]] = []
+        for record in records:
+            event = self._parse(record, parked)
+            if event is None:
+                continue
+            subscribed = self._registry.subscribed(event)
+            if not subscribed:
+                continue
+            body = encode_event(event)
+            results.messages.append(StoredMessage(event.id, event.type, body.decode()))
+            jobs.extend(Job(event, body, record.key, e.id, 1) for e in subscribed)
+        if parked:
+            await asyncio.gather(*parked)
+        settled = await self._ledger.settled_many((j.event.id, j.endpoint_id) for j in jobs)
+        jobs = [j for j in jobs if (j.event.id, j.endpoint_id) not in settled]
+        await self._run(jobs, results)
+        await self._write(results)
+
+    async def deliver_one(self, value: bytes, recipient: str, attempt: int) -> None:
+        """A record from a retry tier, due now (the tier consumer commits afterwards)."""
+        force = recipient.startswith(RESEND_PREFIX)
+        endpoint_id = recipient.removeprefix(RESEND_PREFIX)
         try:
-            response = await self._client.post(endpoint.url, content=body, headers=headers)
-            if 200 <= response.status_code < 300:
-                log.info(
-                    "webhook delivered",
-                    event_id=event.id,
-                    endpoint=endpoint.id,
-                    status=response.status_code,
+            event = parse_event(value)
+        except (ValidationError, UnicodeDecodeError) as exc:  # cannot happen: we wrote it
+            log.error("unreadable retry record dropped", recipient=recipient, error=str(exc))
+            return
+        results = Results()
+        settled = await self._ledger.settled_many([(event.id, endpoint_id)])
+        if settled and not force:
+            return
+        job = Job(event, encode_event(event), event.partitionkey.encode(), endpoint_id, attempt)
+        if force:
+            results.messages.append(StoredMessage(event.id, event.type, value.decode()))
+        if attempt > self._schedule.max_attempts:  # a hand-off's final check
+            last = await self._store.last_error(event.id, endpoint_id)
+            await self._give_up(job, last or "no answer before the timeout", results)
+        else:
+            await self._run([job], results)
+        await self._write(results)
+
+    async def drain(self) -> None:
+        """Wait a little for handed-off requests (at shutdown); their retries are scheduled
+        already, so what does not finish is not lost."""
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=self._limits.handoff + 5)
+
+    # running deliveries ---------------------------------------------------------------
+
+    async def _run(self, jobs: Sequence[Job], results: Results) -> None:
+        if not jobs:
+            return
+        tasks = {job: asyncio.create_task(self._deliver(job, results)) for job in jobs}
+        for task in tasks.values():
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        # Wait in rounds of the hand-off time. After each round a request still in flight
+        # is handed off and marks its lane slow; deliveries still queued for a slow lane are
+        # spilled to the retry tier; those queued behind a healthy lane keep their place.
+        while unsettled := [j for j in jobs if not j.released.is_set()]:
+            waiters = [asyncio.create_task(j.released.wait()) for j in unsettled]
+            _done, pending = await asyncio.wait(waiters, timeout=self._limits.handoff)
+            for waiter in pending:
+                waiter.cancel()
+            handoffs: list[Awaitable[None]] = []
+            now = time.monotonic()
+            for job in unsettled:
+                in_flight = now - (job.deadline - self._limits.timeout)
+                if (
+                    job.phase is Phase.SENDING
+                    and not job.handed_off
+                    and in_flight >= self._limits.handoff
+                ):
+                    self._lanes[job.endpoint_id].slow = True
+                    handoffs.append(self._hand_off(job))
+            for job in unsettled:
+                lane = self._lanes.get(job.endpoint_id)
+                if job.phase is Phase.WAITING and lane is not None and lane.slow:
+                    tasks[job].cancel()
+                    handoffs.append(self._busy(job, "waited too long for a free slot", results))
+            await asyncio.gather(*handoffs)
+
+    async def _deliver(self, job: Job, results: Results) -> None:
+        try:
+            await self._deliver_inner(job, results)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery crashed", event_id=job.event.id, endpoint=job.endpoint_id)
+            raise
+        finally:
+            job.released.set()
+
+    async def _deliver_inner(self, job: Job, results: Results) -> None:
+        endpoint = self._registry.get(job.endpoint_id)
+        if endpoint is None:
+            return self._drop(job, None, "the endpoint was deleted", results)
+        if endpoint.state is State.DISABLED:
+            reason = f"the endpoint is disabled ({endpoint.state_reason or 'no reason'})"
+            return self._drop(job, endpoint, reason, results)
+        if endpoint.state is State.PAUSED:
+            return self._drop(job, endpoint, "the endpoint is paused", results)
+        if not await self._should_send(job.event, endpoint):
+            return self._drop(job, endpoint, "not sent: no longer applies", results)
+        lane = self._lane(endpoint)
+        if (pause := lane.pause_left()) > 0:
+            job.phase = Phase.SETTLING
+            return await self._defer(job, pause, "the endpoint asked us to slow down", results)
+        started = time.monotonic()
+        while (wait := lane.rate_wait()) > 0:
+            if time.monotonic() - started + wait > self._limits.handoff:
+                job.phase = Phase.SETTLING
+                return await self._busy(job, "over the endpoint's rate limit", results)
+            await asyncio.sleep(wait)
+        if lane.full and lane.slow:  # a healthy lane queues within the batch instead
+            job.phase = Phase.SETTLING
+            return await self._busy(job, f"{lane.in_flight} requests in flight", results)
+        await lane.acquire()
+        job.phase = Phase.SENDING
+        job.deadline = time.monotonic() + self._limits.timeout
+        if lane.slow and not job.handed_off:
+            await self._hand_off(job)  # a slow endpoint never holds a batch
+        ok = False
+        slow_down: float | None = None
+        try:
+            outcome, attempt = await self._post(job, endpoint)
+            lane.slow = (attempt.latency_ms or 0) >= self._limits.handoff * 1000
+            ok = outcome.verdict is Verdict.DELIVERED
+            if outcome.slow_down:
+                slow_down = (
+                    outcome.retry_after
+                    if outcome.retry_after is not None
+                    else self._limits.slow_down
                 )
-                return
-            reason = f"http {response.status_code}"
-        except httpx.HTTPError as exc:
-            reason = f"http: {type(exc).__name__}: {exc}"
+        finally:
+            await lane.release(ok=ok, slow_down=slow_down)
+        job.phase = Phase.SETTLING
+        if job.handed_off:
+            late = Results()
+            await self._settle(job, endpoint, outcome, attempt, late)
+            await self._write(late)
+        else:
+            await self._settle(job, endpoint, outcome, attempt, results)
+        return None
+
+    async def _post(self, job: Job, endpoint: EndpointRow) -> tuple[Outcome, Attempt]:
+        now = self._clock()
+        headers = signed_headers(
+            message_id=job.event.id, timestamp=now, body=job.body, secrets=endpoint.secrets(now)
+        )
+        started = time.perf_counter()
+        status_code: int | None = None
+        response_body: str | None = None
+        try:
+            async with asyncio.timeout(self._limits.timeout):
+                response = await self._client.post(endpoint.url, content=job.body, headers=headers)
+            status_code = response.status_code
+            response_body = response.content[: self._limits.body_limit].decode(errors="replace")
+            outcome = classify(
+                status_code,
+                response.headers.get("retry-after"),
+                self._clock(),
+                cap=self._limits.max_retry_after,
+            )
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            timed_out = isinstance(exc, TimeoutError | httpx.TimeoutException)
+            if isinstance(exc, TimeoutError):
+                exc = httpx.TimeoutException(f"no answer within {self._limits.timeout:g}s")
+            outcome = transport_failure(exc, timed_out=timed_out)
+        latency = (time.perf_counter() - started) * 1000
+        attempt = Attempt(
+            event_id=job.event.id,
+            endpoint_id=endpoint.id,
+            partner_id=endpoint.partner_id,
+            attempt=job.attempt,
+            status=Status.RETRYING,
+            at=now,
+            status_code=status_code,
+            latency_ms=round(latency, 2),
+            response_body=response_body,
+            error=outcome.error,
+        )
+        return outcome, attempt
+
+    # settling ------------------------------------------------------------------------
+
+    async def _settle(
+        self,
+        job: Job,
+        endpoint: EndpointRow,
+        outcome: Outcome,
+        attempt: Attempt,
+        results: Results,
+    ) -> None:
+        if outcome.verdict is Verdict.DELIVERED:
+            self._record(job, attempt, Status.DELIVERED, None, results)
+            if endpoint.failing_since is not None:
+                self._change(endpoint.id, results, failing_since=None)
+            return
+        await self._failing(endpoint, results)
+        reason = outcome.error or "failed"
+        if outcome.verdict is Verdict.GONE:
+            await self._disable(endpoint, "the endpoint answered 410 Gone", results)
+            await self._park(job, reason, results, attempt)
+            return
+        if job.handed_off:  # its retry was scheduled at hand-off
+            self._record(job, attempt, Status.RETRYING, reason, results)
+            return
+        scheduled = await self._retrier.retry_or_give_up(
+            job.body,
+            key=job.key,
+            recipient=job.endpoint_id,
+            failed_attempt=job.attempt,
+            reason=reason,
+            source_topic=self._topics.for_event_type(job.event.type),
+            delay=outcome.retry_after,
+        )
+        status = Status.RETRYING if scheduled else Status.FAILED
+        self._record(job, attempt, status, reason if scheduled else f"gave up: {reason}", results)
+
+    def _record(
+        self, job: Job, attempt: Attempt, status: Status, error: str | None, results: Results
+    ) -> None:
+        row = Attempt(**{**attempt.__dict__, "status": status, "error": error})
+        results.attempts.append(row)
+        results.notices.append(Notice(job.event.id, job.endpoint_id, status, job.attempt, error))
+
+    def _drop(self, job: Job, endpoint: EndpointRow | None, reason: str, results: Results) -> None:
+        partner = endpoint.partner_id if endpoint else ""
+        attempt = Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.DROPPED)
+        self._record(job, attempt, Status.DROPPED, reason, results)
+        log.info("webhook dropped", event_id=job.event.id, endpoint=job.endpoint_id, reason=reason)
+
+    async def _park(self, job: Job, reason: str, results: Results, attempt: Attempt) -> None:
         await publish_dead_letter(
             self._broker,
             self._topics.webhook_dead_letter,
-            value=body,
-            key=event.partitionkey.encode(),
+            value=job.body,
+            key=job.key,
             reason=reason,
-            source_topic=self._topics.for_event_type(event.type),
-            recipient=endpoint.id,
+            source_topic=self._topics.for_event_type(job.event.type),
+            recipient=job.endpoint_id,
         )
-        log.warning("webhook failed", event_id=event.id, endpoint=endpoint.id, reason=reason)
+        self._record(job, attempt, Status.FAILED, reason, results)
+
+    async def _give_up(self, job: Job, reason: str, results: Results) -> None:
+        """The final check after a handed-off last attempt that did not succeed: park the
+        notice and mark that attempt's log row failed."""
+        endpoint = self._registry.get(job.endpoint_id)
+        partner = endpoint.partner_id if endpoint else ""
+        job.attempt -= 1
+        await self._retrier.retry_or_give_up(
+            job.body,
+            key=job.key,
+            recipient=job.endpoint_id,
+            failed_attempt=job.attempt,
+            reason=reason,
+            source_topic=self._topics.for_event_type(job.event.type),
+        )
+        error = f"gave up: {reason}"
+        results.finished.append(
+            Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.FAILED, error=error)
+        )
+        results.notices.append(
+            Notice(job.event.id, job.endpoint_id, Status.FAILED, job.attempt, error)
+        )
+
+    async def _defer(self, job: Job, delay: float, reason: str, results: Results) -> None:
+        """Send the same attempt later (the endpoint is paused): no attempt is used."""
+        await self._retrier.schedule(
+            job.body,
+            key=job.key,
+            recipient=job.endpoint_id,
+            attempt=job.attempt,
+            delay=delay,
+            reason=reason,
+        )
+        results.notices.append(
+            Notice(job.event.id, job.endpoint_id, Status.RETRYING, job.attempt - 1, reason)
+        )
+
+    async def _busy(self, job: Job, detail: str, results: Results) -> None:
+        """The endpoint's lane is full: this attempt counts as failed, and is retried."""
+        endpoint = self._registry.get(job.endpoint_id)
+        partner = endpoint.partner_id if endpoint else ""
+        reason = f"endpoint busy: {detail}"
+        attempt = Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.RETRYING)
+        scheduled = await self._retrier.retry_or_give_up(
+            job.body,
+            key=job.key,
+            recipient=job.endpoint_id,
+            failed_attempt=job.attempt,
+            reason=reason,
+            source_topic=self._topics.for_event_type(job.event.type),
+        )
+        status = Status.RETRYING if scheduled else Status.FAILED
+        self._record(job, attempt, status, reason, results)
+        job.released.set()
+
+    async def _hand_off(self, job: Job) -> None:
+        """Release the batch from a request still in flight: its next attempt is scheduled
+        for after its timeout (a final check once the schedule is exhausted)."""
+        job.handed_off = True
+        left = max(job.deadline - time.monotonic(), 0.0) + 1.0
+        planned = self._schedule.delay_before(job.attempt + 1)
+        await self._retrier.schedule(
+            job.body,
+            key=job.key,
+            recipient=job.endpoint_id,
+            attempt=job.attempt + 1,
+            delay=left + (planned or 0.0),
+            reason="handed off while in flight",
+        )
+        job.released.set()
+
+    # endpoint state ------------------------------------------------------------------
+
+    def _lane(self, endpoint: EndpointRow) -> Lane:
+        concurrency = endpoint.max_concurrency or self._limits.endpoint_concurrency
+        rate = endpoint.rate_per_second or self._limits.endpoint_rate
+        lane = self._lanes.get(endpoint.id)
+        if lane is None:
+            lane = self._lanes[endpoint.id] = Lane(concurrency, rate)
+        else:
+            lane.configure(concurrency, rate)
+        return lane
+
+    def _change(self, endpoint_id: str, results: Results, **values: Any) -> None:
+        self._registry.update(endpoint_id, **values)
+        results.endpoint_changes.setdefault(endpoint_id, {}).update(values)
+
+    async def _failing(self, endpoint: EndpointRow, results: Results) -> None:
+        current = self._registry.get(endpoint.id) or endpoint
+        now = self._clock()
+        if current.failing_since is None:
+            self._change(endpoint.id, results, failing_since=now)
+            return
+        failing_for = (now - current.failing_since).total_seconds()
+        if current.state is State.ACTIVE and failing_for >= self._limits.disable_after:
+            reason = f"failing continuously for {failing_for:.0f}s"
+            await self._disable(current, reason, results)
+
+    async def _disable(self, endpoint: EndpointRow, reason: str, results: Results) -> None:
+        current = self._registry.get(endpoint.id) or endpoint
+        if current.state is State.DISABLED:
+            return
+        self._change(endpoint.id, results, state=State.DISABLED, state_reason=reason)
+        event = endpoint_disabled(current, reason, self._clock())
+        await self._broker.publish(
+            event, topic=self.operations_topic, key=endpoint.id.encode(), headers={}
+        )
+        log.warning("webhook endpoint disabled", endpoint=endpoint.id, reason=reason)
+
+    # I/O helpers ---------------------------------------------------------------------
+
+    def _parse(
+        self, record: ConsumerRecord[bytes, bytes], parked: list[Awaitable[None]]
+    ) -> Event | None:
+        value = record.value or b""
+        try:
+            return parse_event(value)
+        except ValidationError as exc:
+            reason = f"invalid event: {describe(exc)}"
+        except UnicodeDecodeError:
+            reason = "invalid event: record value is not UTF-8 JSON"
+        parked.append(
+            publish_dead_letter(
+                self._broker,
+                self._topics.webhook_dead_letter,
+                value=value,
+                key=record.key,
+                reason=reason,
+                source_topic=record.topic,
+            )
+        )
+        log.warning("record dead-lettered", topic=record.topic, offset=record.offset, reason=reason)
+        return None
+
+    async def _write(self, results: Results) -> None:
+        if not results:
+            return
+        changes = [
+            (endpoint_id, {**values, "updated_at": datetime.now(UTC)})
+            for endpoint_id, values in results.endpoint_changes.items()
+        ]
+        for _, values in changes:
+            if isinstance(values.get("state"), State):
+                values["state"] = values["state"].value
+        async with self._store.engine.begin() as connection:
+            await self._store.add_messages(results.messages, connection=connection)
+            await self._ledger.record_many(results.notices, connection=connection)
+            await self._store.add_attempts(results.attempts, connection=connection)
+            await self._store.close_attempts(results.finished, connection=connection)
+            await self._store.set_states(changes, connection=connection)

@@ -140,6 +140,8 @@ class System:
                 "GNLC_OPERATOR_TOKEN": self.token,
                 "GNLC_LOG_LEVEL": "INFO",
                 "GNLC_DATABASE_URL": self.database_url,
+                # the receivers of the tests are on loopback, which the SSRF guard refuses
+                "GNLC_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
             }
         )
         env.update(extra)
@@ -147,7 +149,10 @@ class System:
 
     def service(self, name: str, **extra: str) -> Service:
         port = free_port()
-        env = self.env(**{f"GNLC_{name.upper()}_PORT": str(port), **extra})
+        database = f"sqlite+aiosqlite:///{self.tmp / name}.db"  # the test's own state
+        env = self.env(
+            **{f"GNLC_{name.upper()}_PORT": str(port), "GNLC_DATABASE_URL": database, **extra}
+        )
         service = Service(name, env, port, self.tmp / f"{name}-{len(self.services)}.log")
         self.services.append(service)
         return service

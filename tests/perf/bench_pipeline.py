@@ -171,6 +171,8 @@ def run(bootstrap: str, events: int, rate: float, seconds: float) -> dict[str, A
                 GNLC_SMTP_PORT=str(smtp.port),
                 GNLC_PARTNERS_PATH=str(partners),
                 GNLC_LOG_LEVEL="WARNING",
+                GNLC_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
+                GNLC_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / name}-{prefix}db",
                 **{f"GNLC_{name.upper()}_PORT": str(port)},
             )
             service = Service(name, env, port, tmp / f"{name}-{prefix}log")

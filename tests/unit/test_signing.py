@@ -40,3 +40,17 @@ def test_tampered_body_fails() -> None:
     )
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify('{"a":2}', headers)
+
+
+def test_svix_verifies_our_signature_too() -> None:
+    from svix.webhooks import Webhook as SvixWebhook
+    from svix.webhooks import WebhookVerificationError as SvixError
+
+    secret = new_secret()
+    body = b'{"type":"announcement.published","data":{"title":{"ko":"\xea\xb3\xb5\xec\xa7\x80"}}}'
+    headers = signed_headers(
+        message_id="evt-4", timestamp=datetime.now(UTC), body=body, secrets=[secret]
+    )
+    SvixWebhook(secret).verify(body, headers)  # returns nothing, raises when it fails
+    with pytest.raises(SvixError):
+        SvixWebhook(new_secret()).verify(body, headers)

@@ -1,0 +1,132 @@
+"""An httpx transport on aiohttp's HTTP/1.1 client, with the same SSRF guard.
+
+Measured on the benchmark machine, httpx's default transport (httpcore over anyio) costs
+about 1.3 ms of CPU per request and this one about 0.35 ms (aiohttp alone: 0.15 ms), so it
+is the default (``GNLC_WEBHOOK_HTTP_TRANSPORT=aiohttp``); the consumer still only sees
+``httpx.AsyncClient``. The guard: a resolver that checks every address of a host name (aiohttp
+connects to the addresses its resolver returns, so rebinding cannot get through), and a
+check of IP-literal hosts, which aiohttp does not resolve. Response bodies are read up to
+``max_body`` bytes (the log keeps less); the rest is not read.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+import aiohttp
+import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from gnlc_webhook.ssrf import Policy, RefusedTarget, Resolver, resolve_checked, system_resolver
+
+MAX_BODY = 64 * 1024
+
+
+class GuardedResolver(AbstractResolver):
+    def __init__(self, policy: Policy, resolver: Resolver = system_resolver) -> None:
+        self._policy = policy
+        self._resolver = resolver
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        try:
+            addresses = await resolve_checked(host, port, self._policy, self._resolver)
+        except RefusedTarget as exc:
+            raise OSError(f"refused by the SSRF guard: {exc}") from None
+        return [
+            {
+                "hostname": host,
+                "host": str(address),
+                "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        limits: httpx.Limits,
+        resolver: Resolver = system_resolver,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self._policy = policy
+        self._limits = limits
+        self._resolver = resolver
+        self._max_body = max_body
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created inside the running loop
+            connector = aiohttp.TCPConnector(
+                limit=self._limits.max_connections or 0,
+                limit_per_host=0,
+                keepalive_timeout=self._limits.keepalive_expiry or 15,
+                resolver=GuardedResolver(self._policy, self._resolver),
+                ttl_dns_cache=10,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                trust_env=False,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if _is_literal(host):
+            try:
+                await resolve_checked(host, request.url.port or 0, self._policy)
+            except RefusedTarget as exc:
+                raise httpx.ConnectError(f"refused by the SSRF guard: {exc}") from None
+        timeout: dict[str, Any] = request.extensions.get("timeout", {})
+        try:
+            async with self._client().request(
+                request.method,
+                str(request.url),
+                headers=request.headers.multi_items(),
+                data=request.content or None,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=timeout.get("connect"), sock_read=timeout.get("read")
+                ),
+            ) as response:
+                body = await response.content.read(self._max_body)
+                if not response.content.at_eof():
+                    response.close()  # do not read (nor keep) an oversized answer
+                return httpx.Response(
+                    response.status,
+                    headers=list(response.raw_headers),
+                    content=body,
+                    request=request,
+                )
+        except aiohttp.ClientConnectorError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+        except aiohttp.ClientError as exc:
+            raise httpx.NetworkError(f"{type(exc).__name__}: {exc}", request=request) from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,127 @@
+"""The HTTP client of the deliveries: httpx over a connection pool whose network backend
+resolves each host once, checks every address against the SSRF policy and connects to an
+address it checked (so DNS rebinding between check and connect is impossible). TLS still
+verifies the certificate for the URL's host name (SNI), not for the address.
+
+No redirects, no proxies from the environment, pooled keep-alive connections.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+from httpcore import AsyncNetworkBackend, AsyncNetworkStream
+from httpcore._backends.auto import AutoBackend
+
+from gnlc_webhook.ssrf import Policy, RefusedTarget, Resolver, resolve_checked, system_resolver
+
+USER_AGENT = "gnlc-notify-webhooks/0.1"
+
+
+class RefusedConnection(httpcore.ConnectError):
+    """The SSRF guard refused every address of the host (httpx raises it as ConnectError)."""
+
+
+class GuardedBackend(AsyncNetworkBackend):
+    """An httpcore network backend that only connects to addresses the policy allows."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        resolver: Resolver = system_resolver,
+        inner: AsyncNetworkBackend | None = None,
+    ) -> None:
+        self._policy = policy
+        self._resolver = resolver
+        self._inner = inner or AutoBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> AsyncNetworkStream:
+        try:
+            addresses = await resolve_checked(host, port, self._policy, self._resolver)
+        except RefusedTarget as exc:
+            raise RefusedConnection(f"refused by the SSRF guard: {exc}") from None
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[Any] | None = None,
+    ) -> AsyncNetworkStream:
+        raise RefusedConnection("unix sockets are not webhook targets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, its pool built on ``GuardedBackend``."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        limits: httpx.Limits,
+        resolver: Resolver = system_resolver,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        super().__init__(verify=verify, limits=limits, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(policy, resolver=resolver),
+        )
+
+
+def make_client(
+    policy: Policy,
+    *,
+    connect_timeout: float,
+    timeout: float,
+    connections: int,
+    kind: str = "aiohttp",
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The delivery client: a guarded transport (``kind``: ``aiohttp``, or ``httpx`` for
+    httpx's own), pooled keep-alive connections, no redirects."""
+    limits = httpx.Limits(
+        max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=30
+    )
+    if transport is None and kind == "aiohttp":
+        from gnlc_webhook.aiohttp_transport import AiohttpTransport
+
+        transport = AiohttpTransport(policy, limits=limits)
+    return httpx.AsyncClient(
+        transport=transport or GuardedTransport(policy, limits=limits),
+        timeout=httpx.Timeout(timeout, connect=connect_timeout),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"user-agent": USER_AGENT},
+    )

@@ -1,0 +1,182 @@
+"""The partner/operator API of the webhook service, on the real service and broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from tests.integration.conftest import System
+from tests.integration.kafka_io import produce
+from tests.integration.webhook_support import event, hooks_server, start_webhook
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(system: System) -> None:
+    _service, api = start_webhook(system)
+    with hooks_server() as (hooks, base):
+        token = api.partner("portal-a")
+        endpoint = api.endpoint(token, f"{base}/a", description="our portal")
+        assert endpoint["secret"].startswith("whsec_")
+        assert endpoint["partner"] == "portal-a"
+        hooks.secrets["a"] = [endpoint["secret"]]
+        event_id, value = event()
+        asyncio.run(produce(system.kafka, f"{system.prefix}deadline.reminder", value))
+
+        assert hooks.wait("a", 1, timeout=60)
+        hit = hooks.of("a")[0]
+        assert hit.verified  # by the official standardwebhooks package
+        assert hit.webhook_id == event_id
+        assert hit.event["id"] == event_id
+        assert hit.event["specversion"] == "1.0"
+        Webhook(endpoint["secret"]).verify(hit.body.decode(), hit.headers)
+
+        log = api.call("GET", f"/endpoints/{endpoint['id']}/attempts", token)
+        assert log.status_code == 200
+        [row] = log.json()
+        assert row["event_id"] == event_id
+        assert row["status"] == "delivered"
+        assert row["status_code"] == 204
+        assert row["latency_ms"] > 0
+        assert row["attempt"] == 1
+
+
+def test_a_partner_sees_and_manages_only_its_own_endpoints(system: System) -> None:
+    _service, api = start_webhook(system)
+    a, b = api.partner("partner-one"), api.partner("partner-two")
+    mine = api.endpoint(a, "http://127.0.0.1:9/a")
+    theirs = api.endpoint(b, "http://127.0.0.1:9/b")
+
+    listed = api.call("GET", "/endpoints", a).json()
+    assert [e["id"] for e in listed] == [mine["id"]]
+    assert all("secret" not in e for e in listed)
+    for method, path in [
+        ("GET", ""),
+        ("PATCH", ""),
+        ("DELETE", ""),
+        ("GET", "/secret"),
+        ("POST", "/rotate-secret"),
+        ("POST", "/pause"),
+        ("GET", "/attempts"),
+        ("POST", "/replay"),
+    ]:
+        body = {"since": "2026-01-01T00:00:00Z"} if path == "/replay" else {}
+        response = api.call(method, f"/endpoints/{theirs['id']}{path}", a, json=body)
+        assert response.status_code == 404, (method, path, response.text)
+    assert api.call("GET", f"/endpoints/{theirs['id']}", b).status_code == 200
+
+    # a partner registers only for itself and cannot manage partners
+    response = api.call(
+        "POST",
+        "/endpoints",
+        a,
+        json={
+            "url": "http://127.0.0.1:9/x",
+            "event_types": ["deadline.reminder"],
+            "partner": "partner-two",
+        },
+    )
+    assert response.status_code == 422
+    assert api.call("GET", "/partners", a).status_code == 403
+    assert api.call("GET", "/endpoints", "not-a-token").status_code == 401
+
+    # the operator sees everyone's
+    every = api.call("GET", "/endpoints").json()
+    assert {e["id"] for e in every} >= {mine["id"], theirs["id"]}
+    assert [e["id"] for e in api.call("GET", "/endpoints?partner=partner-two").json()] == [
+        theirs["id"]
+    ]
+
+
+def test_invalid_input_names_the_field(system: System) -> None:
+    _service, api = start_webhook(system)
+    token = api.partner("partner-v")
+    cases = [
+        (
+            {"url": "http://127.0.0.1:9/", "event_types": ["deadline.nope"]},
+            "event_types",
+            "unknown event type",
+        ),
+        ({"url": "http://127.0.0.1:9/", "event_types": []}, "event_types", "at least 1"),
+        ({"event_types": ["deadline.reminder"]}, "url", "Field required"),
+        (
+            {
+                "url": "http://127.0.0.1:9/",
+                "event_types": ["deadline.reminder"],
+                "cities": ["atlantis"],
+            },
+            "cities",
+            "unknown city",
+        ),
+        (
+            {
+                "url": "http://127.0.0.1:9/",
+                "event_types": ["deadline.reminder"],
+                "regions": ["Mars"],
+            },
+            "regions",
+            "unknown region",
+        ),
+        (
+            {"url": "gopher://127.0.0.1/", "event_types": ["deadline.reminder"]},
+            "url",
+            "http:// or https://",
+        ),
+    ]
+    for body, field, message in cases:
+        response = api.call("POST", "/endpoints", token, json=body)
+        assert response.status_code == 422, body
+        [error] = [e for e in response.json()["detail"] if e["loc"][-1] == field]
+        assert message in error["msg"], (field, error)
+
+
+def test_ssrf_targets_are_refused_with_a_clear_error(system: System) -> None:
+    _service, api = start_webhook(system, GNLC_WEBHOOK_ALLOWED_NETWORKS="")
+    token = api.partner("partner-s")
+    port = free_port()
+    cases = {
+        "http://10.0.0.5/hook": "10.0.0.5 is a private address",
+        "http://192.168.1.20/hook": "192.168.1.20 is a private address",
+        "http://[fd00::1]/hook": "fd00::1 is a private address",
+        f"http://localhost:{port}/hook": "localhost resolves to",
+        f"http://127.0.0.1:{port}/hook": "127.0.0.1 is a loopback address",
+        "http://169.254.169.254/latest/meta-data/": "169.254.169.254 is a cloud metadata address",
+        "http://[::ffff:169.254.169.254]/": "cloud metadata address",
+    }
+    for url, message in cases.items():
+        response = api.call(
+            "POST", "/endpoints", token, json={"url": url, "event_types": ["deadline.reminder"]}
+        )
+        assert response.status_code == 422, url
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", "url"]
+        assert error["msg"].startswith("refused: ")
+        assert message in error["msg"], (url, error["msg"])
+    assert api.call("GET", "/endpoints", token).json() == []
+
+
+def test_ssrf_is_checked_again_at_send_time(system: System) -> None:
+    """The seeded endpoint points at the loopback receiver: without the allowlist the
+    transport refuses to connect after resolving, and the log says why."""
+    _service, api = start_webhook(
+        system,
+        GNLC_WEBHOOK_ALLOWED_NETWORKS="",
+        GNLC_WEBHOOK_RETRY_DELAYS="[0.2]",
+    )
+    _event_id, value = event()
+    asyncio.run(produce(system.kafka, f"{system.prefix}deadline.reminder", value))
+    rows: list[dict[str, object]] = []
+    for _ in range(120):
+        rows = api.call("GET", "/endpoints/partner-a/attempts").json()
+        if any(r["status"] == "failed" for r in rows):
+            break
+        asyncio.run(asyncio.sleep(0.5))
+    assert rows, "no attempt logged"
+    assert rows[0]["status"] == "failed", rows
+    assert {r["attempt"] for r in rows} == {1, 2}  # the schedule has one retry
+    assert all("refused by the SSRF guard" in str(r["error"]) for r in rows)
+    assert all("127.0.0.1 is a loopback address" in str(r["error"]) for r in rows)
+    assert system.receiver.inbox.deliveries == []

@@ -1,0 +1,229 @@
+"""Delivery behaviour on the real broker with real receivers on loopback: the retry
+schedule (on a scaled clock), Retry-After, 410, a hanging receiver, secret rotation,
+pause, resend and replay."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from gnlc_core.kafka import REASON_HEADER, RECIPIENT_HEADER
+from tests.integration.conftest import System
+from tests.integration.hooks import Answer
+from tests.integration.kafka_io import consume, headers_of, produce
+from tests.integration.webhook_support import SCALED, event, hooks_server, start_webhook
+
+pytestmark = pytest.mark.integration
+DEFAULT_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+def send(system: System, *values: bytes) -> None:
+    asyncio.run(produce(system.kafka, f"{system.prefix}deadline.reminder", *values))
+
+
+def poll(check: Any, timeout: float) -> Any:
+    """``check()`` until it is truthy (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    result = check()
+    while not result and time.monotonic() < deadline:
+        time.sleep(0.3)
+        result = check()
+    return result
+
+
+def test_retries_follow_the_schedule_then_the_notice_is_parked(system: System) -> None:
+    scale = float(SCALED["GNLC_WEBHOOK_RETRY_TIME_SCALE"])
+    _service, api = start_webhook(system, **SCALED)
+    with hooks_server() as (hooks, base):
+        token = api.partner("partner-r")
+        endpoint = api.endpoint(token, f"{base}/down")
+        hooks.secrets["down"] = [endpoint["secret"]]
+        hooks.scripts["down"] = [Answer(500)] * 20
+        event_id, value = event()
+        send(system, value)
+
+        assert hooks.wait("down", 8, timeout=120), len(hooks.of("down"))
+        hits = hooks.of("down")
+        assert {h.webhook_id for h in hits} == {event_id}  # stable across retries
+        gaps = [b.at - a.at for a, b in itertools.pairwise(hits)]
+        for gap, delay in zip(gaps, DEFAULT_DELAYS, strict=True):
+            assert gap >= delay * scale * 0.9 - 0.05, (gaps, delay)  # never early (jitter 10%)
+        timestamps = [int(h.headers["webhook-timestamp"]) for h in hits]
+        assert timestamps == sorted(timestamps)  # signed afresh at each attempt
+
+        parked = asyncio.run(consume(system.kafka, f"{system.prefix}webhook.dead-letter", 1))
+        assert len(parked) == 1
+        assert headers_of(parked[0])[RECIPIENT_HEADER] == endpoint["id"]
+        assert headers_of(parked[0])[REASON_HEADER] == "gave up after 8 attempts: http 500"
+        time.sleep(1)
+        assert len(hooks.of("down")) == 8  # nothing after the last attempt
+        rows = poll(
+            lambda: [
+                r
+                for r in api.call("GET", f"/endpoints/{endpoint['id']}/attempts", token).json()
+                if r["status"] == "failed"
+            ],
+            30,
+        )
+        assert rows[0]["attempt"] == 8
+        log = api.call("GET", f"/endpoints/{endpoint['id']}/attempts", token).json()
+        assert sorted(r["attempt"] for r in log) == list(range(1, 9))
+        assert all(r["status_code"] == 500 for r in log)
+
+
+def test_retry_after_is_honoured_and_410_disables_the_endpoint(system: System) -> None:
+    _service, api = start_webhook(system, **SCALED)
+    with hooks_server() as (hooks, base):
+        token = api.partner("partner-h")
+        busy = api.endpoint(token, f"{base}/busy")
+        gone = api.endpoint(token, f"{base}/gone")
+        hooks.secrets["busy"] = [busy["secret"]]
+        hooks.secrets["gone"] = [gone["secret"]]
+        hooks.scripts["busy"] = [Answer(503, (("retry-after", "3"),))]
+        hooks.scripts["gone"] = [Answer(410)]
+        first_id, first = event()
+        send(system, first)
+
+        assert hooks.wait("busy", 2, timeout=60)
+        a, b = hooks.of("busy")[:2]
+        assert b.at - a.at >= 3 - 0.05  # the schedule alone would retry after 1 ms
+        assert hooks.wait("gone", 1, timeout=60)
+
+        state = poll(
+            lambda: (
+                api.call("GET", f"/endpoints/{gone['id']}", token).json()["state"] == "disabled"
+            ),
+            30,
+        )
+        assert state
+        detail = api.call("GET", f"/endpoints/{gone['id']}", token).json()
+        assert "410" in detail["state_reason"]
+        operations = asyncio.run(consume(system.kafka, f"{system.prefix}webhook.operations", 1))
+        assert len(operations) == 1
+        assert b'"type": "webhook.endpoint.disabled"' in operations[0].value
+        assert gone["id"].encode() in operations[0].value
+        parked = asyncio.run(consume(system.kafka, f"{system.prefix}webhook.dead-letter", 1))
+        assert headers_of(parked[0])[RECIPIENT_HEADER] == gone["id"]
+        assert "410" in headers_of(parked[0])[REASON_HEADER]
+
+        # the next event is dropped for the disabled endpoint, and not sent there
+        second_id, second = event()
+        send(system, second)
+        assert hooks.wait("busy", 3, timeout=60)
+        dropped = poll(
+            lambda: api.call(
+                "GET", f"/endpoints/{gone['id']}/attempts?event_id={second_id}", token
+            ).json(),
+            30,
+        )
+        assert dropped[0]["status"] == "dropped"
+        assert "disabled" in dropped[0]["error"]
+        assert [h.webhook_id for h in hooks.of("gone")] == [first_id]
+
+
+def test_a_hanging_receiver_does_not_delay_a_healthy_one(system: System) -> None:
+    # the hung requests would time out after 100 s: the healthy endpoint must get every
+    # event long before that, whatever the machine's speed
+    _service, api = start_webhook(system, GNLC_WEBHOOK_TIMEOUT_SECONDS="100")
+    with hooks_server() as (hooks, base):
+        token = api.partner("partner-x")
+        slow = api.endpoint(token, f"{base}/slow")
+        fast = api.endpoint(token, f"{base}/fast")
+        hooks.secrets["slow"] = [slow["secret"]]
+        hooks.secrets["fast"] = [fast["secret"]]
+        hooks.scripts["slow"] = [Answer(hang=110)] * 200
+        ids = []
+        for _ in range(3):
+            values = [event() for _ in range(20)]
+            ids += [i for i, _ in values]
+            send(system, *(v for _, v in values))
+            time.sleep(1)
+        assert hooks.wait("fast", 60, timeout=60, unique=True), len(hooks.unique("fast"))
+        assert set(hooks.unique("fast")) == set(ids)
+        assert hooks.of("slow")  # the slow one was indeed being called, and hangs
+        in_flight = api.call("GET", f"/endpoints/{slow['id']}/attempts", token).json()
+        assert all(r["status"] != "delivered" for r in in_flight)
+
+
+def test_secret_rotation_signs_with_both_secrets_during_the_grace_period(
+    system: System,
+) -> None:
+    _service, api = start_webhook(system)
+    with hooks_server() as (hooks, base):
+        token = api.partner("partner-k")
+        endpoint = api.endpoint(token, f"{base}/k")
+        old = endpoint["secret"]
+        rotated = api.call(
+            "POST", f"/endpoints/{endpoint['id']}/rotate-secret", token, json={"grace_seconds": 600}
+        ).json()
+        new = rotated["secret"]
+        assert new != old
+        hooks.secrets["k"] = [old]  # a receiver that has not switched yet
+        _id, value = event()
+        send(system, value)
+        assert hooks.wait("k", 1, timeout=60)
+        hit = hooks.of("k")[0]
+        Webhook(old).verify(hit.body.decode(), hit.headers)  # a receiver holding the old one
+        Webhook(new).verify(hit.body.decode(), hit.headers)  # one holding the new one
+        assert len(hit.headers["webhook-signature"].split()) == 2
+
+        # rotate again with no grace: only the newest secret signs
+        newest = api.call(
+            "POST", f"/endpoints/{endpoint['id']}/rotate-secret", token, json={"grace_seconds": 0}
+        ).json()["secret"]
+        hooks.secrets["k"] = [newest]
+        _id, value = event()
+        send(system, value)
+        assert hooks.wait("k", 2, timeout=60)
+        last = hooks.of("k")[1]
+        Webhook(newest).verify(last.body.decode(), last.headers)
+        with pytest.raises(WebhookVerificationError):
+            Webhook(new).verify(last.body.decode(), last.headers)
+
+
+def test_pause_drops_then_replay_and_resend_deliver_again(system: System) -> None:
+    _service, api = start_webhook(system)
+    with hooks_server() as (hooks, base):
+        token = api.partner("partner-p")
+        endpoint = api.endpoint(token, f"{base}/p")
+        hooks.secrets["p"] = [endpoint["secret"]]
+        since = api.call("GET", f"/endpoints/{endpoint['id']}", token).json()["created_at"]
+        assert api.call("POST", f"/endpoints/{endpoint['id']}/pause", token).json()["state"] == (
+            "paused"
+        )
+        paused = [event() for _ in range(3)]
+        send(system, *(v for _, v in paused))
+        dropped = poll(
+            lambda: (
+                len(api.call("GET", f"/endpoints/{endpoint['id']}/attempts", token).json()) >= 3
+            ),
+            60,
+        )
+        assert dropped
+        assert hooks.of("p", verified=False) == []
+
+        assert api.call("POST", f"/endpoints/{endpoint['id']}/resume", token).json()["state"] == (
+            "active"
+        )
+        replay = api.call(
+            "POST", f"/endpoints/{endpoint['id']}/replay", token, json={"since": since}
+        )
+        assert replay.status_code == 202
+        assert replay.json() == {"queued": 3}
+        assert hooks.wait("p", 3, timeout=60, unique=True)
+        assert set(hooks.unique("p")) == {i for i, _ in paused}
+
+        # resend one that was delivered: it goes out again, same webhook-id
+        resend = api.call(
+            "POST", f"/endpoints/{endpoint['id']}/messages/{paused[0][0]}/resend", token
+        )
+        assert resend.status_code == 202
+        assert hooks.wait("p", 4, timeout=60)
+        assert hooks.of("p")[3].webhook_id == paused[0][0]
+        missing = api.call("POST", f"/endpoints/{endpoint['id']}/messages/nope/resend", token)
+        assert missing.status_code == 404

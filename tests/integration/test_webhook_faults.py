@@ -1,0 +1,118 @@
+"""Faults: the webhook consumer killed mid-delivery and restarted; the broker restarted.
+Every event reaches every endpoint, and a receiver deduplicating on ``webhook-id`` sees
+each exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import System
+from tests.integration.hooks import Answer
+from tests.integration.kafka_io import produce
+from tests.integration.webhook_support import Api, event, hooks_server
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_killed_mid_delivery_then_restarted_loses_nothing(system: System) -> None:
+    # a long hand-off threshold keeps the batch uncommitted while its requests hang
+    env = {"GNLC_WEBHOOK_HANDOFF_SECONDS": "60", "GNLC_WEBHOOK_TIMEOUT_SECONDS": "90"}
+    service = system.service("webhook", **env).start()
+    api = Api(service, system.token)
+    with hooks_server() as (hooks, base):
+        token = api.partner("partner-f")
+        endpoints = [api.endpoint(token, f"{base}/f{i}") for i in range(2)]
+        for i, endpoint in enumerate(endpoints):
+            hooks.secrets[f"f{i}"] = [endpoint["secret"]]
+        hooks.scripts["f0"] = [Answer(hang=120)] * 5  # the first requests hang
+        values = [event() for _ in range(10)]
+        asyncio.run(
+            produce(system.kafka, f"{system.prefix}deadline.reminder", *(v for _, v in values))
+        )
+        assert hooks.wait("f0", 1, timeout=60)  # a request is in flight ...
+        service.kill()  # ... and the consumer dies: nothing of that batch was committed
+        hooks.release.set()  # the hung requests end (their connections are gone anyway)
+        hooks.scripts["f0"] = []
+
+        system.service("webhook", **env).start()
+        ids = {i for i, _ in values}
+        for name in ("f0", "f1"):
+            assert hooks.wait(name, len(ids), timeout=90, unique=True), name
+            assert set(hooks.unique(name)) == ids
+        time.sleep(2)  # anything more would show now: each event once per receiver
+        for name in ("f0", "f1"):
+            assert len(hooks.unique(name)) == len(ids)
+            assert all(h.verified for h in hooks.of(name, verified=False))
+
+
+class OwnBroker:
+    """A broker of this test's own (never the shared one), stopped at the end."""
+
+    def __init__(self, state: Path) -> None:
+        self.port = free_port()
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "GNLC_KAFKA_BOOTSTRAP_SERVERS")
+        }
+        self.env.update(
+            KAFKA_PORT=str(self.port),
+            KAFKA_CONTROLLER_PORT=str(free_port()),
+            KAFKA_STATE_DIR=str(state),
+            KAFKA_HEAP="256m",
+            KAFKA_START_TIMEOUT="180",
+        )
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def run(self, command: str) -> None:
+        subprocess.run(
+            [ROOT / "deploy" / "kafka.sh", command], env=self.env, check=True, timeout=240
+        )
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
+    broker = OwnBroker(tmp_path / "kafka")
+    broker.run("start")
+    try:
+        yield broker
+    finally:
+        broker.run("stop")
+
+
+def test_the_broker_restarted_loses_nothing(own_broker: OwnBroker, system: System) -> None:
+    system.kafka = own_broker.address
+    service = system.service("webhook").start()
+    api = Api(service, system.token)
+    topic = f"{system.prefix}deadline.reminder"
+    with hooks_server() as (hooks, base):
+        token = api.partner("partner-b")
+        endpoint = api.endpoint(token, f"{base}/b")
+        hooks.secrets["b"] = [endpoint["secret"]]
+        before = [event() for _ in range(10)]
+        asyncio.run(produce(own_broker.address, topic, *(v for _, v in before)))
+        assert hooks.wait("b", 10, timeout=90, unique=True)
+
+        own_broker.run("stop")
+        time.sleep(3)  # the consumer notices the broker is gone
+        own_broker.run("start")
+
+        after = [event() for _ in range(10)]
+        asyncio.run(produce(own_broker.address, topic, *(v for _, v in after)))
+        ids = {i for i, _ in before + after}
+        assert hooks.wait("b", 20, timeout=180, unique=True), service.tail()
+        assert set(hooks.unique("b")) == ids
+        time.sleep(2)
+        assert len(hooks.unique("b")) == 20

@@ -1,0 +1,270 @@
+"""Benchmark of the webhook channel on the real broker, the service as a child process and
+a cheap HTTP sink in a process of its own (``tests/perf/sink.py``).
+
+* throughput: N events produced as fast as possible to a fresh topic, fanned out to E
+  endpoints on the sink; deliveries per second from the first to the last arrival;
+* latency at a steady rate: event ``time`` (set when it is sent) to its arrival at the sink;
+  p50, p95, p99, max;
+* isolation: the throughput to E healthy endpoints alone, then again with one more
+  endpoint that never answers (its requests hang until the delivery timeout).
+
+``deploy/bench.sh --webhook`` runs it (``python -m tests.perf.bench_webhook --help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from tests.perf.bench_pipeline import machine, make_event, percentiles
+from tests.support import Service, free_port, seed_directory
+
+
+@dataclass
+class Sink:
+    port: int
+    out: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def arrivals(self, prefix: str = "/hooks/") -> dict[tuple[str, str], float]:
+        """First arrival time per (webhook id, path)."""
+        seen: dict[tuple[str, str], float] = {}
+        if not self.out.exists():
+            return seen
+        for line in self.out.read_text().splitlines():
+            parts = line.split(" ")
+            if len(parts) == 3 and parts[1].startswith(prefix):
+                seen.setdefault((parts[0], parts[1]), float(parts[2]))
+        return seen
+
+    def wait(self, count: int, timeout: float, prefix: str) -> dict[tuple[str, str], float]:
+        deadline = time.monotonic() + timeout
+        seen = self.arrivals(prefix)
+        while len(seen) < count and time.monotonic() < deadline:
+            time.sleep(0.25)
+            seen = self.arrivals(prefix)
+        return seen
+
+
+def start_sink(tmp: Path) -> Sink:
+    port = free_port()
+    out = tmp / f"sink-{port}.txt"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.perf.sink",
+            "--port",
+            str(port),
+            "--out",
+            str(out),
+            "--hang",
+            "/hooks/hang",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"http://127.0.0.1:{port}/warmup", content=b"", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return Sink(port, out, proc)
+
+
+class Run:
+    """One webhook service on a fresh topic prefix, with endpoints on the sink."""
+
+    def __init__(self, bootstrap: str, tmp: Path, sink: Sink, **env: str) -> None:
+        self.prefix = f"wb{uuid.uuid4().hex[:8]}."
+        self.token = secrets.token_urlsafe(16)
+        self.sink = sink
+        port = free_port()
+        self.service = Service(
+            "webhook",
+            dict(
+                os.environ,
+                KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+                GNLC_TOPIC_PREFIX=self.prefix,
+                GNLC_WEBHOOK_PORT=str(port),
+                GNLC_OPERATOR_TOKEN=self.token,
+                GNLC_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
+                GNLC_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / self.prefix}db",
+                GNLC_LOG_LEVEL="WARNING",
+                **env,
+            ),
+            port,
+            tmp / f"webhook-{self.prefix}log",
+        )
+        self.bootstrap = bootstrap
+
+    def __enter__(self) -> Run:
+        seed_directory(self.bootstrap, self.prefix)
+        self.service.start()
+        self._call("POST", "/partners", {"id": "bench", "name": "bench"})
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.service.stop()
+
+    def _call(self, method: str, path: str, body: Any) -> Any:
+        response = httpx.request(
+            method,
+            f"{self.service.url}/v1{path}",
+            json=body,
+            headers={"authorization": f"Bearer {self.token}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def endpoint(self, name: str) -> None:
+        self._call(
+            "POST",
+            "/endpoints",
+            {
+                "url": f"{self.sink.url}/hooks/{name}",
+                "event_types": ["deadline.reminder"],
+                "partner": "bench",
+            },
+        )
+
+    @property
+    def topic(self) -> str:
+        return f"{self.prefix}deadline.reminder"
+
+
+async def produce(bootstrap: str, topic: str, count: int, rate: float = 0) -> dict[str, float]:
+    """``count`` events, as fast as possible or at ``rate`` per second; send time per id."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=0 if rate else 5
+    )
+    await producer.start()
+    sent: dict[str, float] = {}
+    try:
+        start = time.monotonic()
+        futures = []
+        for i in range(count):
+            if rate:
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            event_id, value = make_event("durban")
+            sent[event_id] = time.time()
+            futures.append(await producer.send(topic, value, key=event_id.encode()))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent
+
+
+def throughput(
+    bootstrap: str, tmp: Path, sink: Sink, events: int, healthy: int, hanging: int, **env: str
+) -> dict[str, Any]:
+    with Run(bootstrap, tmp, sink, **env) as run:
+        names = [f"{run.prefix}ok{i}" for i in range(healthy)]
+        for name in names:
+            run.endpoint(name)
+        for i in range(hanging):
+            run.endpoint(f"hang-{run.prefix}{i}")
+        t0 = time.time()
+        asyncio.run(produce(bootstrap, run.topic, events))
+        produced = time.time() - t0
+        want = events * healthy
+        seen = sink.wait(want, timeout=600, prefix=f"/hooks/{run.prefix}ok")
+    times = sorted(seen.values())
+    span = times[-1] - times[0] if len(times) > 1 else float("nan")
+    return {
+        "events": events,
+        "endpoints": healthy,
+        "hanging_endpoints": hanging,
+        "deliveries": len(seen),
+        "complete": len(seen) == want,
+        "produce_seconds": round(produced, 2),
+        "seconds_first_to_last": round(span, 2),
+        "deliveries_per_second": round(len(seen) / span, 1),
+        "from_first_send_per_second": round(len(seen) / (times[-1] - t0), 1),
+    }
+
+
+def latency(bootstrap: str, tmp: Path, sink: Sink, rate: float, seconds: float) -> dict[str, Any]:
+    with Run(bootstrap, tmp, sink) as run:
+        name = f"{run.prefix}lat"
+        run.endpoint(name)
+        count = int(rate * seconds)
+        sent = asyncio.run(produce(bootstrap, run.topic, count, rate))
+        seen = sink.wait(count, timeout=120, prefix=f"/hooks/{name}")
+    by_id = {event_id: at for (event_id, _path), at in seen.items()}
+    samples = [(by_id[i] - at) * 1000 for i, at in sent.items() if i in by_id]
+    return {
+        "rate": rate,
+        "events": count,
+        "delivered": len(samples),
+        **{k: round(v, 1) for k, v in percentiles(samples).items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20000, help="events per throughput run")
+    parser.add_argument("--endpoints", type=int, default=1, help="healthy endpoints")
+    parser.add_argument("--rate", type=float, default=500.0, help="events/s in the latency run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument(
+        "--only", choices=("throughput", "latency", "isolation"), action="append", default=[]
+    )
+    parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="aiohttp")
+    args = parser.parse_args()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    only = set(args.only) or {"throughput", "latency", "isolation"}
+    env = {"GNLC_WEBHOOK_HTTP_TRANSPORT": args.transport}
+    tmp = Path(tempfile.mkdtemp(prefix="gnlc-bench-webhook-"))
+    sink = start_sink(tmp)
+    results: dict[str, Any] = {}
+    try:
+        if "throughput" in only:
+            results["throughput"] = throughput(
+                bootstrap, tmp, sink, args.events, args.endpoints, 0, **env
+            )
+        if "latency" in only:
+            results[f"latency_ms_at_{args.rate:g}_per_s"] = latency(
+                bootstrap, tmp, sink, args.rate, args.seconds
+            )
+        if "isolation" in only:
+            alone = throughput(bootstrap, tmp, sink, args.events // 4, 4, 0, **env)
+            hung = throughput(bootstrap, tmp, sink, args.events // 4, 4, 1, **env)
+            drop = 1 - hung["deliveries_per_second"] / alone["deliveries_per_second"]
+            results["isolation_healthy_alone"] = alone
+            results["isolation_with_one_hanging"] = hung
+            results["isolation"] = {"throughput_drop_percent": round(drop * 100, 1)}
+    finally:
+        sink.proc.terminate()
+        sink.proc.wait(timeout=10)
+    print(f"machine: {machine()}")
+    print(f"broker: single-node Kafka on loopback ({bootstrap}); transport: {args.transport}")
+    for name, figures in results.items():
+        print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+    print(json.dumps({"machine": machine(), "results": results}))
+
+
+if __name__ == "__main__":
+    main()
