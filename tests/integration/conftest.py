@@ -147,9 +147,16 @@ class System:
         env.update(extra)
         return env
 
+    def database_url_for(self, service: str) -> str:
+        """The test's own state: one SQLite file per service (as in production), or the
+        test's PostgreSQL database, shared by its services."""
+        if self.database_url.startswith("sqlite"):
+            return f"sqlite+aiosqlite:///{self.tmp / service}.db"
+        return self.database_url
+
     def service(self, name: str, **extra: str) -> Service:
         port = free_port()
-        database = f"sqlite+aiosqlite:///{self.tmp / name}.db"  # the test's own state
+        database = self.database_url_for(name)
         env = self.env(
             **{f"GNLC_{name.upper()}_PORT": str(port), "GNLC_DATABASE_URL": database, **extra}
         )

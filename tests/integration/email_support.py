@@ -102,7 +102,7 @@ def ledger_status(
 
         from gnlc_core.ledger import notices
 
-        engine = create_engine(f"sqlite+aiosqlite:///{system.tmp / 'state.db'}")
+        engine = create_engine(system.database_url_for("email"))
         try:
             status = await Ledger(engine, "email").status(event_id, recipient)
             async with engine.connect() as connection:

@@ -87,7 +87,7 @@ def test_takeover_does_not_publish_again_what_a_dead_instance_published(
     already on Kafka. The next instance publishes only the other half."""
 
     async def prepare() -> list[str]:
-        engine = create_engine(system.database_url)
+        engine = create_engine(system.database_url_for("scheduler"))
         await migrate(engine)
         now = datetime.now(UTC)
         await store.import_cities(engine, load_csv(SAMPLE_DIRECTORY), now)
