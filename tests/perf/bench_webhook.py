@@ -68,8 +68,17 @@ def start_sink(tmp: Path) -> Sink:
     port = free_port()
     out = tmp / f"sink-{port}.txt"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.perf.sink", "--port", str(port), "--out", str(out)]
-        + ["--hang", "/hooks/hang"],
+        [
+            sys.executable,
+            "-m",
+            "tests.perf.sink",
+            "--port",
+            str(port),
+            "--out",
+            str(out),
+            "--hang",
+            "/hooks/hang",
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
