@@ -100,6 +100,7 @@ class Results:
     notices: list[Notice] = field(default_factory=list)
     messages: list[StoredMessage] = field(default_factory=list)
     finished: list[Attempt] = field(default_factory=list)  # log rows to close as failed
+    spills: dict[tuple[str, int], list[Job]] = field(default_factory=dict)  # busy: retry later
     endpoint_changes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
@@ -229,6 +230,7 @@ class WebhookConsumer:
                     tasks[job].cancel()
                     handoffs.append(self._busy(job, "waited too long for a free slot", results))
             await asyncio.gather(*handoffs)
+        await self._flush_spills(results)
 
     async def _deliver(self, job: Job, results: Results) -> None:
         try:
@@ -430,22 +432,39 @@ class WebhookConsumer:
         )
 
     async def _busy(self, job: Job, detail: str, results: Results) -> None:
-        """The endpoint's lane is full: this attempt counts as failed, and is retried."""
+        """The endpoint's lane is full: this attempt counts as failed, and is retried. The
+        retries of a batch are published together, one Kafka batch per endpoint and attempt
+        (a hanging endpoint spills every delivery: they must stay cheap)."""
         endpoint = self._registry.get(job.endpoint_id)
         partner = endpoint.partner_id if endpoint else ""
         reason = f"endpoint busy: {detail}"
         attempt = Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.RETRYING)
-        scheduled = await self._retrier.retry_or_give_up(
-            job.body,
-            key=job.key,
-            recipient=job.endpoint_id,
-            failed_attempt=job.attempt,
-            reason=reason,
-            source_topic=self._topics.for_event_type(job.event.type),
-        )
-        status = Status.RETRYING if scheduled else Status.FAILED
-        self._record(job, attempt, status, reason, results)
+        if self._schedule.delay_before(job.attempt + 1) is None:
+            await self._retrier.retry_or_give_up(
+                job.body,
+                key=job.key,
+                recipient=job.endpoint_id,
+                failed_attempt=job.attempt,
+                reason=reason,
+                source_topic=self._topics.for_event_type(job.event.type),
+            )
+            self._record(job, attempt, Status.FAILED, f"gave up: {reason}", results)
+        else:
+            results.spills.setdefault((job.endpoint_id, job.attempt + 1), []).append(job)
+            self._record(job, attempt, Status.RETRYING, reason, results)
         job.released.set()
+
+    async def _flush_spills(self, results: Results) -> None:
+        spills, results.spills = results.spills, {}
+        for (endpoint_id, attempt), jobs in spills.items():
+            delay = self._schedule.delay_before(attempt) or 0.0
+            await self._retrier.schedule_many(
+                [job.body for job in jobs],
+                recipient=endpoint_id,
+                attempt=attempt,
+                delay=delay,
+                reason="endpoint busy",
+            )
 
     async def _hand_off(self, job: Job) -> None:
         """Release the batch from a request still in flight: its next attempt is scheduled
