@@ -188,3 +188,43 @@ def system(
         yield system
     finally:
         system.stop()
+
+
+class PrivateBroker:
+    """A Kafka broker of one test's own, to stop and start without disturbing the others."""
+
+    """A broker of this test's own (never the shared one), stopped at the end."""
+
+    def __init__(self, state: Path) -> None:
+        self.port = free_port()
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "GNLC_KAFKA_BOOTSTRAP_SERVERS")
+        }
+        self.env.update(
+            KAFKA_PORT=str(self.port),
+            KAFKA_CONTROLLER_PORT=str(free_port()),
+            KAFKA_STATE_DIR=str(state),
+            KAFKA_HEAP="256m",
+            KAFKA_START_TIMEOUT="180",
+        )
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def run(self, command: str) -> None:
+        subprocess.run(
+            [ROOT / "deploy" / "kafka.sh", command], env=self.env, check=True, timeout=240
+        )
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    broker = PrivateBroker(tmp_path / "kafka")
+    broker.run("start")
+    try:
+        yield broker
+    finally:
+        broker.run("stop")

@@ -5,52 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, System
+from tests.integration.conftest import PrivateBroker, System
 from tests.integration.kafka_io import consume
-from tests.support import free_port
 
 pytestmark = pytest.mark.integration
-
-
-class PrivateBroker:
-    def __init__(self, state: Path) -> None:
-        self.port = free_port()
-        self.env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-        self.env.update(
-            KAFKA_PORT=str(self.port),
-            KAFKA_CONTROLLER_PORT=str(free_port()),
-            KAFKA_STATE_DIR=str(state),
-            KAFKA_HEAP="384m",
-        )
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def run(self, action: str) -> None:
-        subprocess.run(
-            [ROOT / "deploy" / "kafka.sh", action], env=self.env, check=True, timeout=180
-        )
-
-
-@pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    broker = PrivateBroker(tmp_path / "kafka")
-    broker.run("start")
-    try:
-        yield broker
-    finally:
-        broker.run("stop")
 
 
 def test_reminders_due_during_a_broker_restart_go_out_once(

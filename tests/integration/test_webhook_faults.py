@@ -5,19 +5,15 @@ each exactly once."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import System
+from tests.integration.conftest import PrivateBroker, System
 from tests.integration.hooks import Answer
 from tests.integration.kafka_io import produce
 from tests.integration.webhook_support import Api, event, hooks_server
-from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,46 +50,8 @@ def test_killed_mid_delivery_then_restarted_loses_nothing(system: System) -> Non
             assert all(h.verified for h in hooks.of(name, verified=False))
 
 
-class OwnBroker:
-    """A broker of this test's own (never the shared one), stopped at the end."""
-
-    def __init__(self, state: Path) -> None:
-        self.port = free_port()
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "GNLC_KAFKA_BOOTSTRAP_SERVERS")
-        }
-        self.env.update(
-            KAFKA_PORT=str(self.port),
-            KAFKA_CONTROLLER_PORT=str(free_port()),
-            KAFKA_STATE_DIR=str(state),
-            KAFKA_HEAP="256m",
-            KAFKA_START_TIMEOUT="180",
-        )
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def run(self, command: str) -> None:
-        subprocess.run(
-            [ROOT / "deploy" / "kafka.sh", command], env=self.env, check=True, timeout=240
-        )
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
-    broker = OwnBroker(tmp_path / "kafka")
-    broker.run("start")
-    try:
-        yield broker
-    finally:
-        broker.run("stop")
-
-
-def test_the_broker_restarted_loses_nothing(own_broker: OwnBroker, system: System) -> None:
-    system.kafka = own_broker.address
+def test_the_broker_restarted_loses_nothing(private_broker: PrivateBroker, system: System) -> None:
+    system.kafka = private_broker.address
     service = system.service("webhook").start()
     api = Api(service, system.token)
     topic = f"{system.prefix}deadline.reminder"
@@ -102,15 +60,15 @@ def test_the_broker_restarted_loses_nothing(own_broker: OwnBroker, system: Syste
         endpoint = api.endpoint(token, f"{base}/b")
         hooks.secrets["b"] = [endpoint["secret"]]
         before = [event() for _ in range(10)]
-        asyncio.run(produce(own_broker.address, topic, *(v for _, v in before)))
+        asyncio.run(produce(private_broker.address, topic, *(v for _, v in before)))
         assert hooks.wait("b", 10, timeout=90, unique=True)
 
-        own_broker.run("stop")
+        private_broker.run("stop")
         time.sleep(3)  # the consumer notices the broker is gone
-        own_broker.run("start")
+        private_broker.run("start")
 
         after = [event() for _ in range(10)]
-        asyncio.run(produce(own_broker.address, topic, *(v for _, v in after)))
+        asyncio.run(produce(private_broker.address, topic, *(v for _, v in after)))
         ids = {i for i, _ in before + after}
         assert hooks.wait("b", 20, timeout=180, unique=True), service.tail()
         assert set(hooks.unique("b")) == ids
