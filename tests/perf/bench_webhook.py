@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
-from tests.perf.bench_pipeline import machine, make_event, percentiles
+from tests.perf.bench_pipeline import machine, percentiles, produce
 from tests.support import Service, free_port, seed_directory
 
 
@@ -151,30 +150,6 @@ class Run:
     @property
     def topic(self) -> str:
         return f"{self.prefix}deadline.reminder"
-
-
-async def produce(bootstrap: str, topic: str, count: int, rate: float = 0) -> dict[str, float]:
-    """``count`` events, as fast as possible or at ``rate`` per second; send time per id."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=0 if rate else 5
-    )
-    await producer.start()
-    sent: dict[str, float] = {}
-    try:
-        start = time.monotonic()
-        futures = []
-        for i in range(count):
-            if rate:
-                delay = start + i / rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            event_id, value = make_event("durban")
-            sent[event_id] = time.time()
-            futures.append(await producer.send(topic, value, key=event_id.encode()))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-    return sent
 
 
 def throughput(
