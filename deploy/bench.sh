@@ -30,4 +30,4 @@ run() {
 }
 export -f run
 export what
-deploy/with-services.sh --postgres bash -c 'run "$@"' run "$@"
+deploy/with-services.sh --postgres --scratch bash -c 'run "$@"' run "$@"

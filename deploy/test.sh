@@ -15,4 +15,4 @@ echo "== mypy" >&2
 mypy
 
 echo "== pytest" >&2
-deploy/with-services.sh --postgres python -m pytest -m "not perf" "$@"
+deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" "$@"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -81,17 +81,53 @@ def build_app(
 
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:
-    """Run until SIGINT/SIGTERM; uvicorn's own logging is routed into ours."""
+    """Run until SIGINT/SIGTERM on uvloop (uvicorn's ``auto`` loop; asyncio's where uvloop is
+    not installed); uvicorn's own logging is routed into ours."""
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on", loop="auto"
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    uvicorn.Server(config).run()
 
 
 def run(
-    name: str, create_app: Callable[[Settings], FastAPI], port: Callable[[Settings], int]
+    name: str,
+    create_app: Callable[[Settings], FastAPI],
+    port: Callable[[Settings], int],
+    *,
+    workers: Callable[[Settings], int] = lambda _settings: 1,
+    worker_factory: str | None = None,
+    prepare: Callable[[Settings], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
-    """The ``python -m`` entry point of a service: settings, logs, serve."""
+    """The ``python -m`` entry point of a service: settings, logs, serve.
+
+    With more than one worker (a service that allows it names a ``worker_factory``,
+    ``module:function`` building its app from the environment), ``prepare`` runs once here
+    (migrations, seeding), then uvicorn runs that many worker processes on one port, each a
+    member of the service's consumer groups; a worker that dies is replaced."""
     settings = Settings()
     configure(name, level=settings.log_level, fmt=settings.log_format)
-    serve(create_app(settings), host=settings.http_host, port=port(settings))
+    count = workers(settings)
+    if count <= 1 or worker_factory is None:
+        serve(create_app(settings), host=settings.http_host, port=port(settings))
+        return
+    if prepare is not None:
+        asyncio.run(prepare(settings))
+    log.info("starting workers", service=name, workers=count)
+    uvicorn.run(
+        worker_factory,
+        factory=True,
+        workers=count,
+        host=settings.http_host,
+        port=port(settings),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        loop="auto",
+    )
+
+
+def worker_settings(name: str) -> Settings:
+    """Settings and logs inside a worker process (spawned: nothing is inherited)."""
+    settings = Settings()
+    configure(name, level=settings.log_level, fmt=settings.log_format)
+    return settings

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     webhook_http_transport: str = Field(
         default="aiohttp", pattern="^(httpx|aiohttp)$", description="Transport under httpx."
     )
+    webhook_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes, each a member of the consumer groups (2 to use 2 cores).",
+    )
 
     # HTTP (health and APIs) and logs
     http_host: str = "127.0.0.1"

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from gnlc_webhook.ssrf import Policy, RefusedTarget, Resolver, resolve_checked, system_resolver
@@ -74,6 +75,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._resolver = resolver
         self._max_body = max_body
         self._session: aiohttp.ClientSession | None = None
+        # per URL: aiohttp's URL and, for an IP-literal host, the guard's verdict (the policy
+        # does not change while the process runs); per timeout pair, aiohttp's timeout
+        self._targets: dict[str, tuple[yarl.URL, str | None]] = {}
+        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # created inside the running loop
@@ -92,24 +97,44 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         return self._session
 
+    async def _target(self, url: httpx.URL) -> tuple[yarl.URL, str | None]:
+        key = str(url)
+        target = self._targets.get(key)
+        if target is None:
+            refusal = None
+            if _is_literal(url.host):  # aiohttp does not resolve these: check them here
+                try:
+                    await resolve_checked(url.host, url.port or 0, self._policy)
+                except RefusedTarget as exc:
+                    refusal = f"refused by the SSRF guard: {exc}"
+            if len(self._targets) > 10_000:
+                self._targets.clear()
+            target = self._targets[key] = (yarl.URL(key, encoded=True), refusal)
+        return target
+
+    def _timeout(self, timeout: dict[str, Any]) -> aiohttp.ClientTimeout:
+        key = (timeout.get("connect"), timeout.get("read"))
+        value = self._timeouts.get(key)
+        if value is None:
+            value = self._timeouts[key] = aiohttp.ClientTimeout(
+                sock_connect=key[0], sock_read=key[1]
+            )
+        return value
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        if _is_literal(host):
-            try:
-                await resolve_checked(host, request.url.port or 0, self._policy)
-            except RefusedTarget as exc:
-                raise httpx.ConnectError(f"refused by the SSRF guard: {exc}") from None
-        timeout: dict[str, Any] = request.extensions.get("timeout", {})
+        url, refusal = await self._target(request.url)
+        if refusal is not None:
+            raise httpx.ConnectError(refusal)
         try:
             async with self._client().request(
                 request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
+                url,
+                headers=[
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+                ],
                 data=request.content or None,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    sock_connect=timeout.get("connect"), sock_read=timeout.get("read")
-                ),
+                timeout=self._timeout(request.extensions.get("timeout", {})),
             ) as response:
                 body = await response.content.read(self._max_body)
                 if not response.content.at_eof():

@@ -12,7 +12,7 @@ from gnlc_core.db import create_engine, database_url, migrate
 from gnlc_core.kafka import AT_LEAST_ONCE, make_broker, topics_for
 from gnlc_core.logs import get_logger
 from gnlc_core.retry import Retrier, RetrySchedule
-from gnlc_core.service import build_app, health_router
+from gnlc_core.service import build_app, health_router, worker_settings
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
 from gnlc_webhook.api import api_router
@@ -21,7 +21,7 @@ from gnlc_webhook.partners import load_endpoints
 from gnlc_webhook.registry import Event, Registry
 from gnlc_webhook.ssrf import Policy, RefusedTarget, check_url
 from gnlc_webhook.store import EndpointRow, Store
-from gnlc_webhook.transport import make_client
+from gnlc_webhook.transport import make_poster
 
 log = get_logger(__name__)
 CHANNEL = "webhook"
@@ -41,6 +41,7 @@ def limits_of(settings: Settings) -> Limits:
         handoff=settings.webhook_handoff_seconds,
         endpoint_concurrency=settings.webhook_endpoint_concurrency,
         endpoint_rate=settings.webhook_endpoint_rate,
+        workers=settings.webhook_workers,
         slow_down=settings.webhook_slow_down_seconds,
         max_retry_after=settings.webhook_max_retry_after_seconds,
         disable_after=settings.webhook_disable_after_seconds,
@@ -71,6 +72,24 @@ async def seed(store: Store, settings: Settings, policy: Policy) -> None:
         )
 
 
+async def prepare(settings: Settings) -> None:
+    """Once per start, before the worker processes: the schema and the partners file."""
+    engine = create_engine(database_url(settings, CHANNEL))
+    try:
+        await migrate(engine)
+        policy = Policy.parse(
+            settings.webhook_allowed_networks, https_only=settings.webhook_https_only
+        )
+        await seed(Store(engine), settings, policy)
+    finally:
+        await engine.dispose()
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (``GNLC_WEBHOOK_WORKERS`` > 1)."""
+    return create_app(worker_settings("webhook"))
+
+
 def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> FastAPI:
     broker = make_broker(settings, client_id="gnlc-webhook")
     topics = topics_for(settings)
@@ -85,7 +104,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
 
     registry = Registry(store, directory, refresh_seconds=settings.webhook_endpoint_refresh_seconds)
     policy = Policy.parse(settings.webhook_allowed_networks, https_only=settings.webhook_https_only)
-    client = make_client(
+    client = make_poster(
         policy,
         connect_timeout=settings.webhook_connect_timeout_seconds,
         timeout=settings.webhook_timeout_seconds,

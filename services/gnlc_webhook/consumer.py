@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -46,6 +47,7 @@ from gnlc_webhook.outcome import Outcome, Verdict, classify, transport_failure
 from gnlc_webhook.registry import Event, Registry
 from gnlc_webhook.signing import signed_headers
 from gnlc_webhook.store import CHANNEL, Attempt, EndpointRow, State, Store, StoredMessage
+from gnlc_webhook.transport import Poster
 
 log = get_logger(__name__)
 
@@ -69,6 +71,7 @@ class Limits:
     max_retry_after: float = 86400.0
     disable_after: float = 5 * 86400.0
     body_limit: int = 1024
+    workers: int = 1  # processes sharing the endpoints: each keeps its share of the limits
 
 
 class Phase(Enum):
@@ -77,9 +80,28 @@ class Phase(Enum):
     SETTLING = "settling"
 
 
+class Release:
+    """How many deliveries of a batch still hold it; ``all`` is set when none does."""
+
+    def __init__(self) -> None:
+        self.holding = 0
+        self.all = asyncio.Event()
+        self.all.set()
+
+    def hold(self) -> None:
+        self.holding += 1
+        self.all.clear()
+
+    def let_go(self) -> None:
+        self.holding -= 1
+        if self.holding == 0:
+            self.all.set()
+
+
 @dataclass(eq=False)
 class Job:
-    """One delivery: an event to an endpoint, at some attempt."""
+    """One delivery: an event to an endpoint, at some attempt. It holds its batch until it
+    is settled, handed off or spilled (``release``)."""
 
     event: Event
     body: bytes
@@ -88,8 +110,15 @@ class Job:
     attempt: int
     phase: Phase = Phase.WAITING
     handed_off: bool = False
-    released: asyncio.Event = field(default_factory=asyncio.Event)
+    released: bool = False
     deadline: float = 0.0
+    batch: Release | None = None
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            if self.batch is not None:
+                self.batch.let_go()
 
 
 @dataclass
@@ -116,7 +145,7 @@ class WebhookConsumer:
         topics: Topics,
         store: Store,
         registry: Registry,
-        client: httpx.AsyncClient,
+        client: Poster,
         retrier: Retrier,
         schedule: RetrySchedule,
         *,
@@ -201,6 +230,10 @@ class WebhookConsumer:
     async def _run(self, jobs: Sequence[Job], results: Results) -> None:
         if not jobs:
             return
+        batch = Release()
+        for job in jobs:
+            job.batch = batch
+            batch.hold()
         tasks = {job: asyncio.create_task(self._deliver(job, results)) for job in jobs}
         for task in tasks.values():
             self._background.add(task)
@@ -208,11 +241,11 @@ class WebhookConsumer:
         # Wait in rounds of the hand-off time. After each round a request still in flight
         # is handed off and marks its lane slow; deliveries still queued for a slow lane are
         # spilled to the retry tier; those queued behind a healthy lane keep their place.
-        while unsettled := [j for j in jobs if not j.released.is_set()]:
-            waiters = [asyncio.create_task(j.released.wait()) for j in unsettled]
-            _done, pending = await asyncio.wait(waiters, timeout=self._limits.handoff)
-            for waiter in pending:
-                waiter.cancel()
+        while not batch.all.is_set():
+            with suppress(TimeoutError):
+                async with asyncio.timeout(self._limits.handoff):
+                    await batch.all.wait()
+            unsettled = [j for j in jobs if not j.released]
             handoffs: list[Awaitable[None]] = []
             now = time.monotonic()
             for job in unsettled:
@@ -241,7 +274,7 @@ class WebhookConsumer:
             log.exception("delivery crashed", event_id=job.event.id, endpoint=job.endpoint_id)
             raise
         finally:
-            job.released.set()
+            job.release()
 
     async def _deliver_inner(self, job: Job, results: Results) -> None:
         endpoint = self._registry.get(job.endpoint_id)
@@ -452,7 +485,7 @@ class WebhookConsumer:
         else:
             results.spills.setdefault((job.endpoint_id, job.attempt + 1), []).append(job)
             self._record(job, attempt, Status.RETRYING, reason, results)
-        job.released.set()
+        job.release()
 
     async def _flush_spills(self, results: Results) -> None:
         spills, results.spills = results.spills, {}
@@ -480,13 +513,16 @@ class WebhookConsumer:
             delay=left + (planned or 0.0),
             reason="handed off while in flight",
         )
-        job.released.set()
+        job.release()
 
     # endpoint state ------------------------------------------------------------------
 
     def _lane(self, endpoint: EndpointRow) -> Lane:
+        workers = self._limits.workers
         concurrency = endpoint.max_concurrency or self._limits.endpoint_concurrency
+        concurrency = max(1, -(-concurrency // workers))  # ceil: every worker may send
         rate = endpoint.rate_per_second or self._limits.endpoint_rate
+        rate = rate / workers if rate is not None else None
         lane = self._lanes.get(endpoint.id)
         if lane is None:
             lane = self._lanes[endpoint.id] = Lane(concurrency, rate)

@@ -109,6 +109,7 @@ class Run:
                 GNLC_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
                 GNLC_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / self.prefix}db",
                 GNLC_LOG_LEVEL="WARNING",
+                GNLC_WEBHOOK_ENDPOINT_REFRESH_SECONDS="1",
                 **env,
             ),
             port,
@@ -147,6 +148,11 @@ class Run:
             },
         )
 
+    def settle(self) -> None:
+        """Wait until every worker has re-read the endpoints (GNLC_WEBHOOK_ENDPOINT_REFRESH_SECONDS
+        is 1 here): an endpoint serves the events handled after that."""
+        time.sleep(2.5)
+
     @property
     def topic(self) -> str:
         return f"{self.prefix}deadline.reminder"
@@ -161,6 +167,7 @@ def throughput(
             run.endpoint(name)
         for i in range(hanging):
             run.endpoint(f"hang-{run.prefix}{i}")
+        run.settle()
         t0 = time.time()
         asyncio.run(produce(bootstrap, run.topic, events))
         produced = time.time() - t0
@@ -181,13 +188,18 @@ def throughput(
     }
 
 
-def latency(bootstrap: str, tmp: Path, sink: Sink, rate: float, seconds: float) -> dict[str, Any]:
-    with Run(bootstrap, tmp, sink) as run:
+def latency(
+    bootstrap: str, tmp: Path, sink: Sink, rate: float, seconds: float, **env: str
+) -> dict[str, Any]:
+    with Run(bootstrap, tmp, sink, **env) as run:
         name = f"{run.prefix}lat"
         run.endpoint(name)
+        run.settle()
+        warm = asyncio.run(produce(bootstrap, run.topic, 50, 50))  # consumers assigned, warm
+        sink.wait(len(warm), timeout=60, prefix=f"/hooks/{name}")
         count = int(rate * seconds)
         sent = asyncio.run(produce(bootstrap, run.topic, count, rate))
-        seen = sink.wait(count, timeout=120, prefix=f"/hooks/{name}")
+        seen = sink.wait(count + len(warm), timeout=120, prefix=f"/hooks/{name}")
     by_id = {event_id: at for (event_id, _path), at in seen.items()}
     samples = [(by_id[i] - at) * 1000 for i, at in sent.items() if i in by_id]
     return {
@@ -208,10 +220,11 @@ def main() -> None:
         "--only", choices=("throughput", "latency", "isolation"), action="append", default=[]
     )
     parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="aiohttp")
+    parser.add_argument("--workers", type=int, default=2, help="GNLC_WEBHOOK_WORKERS")
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     only = set(args.only) or {"throughput", "latency", "isolation"}
-    env = {"GNLC_WEBHOOK_HTTP_TRANSPORT": args.transport}
+    env = {"GNLC_WEBHOOK_HTTP_TRANSPORT": args.transport, "GNLC_WEBHOOK_WORKERS": str(args.workers)}
     tmp = Path(tempfile.mkdtemp(prefix="gnlc-bench-webhook-"))
     sink = start_sink(tmp)
     results: dict[str, Any] = {}
@@ -222,7 +235,7 @@ def main() -> None:
             )
         if "latency" in only:
             results[f"latency_ms_at_{args.rate:g}_per_s"] = latency(
-                bootstrap, tmp, sink, args.rate, args.seconds
+                bootstrap, tmp, sink, args.rate, args.seconds, **env
             )
         if "isolation" in only:
             alone = throughput(bootstrap, tmp, sink, args.events // 4, 4, 0, **env)
@@ -235,7 +248,10 @@ def main() -> None:
         sink.proc.terminate()
         sink.proc.wait(timeout=10)
     print(f"machine: {machine()}")
-    print(f"broker: single-node Kafka on loopback ({bootstrap}); transport: {args.transport}")
+    print(
+        f"broker: single-node Kafka on loopback ({bootstrap}); transport: {args.transport};"
+        f" workers: {args.workers}"
+    )
     for name, figures in results.items():
         print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
     print(json.dumps({"machine": machine(), "results": results}))

@@ -19,7 +19,7 @@ from gnlc_webhook.ssrf import (
     check_url,
     refusal,
 )
-from gnlc_webhook.transport import make_client
+from gnlc_webhook.transport import make_poster
 
 NOBODY = Policy()
 
@@ -100,14 +100,19 @@ async def _ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def test_the_transport_refuses_before_connecting_and_connects_where_it_checked() -> None:
     with BackgroundServer(_ok) as server:  # type: ignore[arg-type] # a bare ASGI app
         url = f"{server.url}/hook"
-        client = make_client(NOBODY, connect_timeout=5, timeout=10, connections=4)
-        async with client:
-            with pytest.raises(httpx.ConnectError, match="refused by the SSRF guard"):
-                await client.post(url, content=b"{}")
-            with pytest.raises(
-                httpx.ConnectError, match=re.escape("169.254.169.254 is a cloud metadata")
-            ):
-                await client.post("http://169.254.169.254/latest/meta-data/", content=b"{}")
+        for kind in ("aiohttp", "httpx"):
+            poster = make_poster(NOBODY, connect_timeout=5, timeout=10, connections=4, kind=kind)
+            try:
+                with pytest.raises(httpx.ConnectError, match="refused by the SSRF guard"):
+                    await poster.post(url, content=b"{}", headers={})
+                with pytest.raises(
+                    httpx.ConnectError, match=re.escape("169.254.169.254 is a cloud metadata")
+                ):
+                    await poster.post(
+                        "http://169.254.169.254/latest/meta-data/", content=b"{}", headers={}
+                    )
+            finally:
+                await poster.aclose()
 
         # DNS rebinding: the name first resolves to an allowed address, then to a refused
         # one; the connection uses the answer it checked, each time it connects
