@@ -4,12 +4,17 @@ the health endpoints, in one process."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
+from aiokafka import ConsumerRecord
 from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy
 
+from gnlc_core.commits import Commits, next_offsets
 from gnlc_core.db import create_engine, database_url, migrate
-from gnlc_core.kafka import AT_LEAST_ONCE, make_broker, topics_for
+from gnlc_core.kafka import make_broker, topics_for
 from gnlc_core.logs import get_logger
 from gnlc_core.retry import Retrier, RetrySchedule
 from gnlc_core.service import build_app, health_router, worker_settings
@@ -90,6 +95,12 @@ def worker_app() -> FastAPI:
     return create_app(worker_settings("webhook"))
 
 
+async def records_only(_message: StreamMessage[Any]) -> None:
+    """The batch handler reads the raw records and parses each itself: FastStream's own
+    decoding of every record (JSON, a message object each) would be thrown away."""
+    return
+
+
 def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> FastAPI:
     broker = make_broker(settings, client_id="gnlc-webhook")
     topics = topics_for(settings)
@@ -128,9 +139,17 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     )
     ready = asyncio.Event()  # the broker starts before the hooks: handlers wait for them
 
+    commits = Commits()
+
     async def handle_batch(message: KafkaMessage) -> None:
         await ready.wait()
-        await consumer.handle_batch(message)
+        try:
+            await consumer.handle_batch(message)
+        except Exception:
+            await message.nack()  # read the batch again rather than commit past it
+            raise
+        records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
+        commits.finish(message.consumer, next_offsets(records))
 
     async def deliver_one(value: bytes, recipient: str, attempt: int) -> None:
         await ready.wait()
@@ -139,10 +158,12 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     broker.subscriber(
         *topics.domain,
         group_id=topics.group(CHANNEL),
-        ack_policy=AT_LEAST_ONCE,
+        ack_policy=AckPolicy.MANUAL,  # committed by `commits` once finished
         auto_offset_reset="earliest",
         batch=True,
         max_records=settings.webhook_batch_size,
+        listener=commits.listener(),
+        decoder=records_only,
     )(handle_batch)
     retrier.subscribe(deliver_one)
 
@@ -163,6 +184,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     async def stop() -> None:
         await directory.stop()
         await submissions.stop()
+        await commits.close()
         await broker.stop()  # no new batch; the one in hand finishes first
         await consumer.drain()
         await registry.stop()

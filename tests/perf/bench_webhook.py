@@ -23,14 +23,18 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
+from gnlc_webhook.partners import new_secret
 from tests.perf.bench_pipeline import machine, percentiles, produce
-from tests.support import Service, free_port, seed_directory
+from tests.support import Service, free_port, scratch_postgres_database, seed_directory
 
 
 @dataclass
@@ -55,7 +59,7 @@ class Sink:
         return seen
 
     def wait(self, count: int, timeout: float, prefix: str) -> dict[tuple[str, str], float]:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + 60
         seen = self.arrivals(prefix)
         while len(seen) < count and time.monotonic() < deadline:
             time.sleep(0.25)
@@ -90,11 +94,64 @@ def start_sink(tmp: Path) -> Sink:
     return Sink(port, out, proc)
 
 
+async def stable_group(bootstrap: str, group: str, members: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            (response,) = await admin.describe_consumer_groups([group])
+            (described,) = response.to_object()["groups"]
+            if described["state"] == "Stable" and len(described["members"]) == members:
+                return
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"consumer group {group} not stable with {members} members")
+    finally:
+        await admin.close()
+
+
 class Run:
     """One webhook service on a fresh topic prefix, with endpoints on the sink."""
 
-    def __init__(self, bootstrap: str, tmp: Path, sink: Sink, **env: str) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        tmp: Path,
+        sink: Sink,
+        database: str | None,
+        env: dict[str, str],
+        *,
+        seeded: Sequence[str] = (),
+        before_start: Callable[[Run], None] | None = None,
+    ) -> None:
+        """``seeded``: endpoint names in a partners file read at start; ``before_start``
+        runs once the topics exist, before the service starts (a backlog to drain)."""
         self.prefix = f"wb{uuid.uuid4().hex[:8]}."
+        self._stack = ExitStack()
+        self._before_start = before_start
+        self._seeded = bool(seeded)
+        if seeded:
+            partners = tmp / f"partners-{self.prefix}yaml"
+            partners.write_text(
+                json.dumps(
+                    {
+                        "endpoints": [
+                            {
+                                "id": name,
+                                "partner": "bench",
+                                "url": f"{sink.url}{self.path(name)}",
+                                "event_types": ["deadline.reminder"],
+                                "secret": new_secret(),
+                            }
+                            for name in seeded
+                        ]
+                    }
+                )
+            )
+            env = {**env, "GNLC_PARTNERS_PATH": str(partners)}
+        url = f"sqlite+aiosqlite:///{tmp / self.prefix}db"
+        if database is not None and database.startswith("postgresql"):
+            url = self._stack.enter_context(scratch_postgres_database(database))
         self.token = secrets.token_urlsafe(16)
         self.sink = sink
         port = free_port()
@@ -107,7 +164,7 @@ class Run:
                 GNLC_WEBHOOK_PORT=str(port),
                 GNLC_OPERATOR_TOKEN=self.token,
                 GNLC_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
-                GNLC_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / self.prefix}db",
+                GNLC_DATABASE_URL=url,
                 GNLC_LOG_LEVEL="WARNING",
                 GNLC_WEBHOOK_ENDPOINT_REFRESH_SECONDS="1",
                 **env,
@@ -116,15 +173,20 @@ class Run:
             tmp / f"webhook-{self.prefix}log",
         )
         self.bootstrap = bootstrap
+        self.workers = int(env.get("GNLC_WEBHOOK_WORKERS", "1"))
 
     def __enter__(self) -> Run:
         seed_directory(self.bootstrap, self.prefix)
+        if self._before_start is not None:
+            self._before_start(self)
         self.service.start()
-        self._call("POST", "/partners", {"id": "bench", "name": "bench"})
+        if not self._seeded:
+            self._call("POST", "/partners", {"id": "bench", "name": "bench"})
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.service.stop()
+        self._stack.close()
 
     def _call(self, method: str, path: str, body: Any) -> Any:
         response = httpx.request(
@@ -137,20 +199,27 @@ class Run:
         response.raise_for_status()
         return response.json()
 
+    def path(self, name: str) -> str:
+        """Where endpoint ``name`` (``ok-0``, ``hang-0``, ``lat-0``) points on the sink; the
+        sink leaves paths under /hooks/hang unanswered."""
+        return f"/hooks/{name.split('-')[0]}/{self.prefix}{name}"
+
     def endpoint(self, name: str) -> None:
         self._call(
             "POST",
             "/endpoints",
             {
-                "url": f"{self.sink.url}/hooks/{name}",
+                "url": f"{self.sink.url}{self.path(name)}",
                 "event_types": ["deadline.reminder"],
                 "partner": "bench",
             },
         )
 
     def settle(self) -> None:
-        """Wait until every worker has re-read the endpoints (GNLC_WEBHOOK_ENDPOINT_REFRESH_SECONDS
-        is 1 here): an endpoint serves the events handled after that."""
+        """Wait until the consumer group is stable with every worker in it (the first
+        rebalances are start-up, not steady state) and every worker has re-read the endpoints
+        (GNLC_WEBHOOK_ENDPOINT_REFRESH_SECONDS is 1 here)."""
+        asyncio.run(stable_group(self.bootstrap, f"{self.prefix}webhook", self.workers))
         time.sleep(2.5)
 
     @property
@@ -159,49 +228,79 @@ class Run:
 
 
 def throughput(
-    bootstrap: str, tmp: Path, sink: Sink, events: int, healthy: int, hanging: int, **env: str
+    bootstrap: str,
+    tmp: Path,
+    sink: Sink,
+    events: int,
+    healthy: int,
+    hanging: int,
+    database: str | None,
+    env: dict[str, str],
+    *,
+    backlog: bool = False,
 ) -> dict[str, Any]:
-    with Run(bootstrap, tmp, sink, **env) as run:
-        names = [f"{run.prefix}ok{i}" for i in range(healthy)]
-        for name in names:
-            run.endpoint(name)
-        for i in range(hanging):
-            run.endpoint(f"hang-{run.prefix}{i}")
-        run.settle()
+    """``backlog``: the events are on the topic before the service starts (it drains them,
+    alone on the machine with the broker); otherwise they are produced while it runs."""
+    names = [f"ok-{i}" for i in range(healthy)]
+    hung = [f"hang-{i}" for i in range(hanging)]
+    produced = 0.0
+
+    def fill(run: Run) -> None:
+        nonlocal produced
         t0 = time.time()
         asyncio.run(produce(bootstrap, run.topic, events))
         produced = time.time() - t0
+
+    with Run(
+        bootstrap,
+        tmp,
+        sink,
+        database,
+        env,
+        seeded=[*names, *hung] if backlog else (),
+        before_start=fill if backlog else None,
+    ) as run:
+        if not backlog:
+            for name in [*names, *hung]:
+                run.endpoint(name)
+            run.settle()
+            fill(run)
         want = events * healthy
-        seen = sink.wait(want, timeout=600, prefix=f"/hooks/{run.prefix}ok")
+        seen = sink.wait(want, timeout=600, prefix=f"/hooks/ok/{run.prefix}")
     times = sorted(seen.values())
     span = times[-1] - times[0] if len(times) > 1 else float("nan")
     return {
         "events": events,
         "endpoints": healthy,
         "hanging_endpoints": hanging,
+        "mode": "backlog" if backlog else "produced while running",
         "deliveries": len(seen),
         "complete": len(seen) == want,
         "produce_seconds": round(produced, 2),
         "seconds_first_to_last": round(span, 2),
         "deliveries_per_second": round(len(seen) / span, 1),
-        "from_first_send_per_second": round(len(seen) / (times[-1] - t0), 1),
     }
 
 
 def latency(
-    bootstrap: str, tmp: Path, sink: Sink, rate: float, seconds: float, **env: str
+    bootstrap: str,
+    tmp: Path,
+    sink: Sink,
+    rate: float,
+    seconds: float,
+    database: str | None,
+    env: dict[str, str],
 ) -> dict[str, Any]:
-    with Run(bootstrap, tmp, sink, **env) as run:
-        name = f"{run.prefix}lat"
-        run.endpoint(name)
+    with Run(bootstrap, tmp, sink, database, env) as run:
+        run.endpoint("lat-0")
         run.settle()
-        warm = asyncio.run(produce(bootstrap, run.topic, 50, 50))  # consumers assigned, warm
-        sink.wait(len(warm), timeout=60, prefix=f"/hooks/{name}")
-        count = int(rate * seconds)
-        sent = asyncio.run(produce(bootstrap, run.topic, count, rate))
-        seen = sink.wait(count + len(warm), timeout=120, prefix=f"/hooks/{name}")
+        # the first second (not counted) warms the producer, the consumers and the pool up
+        warm, count = int(rate), int(rate * seconds)
+        sent = asyncio.run(produce(bootstrap, run.topic, warm + count, rate))
+        seen = sink.wait(warm + count, timeout=120, prefix=f"/hooks/lat/{run.prefix}")
     by_id = {event_id: at for (event_id, _path), at in seen.items()}
-    samples = [(by_id[i] - at) * 1000 for i, at in sent.items() if i in by_id]
+    measured = list(sent.items())[warm:]
+    samples = [(by_id[i] - at) * 1000 for i, at in measured if i in by_id]
     return {
         "rate": rate,
         "events": count,
@@ -221,7 +320,13 @@ def main() -> None:
     )
     parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="aiohttp")
     parser.add_argument("--workers", type=int, default=2, help="GNLC_WEBHOOK_WORKERS")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("GNLC_TEST_POSTGRES_URL"),
+        help="a PostgreSQL server (a scratch database per run); 'sqlite' for SQLite files",
+    )
     args = parser.parse_args()
+    database = args.database_url if args.database_url != "sqlite" else None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     only = set(args.only) or {"throughput", "latency", "isolation"}
     env = {"GNLC_WEBHOOK_HTTP_TRANSPORT": args.transport, "GNLC_WEBHOOK_WORKERS": str(args.workers)}
@@ -230,16 +335,20 @@ def main() -> None:
     results: dict[str, Any] = {}
     try:
         if "throughput" in only:
-            results["throughput"] = throughput(
-                bootstrap, tmp, sink, args.events, args.endpoints, 0, **env
+            results["throughput_backlog"] = throughput(
+                bootstrap, tmp, sink, args.events, args.endpoints, 0, database, env, backlog=True
+            )
+            results["throughput_while_producing"] = throughput(
+                bootstrap, tmp, sink, args.events, args.endpoints, 0, database, env
             )
         if "latency" in only:
             results[f"latency_ms_at_{args.rate:g}_per_s"] = latency(
-                bootstrap, tmp, sink, args.rate, args.seconds, **env
+                bootstrap, tmp, sink, args.rate, args.seconds, database, env
             )
         if "isolation" in only:
-            alone = throughput(bootstrap, tmp, sink, args.events // 4, 4, 0, **env)
-            hung = throughput(bootstrap, tmp, sink, args.events // 4, 4, 1, **env)
+            quarter = args.events // 4
+            alone = throughput(bootstrap, tmp, sink, quarter, 4, 0, database, env, backlog=True)
+            hung = throughput(bootstrap, tmp, sink, quarter, 4, 1, database, env, backlog=True)
             drop = 1 - hung["deliveries_per_second"] / alone["deliveries_per_second"]
             results["isolation_healthy_alone"] = alone
             results["isolation_with_one_hanging"] = hung
@@ -250,7 +359,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(
         f"broker: single-node Kafka on loopback ({bootstrap}); transport: {args.transport};"
-        f" workers: {args.workers}"
+        f" workers: {args.workers}; database: {'PostgreSQL' if database else 'SQLite'}"
     )
     for name, figures in results.items():
         print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))

@@ -2,9 +2,10 @@
 
 Keep-alive connections; each request is read (head and ``content-length`` body), its
 ``webhook-id`` and arrival time appended to ``--out`` ("id path epoch-seconds" lines, flushed
-every 50 ms), and answered ``204``. Requests to a path under ``--hang`` get no answer: the
-connection is held until the client gives up. It checks no signature: the figures are about
-the sender. ``python -m tests.perf.sink --port P --out arrivals.txt [--hang /hooks/slow]``.
+every 50 ms), and answered ``204``, on uvloop. Requests to a path under ``--hang`` get no
+answer: the connection is held until the client gives up. It checks no signature: the
+figures are about the sender.
+``python -m tests.perf.sink --port P --out arrivals.txt [--hang /hooks/slow]``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import signal
 import time
 from pathlib import Path
 from typing import TextIO
+
+import uvloop
 
 RESPONSE = b"HTTP/1.1 204 No Content\r\nconnection: keep-alive\r\n\r\n"
 
@@ -89,7 +92,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--hang", action="append", default=[], help="path prefix left hanging")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.out, tuple(args.hang) or ("/never-hang-anything",)))
+    uvloop.run(serve(args.port, args.out, tuple(args.hang) or ("/never-hang-anything",)))
 
 
 if __name__ == "__main__":
