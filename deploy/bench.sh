@@ -5,13 +5,14 @@
 #   deploy/bench.sh pipeline [ARGS]  both consumers' throughput and latency (--events, --rate, --seconds)
 #   deploy/bench.sh email [ARGS]     email renders alone, and throughput to an SMTP sink
 #   deploy/bench.sh webhook [ARGS]   webhook throughput, latency at 500/s, a timing-out endpoint
+#   deploy/bench.sh http [ARGS]      the webhook HTTP client alone: CPU per request, by transport
 #   deploy/bench.sh scheduler        scheduler start, lateness and burst (SQLite and PostgreSQL)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deploy/setup.sh
 what=all
 case ${1:-} in
-  all | pipeline | email | webhook | scheduler) what=$1; shift ;;
+  all | pipeline | email | webhook | http | scheduler) what=$1; shift ;;
 esac
 run() {
   if [[ $what == all || $what == pipeline ]]; then
@@ -22,6 +23,9 @@ run() {
   fi
   if [[ $what == all || $what == webhook ]]; then
     .venv/bin/python -m tests.perf.bench_webhook "$@"
+  fi
+  if [[ $what == all || $what == http ]]; then
+    .venv/bin/python -m tests.perf.bench_http "$@"
   fi
   if [[ $what == all || $what == scheduler ]]; then
     .venv/bin/python -m tests.perf.bench_scheduler
