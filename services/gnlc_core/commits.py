@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import Any
 
@@ -100,15 +100,21 @@ class Commits:
         with suppress(KafkaError, RuntimeError):
             await self.commit()
 
-    def listener(self) -> ConsumerRebalanceListener:
-        """A rebalance listener that commits revoked partitions before they move."""
+    def listener(
+        self, *, also: Callable[[set[TopicPartition]], None] | None = None
+    ) -> ConsumerRebalanceListener:
+        """A rebalance listener that commits revoked partitions before they move; ``also``
+        is called with the partitions revoked, then with those assigned."""
         commits = self
 
         class CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
                 await commits.commit(revoked)
+                if also is not None:
+                    also(revoked)
 
             async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-                return None
+                if also is not None:
+                    also(assigned)
 
         return CommitOnRevoke()

@@ -153,6 +153,8 @@ class Ledger:
         """``settled`` for many (event id, recipient) pairs at once: those settled."""
         wanted = list(dict.fromkeys(pairs))
         found: set[tuple[str, str]] = set()
+        if not wanted:
+            return found
         async with self._engine.connect() as connection:
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]

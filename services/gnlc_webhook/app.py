@@ -14,6 +14,7 @@ from faststream.middlewares import AckPolicy
 
 from gnlc_core.commits import Commits, next_offsets
 from gnlc_core.db import create_engine, database_url, migrate
+from gnlc_core.fence import Fence
 from gnlc_core.kafka import make_broker, topics_for
 from gnlc_core.logs import get_logger
 from gnlc_core.retry import Retrier, RetrySchedule
@@ -140,15 +141,18 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     ready = asyncio.Event()  # the broker starts before the hooks: handlers wait for them
 
     commits = Commits()
+    fence = Fence()
 
     async def handle_batch(message: KafkaMessage) -> None:
         await ready.wait()
+        records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
         try:
-            await consumer.handle_batch(message)
+            await consumer.handle_batch(message, fence)
         except Exception:
+            offsets = next_offsets(records)
+            fence.drop(offsets)  # some of the batch may be handled: check it all next time
             await message.nack()  # read the batch again rather than commit past it
             raise
-        records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
         commits.finish(message.consumer, next_offsets(records))
 
     async def deliver_one(value: bytes, recipient: str, attempt: int) -> None:
@@ -162,7 +166,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         auto_offset_reset="earliest",
         batch=True,
         max_records=settings.webhook_batch_size,
-        listener=commits.listener(),
+        listener=commits.listener(also=fence.drop),
         decoder=records_only,
     )(handle_batch)
     retrier.subscribe(deliver_one)

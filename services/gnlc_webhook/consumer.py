@@ -30,13 +30,14 @@ from enum import Enum
 from typing import Any, cast
 
 import httpx
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from gnlc_core.consumer import describe
 from gnlc_core.events import encode_event, parse_event
+from gnlc_core.fence import Fence
 from gnlc_core.kafka import Topics, publish_dead_letter
 from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
@@ -173,13 +174,20 @@ class WebhookConsumer:
 
     # entry points ---------------------------------------------------------------------
 
-    async def handle_batch(self, message: KafkaMessage) -> None:
-        """A batch from the domain topics (FastStream commits after this returns)."""
+    async def handle_batch(self, message: KafkaMessage, fence: Fence | None = None) -> None:
+        """A batch from the domain topics. Only the deliveries of records that ``fence``
+        says may have been handled before are looked up in the ledger (all without one)."""
         records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
+        if fence is not None:
+            consumer = cast("AIOKafkaConsumer", message.consumer)
+            maybe_handled = await fence.maybe_handled(consumer, records)
+        else:
+            maybe_handled = [True] * len(records)
         results = Results()
         jobs: list[Job] = []
+        to_check: list[Job] = []
         parked: list[Awaitable[None]] = []
-        for record in records:
+        for record, handled_before in zip(records, maybe_handled, strict=True):
             event = self._parse(record, parked)
             if event is None:
                 continue
@@ -188,10 +196,13 @@ class WebhookConsumer:
                 continue
             body = encode_event(event)
             results.messages.append(StoredMessage(event.id, event.type, body.decode()))
-            jobs.extend(Job(event, body, record.key, e.id, 1) for e in subscribed)
+            added = [Job(event, body, record.key, e.id, 1) for e in subscribed]
+            jobs.extend(added)
+            if handled_before:
+                to_check.extend(added)
         if parked:
             await asyncio.gather(*parked)
-        settled = await self._ledger.settled_many((j.event.id, j.endpoint_id) for j in jobs)
+        settled = await self._ledger.settled_many((j.event.id, j.endpoint_id) for j in to_check)
         jobs = [j for j in jobs if (j.event.id, j.endpoint_id) not in settled]
         await self._run(jobs, results)
         await self._write(results)
