@@ -25,6 +25,9 @@ from gnlc_core.settings import Settings
 #: Subscribers acknowledge (commit) only after handling; errors rewind, never skip.
 AT_LEAST_ONCE = AckPolicy.NACK_ON_ERROR
 
+#: The producer's batch size (aiokafka's default is 16 KiB): explicit batches stay under it.
+PRODUCER_BATCH_BYTES = 512 * 1024
+
 REASON_HEADER = "x-gnlc-dead-letter-reason"
 RECIPIENT_HEADER = "x-gnlc-recipient"
 SOURCE_TOPIC_HEADER = "x-gnlc-source-topic"
@@ -144,7 +147,7 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
-        max_batch_size=512 * 1024,  # bursts: fewer, fuller produce requests
+        max_batch_size=PRODUCER_BATCH_BYTES,  # bursts: fewer, fuller produce requests
         allow_auto_create_topics=False,
         log_level=logging.DEBUG,
         logger=logging.getLogger("faststream.gnlc"),

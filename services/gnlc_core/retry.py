@@ -26,7 +26,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
-from gnlc_core.kafka import RECIPIENT_HEADER, Topics, publish_dead_letter
+from gnlc_core.kafka import PRODUCER_BATCH_BYTES, RECIPIENT_HEADER, Topics, publish_dead_letter
 from gnlc_core.logs import get_logger
 
 log = get_logger(__name__)
@@ -68,7 +68,8 @@ def tier_topic(topics: Topics, channel: str, tier: float) -> str:
     return f"{topics.prefix}{channel}.retry.{int(tier)}s"
 
 
-_BATCH_BYTES = 12_000  # under aiokafka's default max_batch_size (16 KiB), with room to spare
+# under the producer's batch size, with room to spare: each batch is one awaited round trip
+_BATCH_BYTES = PRODUCER_BATCH_BYTES * 3 // 4
 DeliverOne = Callable[[bytes, str, int], Awaitable[None]]
 
 

@@ -59,7 +59,7 @@ class Sink:
         return seen
 
     def wait(self, count: int, timeout: float, prefix: str) -> dict[tuple[str, str], float]:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         seen = self.arrivals(prefix)
         while len(seen) < count and time.monotonic() < deadline:
             time.sleep(0.25)
