@@ -120,3 +120,26 @@ def seed_directory(bootstrap: str, prefix: str) -> None:
     """Publish the sample directory under ``prefix``, as the scheduler does, for tests that
     run consumers without a scheduler."""
     asyncio.run(_seed_directory(bootstrap, prefix))
+
+
+async def _stable_members(bootstrap: str, group: str) -> int:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+        (described,) = response.to_object()["groups"]
+        return len(described["members"]) if described["state"] == "Stable" else 0
+    finally:
+        await admin.close()
+
+
+def wait_stable_group(bootstrap: str, group: str, members: int, timeout: float = 90) -> bool:
+    """Wait until consumer ``group`` is stable with ``members`` members; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if asyncio.run(_stable_members(bootstrap, group)) == members:
+            return True
+        time.sleep(0.5)
+    return False

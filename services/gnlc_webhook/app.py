@@ -146,14 +146,14 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     async def handle_batch(message: KafkaMessage) -> None:
         await ready.wait()
         records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
+        offsets = next_offsets(records)
         try:
             await consumer.handle_batch(message, fence)
         except Exception:
-            offsets = next_offsets(records)
             fence.drop(offsets)  # some of the batch may be handled: check it all next time
             await message.nack()  # read the batch again rather than commit past it
             raise
-        commits.finish(message.consumer, next_offsets(records))
+        commits.finish(message.consumer, offsets)
 
     async def deliver_one(value: bytes, recipient: str, attempt: int) -> None:
         await ready.wait()

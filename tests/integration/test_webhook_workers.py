@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.integration.conftest import System
 from tests.integration.kafka_io import produce
 from tests.integration.webhook_support import Api, event, hooks_server
+from tests.support import wait_stable_group
 
 pytestmark = pytest.mark.integration
 
@@ -48,26 +48,6 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-async def members(bootstrap: str, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (response,) = await admin.describe_consumer_groups([group])
-        (described,) = response.to_object()["groups"]
-        return len(described["members"]) if described["state"] == "Stable" else 0
-    finally:
-        await admin.close()
-
-
-def wait_members(bootstrap: str, group: str, count: int, timeout: float = 90) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if asyncio.run(members(bootstrap, group)) == count:
-            return True
-        time.sleep(0.5)
-    return False
-
-
 def test_two_workers_share_the_work_and_a_dead_one_is_replaced(system: System) -> None:
     env = {"GNLC_WEBHOOK_WORKERS": "2", "GNLC_WEBHOOK_ENDPOINT_REFRESH_SECONDS": "1"}
     service = system.service("webhook", **env).start()
@@ -79,7 +59,7 @@ def test_two_workers_share_the_work_and_a_dead_one_is_replaced(system: System) -
         token = api.partner("partner-w")
         endpoint = api.endpoint(token, f"{base}/w")
         hooks.secrets["w"] = [endpoint["secret"]]
-        assert wait_members(system.kafka, group, 2), service.tail()
+        assert wait_stable_group(system.kafka, group, 2), service.tail()
         time.sleep(2)  # both workers have re-read the endpoints
 
         first = [event() for _ in range(40)]
@@ -98,7 +78,7 @@ def test_two_workers_share_the_work_and_a_dead_one_is_replaced(system: System) -
         assert hooks.wait("w", len(ids), timeout=120, unique=True), service.tail()
         assert set(hooks.unique("w")) == ids
         assert all(h.verified for h in hooks.of("w", verified=False))
-        assert wait_members(system.kafka, group, 2), "the dead worker was not replaced"
+        assert wait_stable_group(system.kafka, group, 2), "the dead worker was not replaced"
 
         survivors = children(service.proc.pid)
         service.stop()

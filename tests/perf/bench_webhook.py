@@ -30,11 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
 
 from gnlc_webhook.partners import new_secret
 from tests.perf.bench_pipeline import machine, percentiles, produce
-from tests.support import Service, free_port, scratch_postgres_database, seed_directory
+from tests.support import (
+    Service,
+    free_port,
+    scratch_postgres_database,
+    seed_directory,
+    wait_stable_group,
+)
 
 
 @dataclass
@@ -92,22 +97,6 @@ def start_sink(tmp: Path) -> Sink:
         except httpx.HTTPError:
             time.sleep(0.1)
     return Sink(port, out, proc)
-
-
-async def stable_group(bootstrap: str, group: str, members: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            (response,) = await admin.describe_consumer_groups([group])
-            (described,) = response.to_object()["groups"]
-            if described["state"] == "Stable" and len(described["members"]) == members:
-                return
-            await asyncio.sleep(0.5)
-        raise RuntimeError(f"consumer group {group} not stable with {members} members")
-    finally:
-        await admin.close()
 
 
 class Run:
@@ -219,7 +208,9 @@ class Run:
         """Wait until the consumer group is stable with every worker in it (the first
         rebalances are start-up, not steady state) and every worker has re-read the endpoints
         (GNLC_WEBHOOK_ENDPOINT_REFRESH_SECONDS is 1 here)."""
-        asyncio.run(stable_group(self.bootstrap, f"{self.prefix}webhook", self.workers))
+        group = f"{self.prefix}webhook"
+        if not wait_stable_group(self.bootstrap, group, self.workers, timeout=60):
+            raise RuntimeError(f"consumer group {group} not stable with {self.workers} members")
         time.sleep(2.5)
 
     @property
