@@ -7,8 +7,10 @@ offset read right after it: the partition's *fence*. Records at or above the fen
 to the group, and their ledger lookup (a database round trip per batch) can be skipped.
 
 A fence is taken at the first batch of a partition after each assignment (later is only
-more careful), and dropped when the partition is revoked or a batch is rewound (the member
-itself may then have handled records above it).
+more careful), for every assigned partition then without one: a request waits behind the
+consumer's fetch in flight on the same connection, so one request, not one per partition.
+A fence is dropped when the partition is revoked or a batch is rewound (the member itself
+may then have handled records above it).
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ class Fence:
     async def maybe_handled(self, consumer: AIOKafkaConsumer, records: Sequence[Any]) -> list[bool]:
         """Per record (ConsumerRecords): True if it may have been handled before."""
         partitions = {TopicPartition(r.topic, r.partition) for r in records}
-        if missing := [p for p in partitions if p not in self._fences]:
-            self._fences.update(await consumer.end_offsets(missing))
+        if any(p not in self._fences for p in partitions):
+            # every assigned partition without a fence at once: each request waits behind
+            # the consumer's fetch in flight on the same connection (up to its max wait)
+            wanted = (partitions | consumer.assignment()) - self._fences.keys()
+            self._fences.update(await consumer.end_offsets(list(wanted)))
         return [
             record.offset < self._fences[TopicPartition(record.topic, record.partition)]
             for record in records

@@ -249,32 +249,48 @@ class WebhookConsumer:
         for task in tasks.values():
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        # Wait in rounds of the hand-off time. After each round a request still in flight
-        # is handed off and marks its lane slow; deliveries still queued for a slow lane are
-        # spilled to the retry tier; those queued behind a healthy lane keep their place.
+        # Wait in rounds, each ending when the oldest request in flight reaches the hand-off
+        # time. A request that old marks its lane slow; every request in flight to a slow
+        # lane is then handed off, and deliveries still queued for it are spilled to the
+        # retry tier; those queued behind a healthy lane keep their place.
+        wait = self._limits.handoff
         while not batch.all.is_set():
             with suppress(TimeoutError):
-                async with asyncio.timeout(self._limits.handoff):
+                async with asyncio.timeout(wait):
                     await batch.all.wait()
             unsettled = [j for j in jobs if not j.released]
             handoffs: list[Awaitable[None]] = []
             now = time.monotonic()
             for job in unsettled:
                 in_flight = now - (job.deadline - self._limits.timeout)
-                if (
-                    job.phase is Phase.SENDING
-                    and not job.handed_off
-                    and in_flight >= self._limits.handoff
-                ):
+                if job.phase is Phase.SENDING and in_flight >= self._limits.handoff:
                     self._lanes[job.endpoint_id].slow = True
-                    handoffs.append(self._hand_off(job))
+            # every request of a lane found slow is handed off, not only those that were in
+            # flight for the whole round: the rest would otherwise hold the batch a round more
             for job in unsettled:
                 lane = self._lanes.get(job.endpoint_id)
-                if job.phase is Phase.WAITING and lane is not None and lane.slow:
+                if lane is None or not lane.slow:
+                    continue
+                if job.phase is Phase.SENDING and not job.handed_off:
+                    handoffs.append(self._hand_off(job))
+                elif job.phase is Phase.WAITING:
                     tasks[job].cancel()
                     handoffs.append(self._busy(job, "waited too long for a free slot", results))
             await asyncio.gather(*handoffs)
+            wait = self._next_round(jobs)
         await self._flush_spills(results)
+
+    def _next_round(self, jobs: Sequence[Job]) -> float:
+        """Seconds until the oldest request of the batch still in flight has been for the
+        hand-off time (the hand-off time if none is in flight)."""
+        sent = [
+            j.deadline - self._limits.timeout
+            for j in jobs
+            if j.phase is Phase.SENDING and not j.released
+        ]
+        if not sent:
+            return self._limits.handoff
+        return max(min(sent) + self._limits.handoff - time.monotonic(), 0.005)
 
     async def _deliver(self, job: Job, results: Results) -> None:
         try:

@@ -87,3 +87,12 @@ async def test_records_below_the_fence_may_have_been_handled_before() -> None:
     fence.drop({A})  # revoked, assigned anew or rewound: the next batch takes a new fence
     assert await fence.maybe_handled(live, [Record("t", 0, 11)]) == [True]
     assert consumer.end_calls == 2
+
+
+async def test_the_first_batch_fences_every_assigned_partition_in_one_request() -> None:
+    consumer = FakeConsumer(ends={A: 10, B: 20})
+    fence = Fence()
+    live = cast(AIOKafkaConsumer, consumer)
+    assert await fence.maybe_handled(live, [Record("t", 0, 3)]) == [True]
+    assert await fence.maybe_handled(live, [Record("t", 1, 25)]) == [False]
+    assert consumer.end_calls == 1  # B was fenced with A, not at its own first batch
