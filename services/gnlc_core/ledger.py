@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select, tuple_
+from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,7 +37,7 @@ class Status(StrEnum):
 
 
 TERMINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED})
-_CHUNK = 400  # pairs per query: far below every database's parameter limit
+_CHUNK = 400  # event ids per query: far below every database's parameter limit
 
 
 @dataclass(frozen=True)
@@ -151,19 +151,21 @@ class Ledger:
 
     async def settled_many(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """``settled`` for many (event id, recipient) pairs at once: those settled."""
-        wanted = list(dict.fromkeys(pairs))
+        wanted = set(pairs)
         found: set[tuple[str, str]] = set()
         if not wanted:
             return found
+        # by event id alone (the key's prefix): a plain IN list, which every database plans
+        # as index lookups, where a list of (event, recipient) tuples may be scanned
+        event_ids = list({event_id for event_id, _ in wanted})
         async with self._engine.connect() as connection:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
+            for start in range(0, len(event_ids), _CHUNK):
                 query = select(notices.c.event_id, notices.c.recipient).where(
+                    notices.c.event_id.in_(event_ids[start : start + _CHUNK]),
                     notices.c.channel == self._channel,
-                    tuple_(notices.c.event_id, notices.c.recipient).in_(chunk),
                     notices.c.status.in_([s.value for s in TERMINAL]),
                 )
-                found.update(
-                    (row.event_id, row.recipient) for row in await connection.execute(query)
-                )
+                for row in await connection.execute(query):
+                    if (pair := (row.event_id, row.recipient)) in wanted:
+                        found.add(pair)
         return found

@@ -2,9 +2,11 @@
 
 A notice that failed for a transient reason is published to a *retry tier* topic, one per
 delay (``<prefix><channel>.retry.300s``), with headers saying for whom it is, which attempt
-comes next and when (``x-gnlc-not-before``). Each tier has its own consumer; a record that
-is not due yet is not handled: the consumer seeks back to it, pauses that partition until it
-is due and then resumes, so it keeps polling (and keeps its group membership) meanwhile.
+comes next and when (``x-gnlc-not-before``). Each tier has its own consumer, which reads
+by batches and hands the records that are due to the channel together (one database
+transaction for a batch, not one per record). A record that is not due yet is not handled:
+the consumer seeks back to it, pauses that partition until it is due and then resumes, so
+it keeps polling (and keeps its group membership) meanwhile.
 Records in one tier become due in the order they were written, so waiting for the head of
 a partition never holds back a record that is due earlier. Once the schedule is exhausted
 the notice goes to the channel's dead-letter topic with its last reason.
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -71,6 +75,18 @@ def tier_topic(topics: Topics, channel: str, tier: float) -> str:
 # under the producer's batch size, with room to spare: each batch is one awaited round trip
 _BATCH_BYTES = PRODUCER_BATCH_BYTES * 3 // 4
 DeliverOne = Callable[[bytes, str, int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Due:
+    """A retry record that is due: its notice, for whom, and which attempt it is."""
+
+    value: bytes
+    recipient: str
+    attempt: int
+
+
+DeliverMany = Callable[[Sequence["Due"]], Awaitable[None]]
 
 
 class Retrier:
@@ -192,44 +208,94 @@ class Retrier:
         if chunk:
             await self._broker.publish_batch(*chunk, topic=topic, headers=headers)
 
-    def subscribe(self, deliver_one: DeliverOne) -> None:
-        """Register one consumer per tier; each calls ``deliver_one(value, recipient,
-        attempt)`` for a record once it is due, then commits it."""
+    def subscribe(self, deliver: DeliverMany, *, batch_size: int = 500) -> None:
+        """Register one consumer per tier. It reads the tier by batches; ``deliver`` gets
+        the records that are due (in partition order), then they are committed. A record
+        not due yet stops its partition there until it is (see the module's docstring)."""
         for topic in self.topic_names:
             self._broker.subscriber(
                 topic,
                 group_id=self._topics.group(f"{self._channel}-retry"),
                 ack_policy=AckPolicy.MANUAL,
                 auto_offset_reset="earliest",
-            )(_tier_handler(deliver_one))
+                batch=True,
+                max_records=batch_size,
+                decoder=_records_only,
+            )(_tier_handler(deliver))
 
 
-def _tier_handler(deliver_one: DeliverOne) -> Callable[[KafkaMessage], Awaitable[None]]:
+def one_at_a_time(deliver_one: DeliverOne) -> DeliverMany:
+    """A ``DeliverMany`` that hands the due records to ``deliver_one`` one by one."""
+
+    async def deliver(due: Sequence[Due]) -> None:
+        for record in due:
+            await deliver_one(record.value, record.recipient, record.attempt)
+
+    return deliver
+
+
+async def _records_only(_message: Any) -> None:
+    """The handler reads the raw records (their headers say when each is due)."""
+    return
+
+
+def _header(record: ConsumerRecord[Any, Any], name: str, default: str) -> str:
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode()
+    return default
+
+
+def _tier_handler(deliver: DeliverMany) -> Callable[[KafkaMessage], Awaitable[None]]:
     async def handle(message: KafkaMessage) -> None:
-        record = cast("ConsumerRecord[Any, Any]", message.raw_message)
-        headers = message.headers
-        not_before = int(headers.get(NOT_BEFORE_HEADER, "0")) / 1000
-        wait = not_before - time.time()
-        if wait > 0:
-            _park_until_due(message, record, wait)
+        records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
+        consumer = cast("AIOKafkaConsumer", message.consumer)
+        now = time.time()
+        due: list[Due] = []
+        done: dict[TopicPartition, int] = {}
+        waiting: set[TopicPartition] = set()
+        for record in records:  # in offset order within each partition
+            partition = TopicPartition(record.topic, record.partition)
+            if partition in waiting:
+                continue
+            not_before = int(_header(record, NOT_BEFORE_HEADER, "0")) / 1000
+            if not_before > now:
+                waiting.add(partition)
+                _park_until_due(consumer, partition, record.offset, not_before - now)
+                continue
+            due.append(
+                Due(
+                    record.value or b"",
+                    _header(record, RECIPIENT_HEADER, ""),
+                    int(_header(record, ATTEMPT_HEADER, "2")),
+                )
+            )
+            done[partition] = record.offset + 1
+        if not due:
             return
-        recipient = headers.get(RECIPIENT_HEADER, "")
-        attempt = int(headers.get(ATTEMPT_HEADER, "2"))
         try:
-            await deliver_one(message.body, recipient, attempt)
+            await deliver(due)
         except Exception:
-            # unexpected: rewind so the record is tried again rather than lost
+            # unexpected: rewind so the records are tried again rather than lost
+            for partition in waiting:
+                consumer.resume(partition)
             await message.nack()
             raise
-        await message.ack()
+        assigned = consumer.assignment()
+        offsets = {p: OffsetAndMetadata(o, "") for p, o in done.items() if p in assigned}
+        if offsets:
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:  # rebalanced: read again, and the ledger skips them
+                log.warning("retry tier commit failed", error=str(exc))
 
     return handle
 
 
-def _park_until_due(message: KafkaMessage, record: ConsumerRecord[Any, Any], wait: float) -> None:
-    consumer = cast("AIOKafkaConsumer", message.consumer)
-    partition = TopicPartition(record.topic, record.partition)
-    consumer.seek(partition, record.offset)
+def _park_until_due(
+    consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int, wait: float
+) -> None:
+    consumer.seek(partition, offset)
     consumer.pause(partition)
 
     def resume() -> None:

@@ -10,7 +10,7 @@ from gnlc_core.directory import City
 from gnlc_core.kafka import AT_LEAST_ONCE, make_broker, topics_for
 from gnlc_core.ledger import Ledger
 from gnlc_core.logs import get_logger
-from gnlc_core.retry import Retrier, RetrySchedule
+from gnlc_core.retry import Retrier, RetrySchedule, one_at_a_time
 from gnlc_core.service import build_app, health_router
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
@@ -69,7 +69,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         batch=True,
         max_records=settings.email_batch_size,
     )(consumer.handle_batch)
-    retrier.subscribe(consumer.deliver_one)
+    retrier.subscribe(one_at_a_time(consumer.deliver_one))
     unsubscribe = UnsubscribeState()
 
     async def start() -> None:

@@ -4,6 +4,7 @@ the health endpoints, in one process."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, cast
 
 from aiokafka import ConsumerRecord
@@ -17,7 +18,7 @@ from gnlc_core.db import create_engine, database_url, migrate
 from gnlc_core.fence import Fence
 from gnlc_core.kafka import make_broker, topics_for
 from gnlc_core.logs import get_logger
-from gnlc_core.retry import Retrier, RetrySchedule
+from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_core.service import build_app, health_router, worker_settings
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
@@ -155,9 +156,9 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
             raise
         commits.finish(message.consumer, offsets)
 
-    async def deliver_one(value: bytes, recipient: str, attempt: int) -> None:
+    async def deliver_due(due: Sequence[Due]) -> None:
         await ready.wait()
-        await consumer.deliver_one(value, recipient, attempt)
+        await consumer.deliver_due(due)
 
     broker.subscriber(
         *topics.domain,
@@ -169,7 +170,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         listener=commits.listener(also=fence.drop),
         decoder=records_only,
     )(handle_batch)
-    retrier.subscribe(deliver_one)
+    retrier.subscribe(deliver_due)
 
     async def start() -> None:
         await migrate(engine)

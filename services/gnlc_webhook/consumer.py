@@ -41,7 +41,7 @@ from gnlc_core.fence import Fence
 from gnlc_core.kafka import Topics, publish_dead_letter
 from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
-from gnlc_core.retry import Retrier, RetrySchedule
+from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_webhook.lanes import Lane
 from gnlc_webhook.operations import endpoint_disabled
 from gnlc_webhook.outcome import Outcome, Verdict, classify, transport_failure
@@ -167,6 +167,7 @@ class WebhookConsumer:
         self._clock = clock
         self._lanes: dict[str, Lane] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._writing = asyncio.Lock()
 
     @property
     def operations_topic(self) -> str:
@@ -207,27 +208,38 @@ class WebhookConsumer:
         await self._run(jobs, results)
         await self._write(results)
 
-    async def deliver_one(self, value: bytes, recipient: str, attempt: int) -> None:
-        """A record from a retry tier, due now (the tier consumer commits afterwards)."""
-        force = recipient.startswith(RESEND_PREFIX)
-        endpoint_id = recipient.removeprefix(RESEND_PREFIX)
-        try:
-            event = parse_event(value)
-        except (ValidationError, UnicodeDecodeError) as exc:  # cannot happen: we wrote it
-            log.error("unreadable retry record dropped", recipient=recipient, error=str(exc))
-            return
+    async def deliver_due(self, due: Sequence[Due]) -> None:
+        """Records from the retry tiers, due now (the tier consumer commits afterwards):
+        like a batch, one ledger query and one transaction for them all."""
         results = Results()
-        settled = await self._ledger.settled_many([(event.id, endpoint_id)])
-        if settled and not force:
-            return
-        job = Job(event, encode_event(event), event.partitionkey.encode(), endpoint_id, attempt)
-        if force:
-            results.messages.append(StoredMessage(event.id, event.type, value.decode()))
-        if attempt > self._schedule.max_attempts:  # a hand-off's final check
-            last = await self._store.last_error(event.id, endpoint_id)
-            await self._give_up(job, last or "no answer before the timeout", results)
-        else:
-            await self._run([job], results)
+        jobs: dict[tuple[str, str], Job] = {}  # one delivery per notice, whatever is asked
+        forced: set[tuple[str, str]] = set()
+        for record in due:
+            endpoint_id = record.recipient.removeprefix(RESEND_PREFIX)
+            try:
+                event = parse_event(record.value)
+            except (ValidationError, UnicodeDecodeError) as exc:  # cannot happen: we wrote it
+                log.error("unreadable retry record dropped", recipient=endpoint_id, error=str(exc))
+                continue
+            key = (event.id, endpoint_id)
+            if record.recipient.startswith(RESEND_PREFIX) and key not in forced:
+                forced.add(key)
+                results.messages.append(StoredMessage(event.id, event.type, record.value.decode()))
+            if key not in jobs:
+                # the record's value is the body as first encoded (the signature covers it)
+                partition_key = event.partitionkey.encode()
+                jobs[key] = Job(event, record.value, partition_key, endpoint_id, record.attempt)
+        settled = await self._ledger.settled_many(k for k in jobs if k not in forced)
+        to_run: list[Job] = []
+        for key, job in jobs.items():
+            if key in settled:
+                continue
+            if job.attempt > self._schedule.max_attempts:  # a hand-off's final check
+                last = await self._store.last_error(job.event.id, job.endpoint_id)
+                await self._give_up(job, last or "no answer before the timeout", results)
+            else:
+                to_run.append(job)
+        await self._run(to_run, results)
         await self._write(results)
 
     async def drain(self) -> None:
@@ -239,8 +251,28 @@ class WebhookConsumer:
     # running deliveries ---------------------------------------------------------------
 
     async def _run(self, jobs: Sequence[Job], results: Results) -> None:
-        if not jobs:
-            return
+        jobs = [job for job in jobs if not self._spilled_at_once(job, results)]
+        if jobs:
+            await self._run_tasks(jobs, results)
+        await self._flush_spills(results)
+
+    def _spilled_at_once(self, job: Job, results: Results) -> bool:
+        """A delivery for an active endpoint whose lane is full of slow requests is spilled
+        before any task is made for it: a hanging endpoint spills every delivery, and they
+        must stay cheap. (``should_send`` is asked when it is sent.) A delivery at its last
+        attempt, or for a lane paused by a slow-down, takes the usual way."""
+        lane = self._lanes.get(job.endpoint_id)
+        if lane is None or not (lane.full and lane.slow) or lane.pause_left() > 0:
+            return False
+        endpoint = self._registry.get(job.endpoint_id)
+        if endpoint is None or endpoint.state is not State.ACTIVE:
+            return False
+        if job.attempt >= self._schedule.max_attempts:
+            return False
+        self._spill(job, endpoint, f"{lane.in_flight} requests in flight", results)
+        return True
+
+    async def _run_tasks(self, jobs: Sequence[Job], results: Results) -> None:
         batch = Release()
         for job in jobs:
             job.batch = batch
@@ -278,7 +310,6 @@ class WebhookConsumer:
                     handoffs.append(self._busy(job, "waited too long for a free slot", results))
             await asyncio.gather(*handoffs)
             wait = self._next_round(jobs)
-        await self._flush_spills(results)
 
     def _next_round(self, jobs: Sequence[Job]) -> float:
         """Seconds until the oldest request of the batch still in flight has been for the
@@ -496,22 +527,29 @@ class WebhookConsumer:
         retries of a batch are published together, one Kafka batch per endpoint and attempt
         (a hanging endpoint spills every delivery: they must stay cheap)."""
         endpoint = self._registry.get(job.endpoint_id)
+        if job.attempt < self._schedule.max_attempts:
+            self._spill(job, endpoint, detail, results)
+            return
         partner = endpoint.partner_id if endpoint else ""
         reason = f"endpoint busy: {detail}"
         attempt = Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.RETRYING)
-        if self._schedule.delay_before(job.attempt + 1) is None:
-            await self._retrier.retry_or_give_up(
-                job.body,
-                key=job.key,
-                recipient=job.endpoint_id,
-                failed_attempt=job.attempt,
-                reason=reason,
-                source_topic=self._topics.for_event_type(job.event.type),
-            )
-            self._record(job, attempt, Status.FAILED, f"gave up: {reason}", results)
-        else:
-            results.spills.setdefault((job.endpoint_id, job.attempt + 1), []).append(job)
-            self._record(job, attempt, Status.RETRYING, reason, results)
+        await self._retrier.retry_or_give_up(
+            job.body,
+            key=job.key,
+            recipient=job.endpoint_id,
+            failed_attempt=job.attempt,
+            reason=reason,
+            source_topic=self._topics.for_event_type(job.event.type),
+        )
+        self._record(job, attempt, Status.FAILED, f"gave up: {reason}", results)
+        job.release()
+
+    def _spill(self, job: Job, endpoint: EndpointRow | None, detail: str, results: Results) -> None:
+        """``_busy`` before the last attempt: the retry joins the batch's spills."""
+        partner = endpoint.partner_id if endpoint else ""
+        attempt = Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.RETRYING)
+        results.spills.setdefault((job.endpoint_id, job.attempt + 1), []).append(job)
+        self._record(job, attempt, Status.RETRYING, f"endpoint busy: {detail}", results)
         job.release()
 
     async def _flush_spills(self, results: Results) -> None:
@@ -618,7 +656,9 @@ class WebhookConsumer:
         for _, values in changes:
             if isinstance(values.get("state"), State):
                 values["state"] = values["state"].value
-        async with self._store.engine.begin() as connection:
+        # one write transaction at a time: SQLite takes one writer, and a second one would
+        # sleep in its busy handler (tens of milliseconds a turn) rather than queue
+        async with self._writing, self._store.engine.begin() as connection:
             await self._store.add_messages(results.messages, connection=connection)
             await self._ledger.record_many(results.notices, connection=connection)
             await self._store.add_attempts(results.attempts, connection=connection)

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from gnlc_core.kafka import REASON_HEADER, Topics, ensure_topics, make_broker
-from gnlc_core.retry import Retrier, RetrySchedule
+from gnlc_core.retry import Retrier, RetrySchedule, one_at_a_time
 from gnlc_core.settings import Settings
 from tests.integration.kafka_io import consume, headers_of
 
@@ -39,7 +39,7 @@ async def test_retries_wait_their_turn_and_then_give_up(kafka: str) -> None:
             source_topic="origin",
         )
 
-    retrier.subscribe(deliver_one)
+    retrier.subscribe(one_at_a_time(deliver_one))
     await ensure_topics(settings, retrier.topic_names)
     await broker.start()
     try:
