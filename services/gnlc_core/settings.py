@@ -100,7 +100,14 @@ class Settings(BaseSettings):
     )
     webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_timeout_seconds: float = Field(default=15.0, gt=0)
-    webhook_concurrency: int = Field(default=64, ge=1, description="Connections, all endpoints.")
+    webhook_concurrency: int = Field(
+        default=256,
+        ge=1,
+        description=(
+            "Connections, all endpoints: well above one endpoint's share, so endpoints that"
+            " hang (each holding its share until the timeout) leave room for the others."
+        ),
+    )
     webhook_endpoint_concurrency: int = Field(
         default=16, ge=1, description="Requests in flight per endpoint (unless it sets its own)."
     )

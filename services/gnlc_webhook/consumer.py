@@ -54,6 +54,7 @@ log = get_logger(__name__)
 
 RESEND_PREFIX = "resend:"  # recipient prefix of a resend or replay: goes out even if settled
 ShouldSend = Callable[[Event, EndpointRow], Awaitable[bool]]
+SLOW_DOWN = "the endpoint asked us to slow down"
 
 
 async def always(_event: Event, _endpoint: EndpointRow) -> bool:
@@ -131,6 +132,8 @@ class Results:
     messages: list[StoredMessage] = field(default_factory=list)
     finished: list[Attempt] = field(default_factory=list)  # log rows to close as failed
     spills: dict[tuple[str, int], list[Job]] = field(default_factory=dict)  # busy: retry later
+    # paused by a slow-down: the same attempt later (delay, reason, jobs)
+    deferred: dict[tuple[str, int], tuple[float, str, list[Job]]] = field(default_factory=dict)
     endpoint_changes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
@@ -251,25 +254,31 @@ class WebhookConsumer:
     # running deliveries ---------------------------------------------------------------
 
     async def _run(self, jobs: Sequence[Job], results: Results) -> None:
-        jobs = [job for job in jobs if not self._spilled_at_once(job, results)]
+        jobs = [job for job in jobs if not self._put_off_at_once(job, results)]
         if jobs:
             await self._run_tasks(jobs, results)
         await self._flush_spills(results)
 
-    def _spilled_at_once(self, job: Job, results: Results) -> bool:
-        """A delivery for an active endpoint whose lane is full of slow requests is spilled
-        before any task is made for it: a hanging endpoint spills every delivery, and they
-        must stay cheap. (``should_send`` is asked when it is sent.) A delivery at its last
-        attempt, or for a lane paused by a slow-down, takes the usual way."""
+    def _put_off_at_once(self, job: Job, results: Results) -> bool:
+        """A delivery for an active endpoint that is paused by a slow-down, or whose lane is
+        full of slow requests, is put off before any task is made for it: a hanging endpoint
+        puts off every delivery, and they must stay cheap. (``should_send`` is asked when
+        it is sent.) A delivery at its last attempt to a full lane takes the usual way."""
         lane = self._lanes.get(job.endpoint_id)
-        if lane is None or not (lane.full and lane.slow) or lane.pause_left() > 0:
+        if lane is None:
+            return False
+        pause = lane.pause_left()
+        if pause <= 0 and not (lane.full and lane.slow):
             return False
         endpoint = self._registry.get(job.endpoint_id)
         if endpoint is None or endpoint.state is not State.ACTIVE:
             return False
-        if job.attempt >= self._schedule.max_attempts:
+        if pause > 0:
+            self._defer(job, pause, SLOW_DOWN, results)
+        elif job.attempt < self._schedule.max_attempts:
+            self._spill(job, endpoint, f"{lane.in_flight} requests in flight", results)
+        else:
             return False
-        self._spill(job, endpoint, f"{lane.in_flight} requests in flight", results)
         return True
 
     async def _run_tasks(self, jobs: Sequence[Job], results: Results) -> None:
@@ -348,7 +357,7 @@ class WebhookConsumer:
         lane = self._lane(endpoint)
         if (pause := lane.pause_left()) > 0:
             job.phase = Phase.SETTLING
-            return await self._defer(job, pause, "the endpoint asked us to slow down", results)
+            return self._defer(job, pause, SLOW_DOWN, results)
         started = time.monotonic()
         while (wait := lane.rate_wait()) > 0:
             if time.monotonic() - started + wait > self._limits.handoff:
@@ -508,19 +517,17 @@ class WebhookConsumer:
             Notice(job.event.id, job.endpoint_id, Status.FAILED, job.attempt, error)
         )
 
-    async def _defer(self, job: Job, delay: float, reason: str, results: Results) -> None:
-        """Send the same attempt later (the endpoint is paused): no attempt is used."""
-        await self._retrier.schedule(
-            job.body,
-            key=job.key,
-            recipient=job.endpoint_id,
-            attempt=job.attempt,
-            delay=delay,
-            reason=reason,
+    def _defer(self, job: Job, delay: float, reason: str, results: Results) -> None:
+        """Send the same attempt later (the endpoint is paused): no attempt is used. The
+        deferrals of a batch are published together, with the spills."""
+        _, _, jobs = results.deferred.setdefault(
+            (job.endpoint_id, job.attempt), (delay, reason, [])
         )
+        jobs.append(job)
         results.notices.append(
             Notice(job.event.id, job.endpoint_id, Status.RETRYING, job.attempt - 1, reason)
         )
+        job.release()
 
     async def _busy(self, job: Job, detail: str, results: Results) -> None:
         """The endpoint's lane is full: this attempt counts as failed, and is retried. The
@@ -554,14 +561,28 @@ class WebhookConsumer:
 
     async def _flush_spills(self, results: Results) -> None:
         spills, results.spills = results.spills, {}
-        for (endpoint_id, attempt), jobs in spills.items():
-            delay = self._schedule.delay_before(attempt) or 0.0
+        deferred, results.deferred = results.deferred, {}
+        later = [
+            (
+                endpoint_id,
+                attempt,
+                self._schedule.delay_before(attempt) or 0.0,
+                "endpoint busy",
+                jobs,
+            )
+            for (endpoint_id, attempt), jobs in spills.items()
+        ]
+        later += [
+            (endpoint_id, attempt, delay, reason, jobs)
+            for (endpoint_id, attempt), (delay, reason, jobs) in deferred.items()
+        ]
+        for endpoint_id, attempt, delay, reason, jobs in later:
             await self._retrier.schedule_many(
                 [job.body for job in jobs],
                 recipient=endpoint_id,
                 attempt=attempt,
                 delay=delay,
-                reason="endpoint busy",
+                reason=reason,
             )
 
     async def _hand_off(self, job: Job) -> None:

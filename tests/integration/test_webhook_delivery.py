@@ -126,6 +126,35 @@ def test_retry_after_is_honoured_and_410_disables_the_endpoint(system: System) -
         assert [h.webhook_id for h in hooks.of("gone")] == [first_id]
 
 
+def test_deliveries_during_a_slow_down_wait_for_it_without_using_an_attempt(
+    system: System,
+) -> None:
+    _service, api = start_webhook(system, **SCALED)
+    with hooks_server() as (hooks, base):
+        token = api.partner("partner-s")
+        calm = api.endpoint(token, f"{base}/calm")
+        hooks.secrets["calm"] = [calm["secret"]]
+        hooks.scripts["calm"] = [Answer(429, (("retry-after", "4"),))]
+        first_id, first = event()
+        send(system, first)
+        assert hooks.wait("calm", 1, timeout=60)
+        asked_at = hooks.of("calm")[0].at
+        second_id, second = event()
+        send(system, second)  # arrives while the endpoint has asked us to wait
+
+        assert hooks.wait("calm", 3, timeout=60)
+        hits = {h.webhook_id: h.at for h in hooks.of("calm")[1:]}
+        assert set(hits) == {first_id, second_id}
+        assert min(hits.values()) - asked_at >= 4 - 0.05
+        log = poll(
+            lambda: api.call(
+                "GET", f"/endpoints/{calm['id']}/attempts?event_id={second_id}", token
+            ).json(),
+            30,
+        )
+        assert [(row["attempt"], row["status"]) for row in log] == [(1, "delivered")]
+
+
 def test_a_hanging_receiver_does_not_delay_a_healthy_one(system: System) -> None:
     # the hung requests would time out after 100 s: the healthy endpoint must get every
     # event long before that, whatever the machine's speed

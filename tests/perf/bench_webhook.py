@@ -327,7 +327,7 @@ def main() -> None:
         "--only", choices=("throughput", "latency", "isolation"), action="append", default=[]
     )
     parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="aiohttp")
-    parser.add_argument("--workers", type=int, default=2, help="GNLC_WEBHOOK_WORKERS")
+    parser.add_argument("--workers", type=int, default=1, help="GNLC_WEBHOOK_WORKERS")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("GNLC_TEST_POSTGRES_URL"),
