@@ -8,7 +8,8 @@ a cheap HTTP sink in a process of its own (``tests/perf/sink.py``).
 * isolation: the throughput to 4 healthy endpoints alone, then again with one more
   endpoint that never answers (its requests hang until the delivery timeout): the drop
   after the first 2 s of each run, the drop over the whole run, and the longest pause
-  (the hand-off time, when the first batch meets the hanging endpoint).
+  (the hand-off time, when the first batch meets the hanging endpoint); the median of
+  ``--pairs`` pairs of runs.
 
 ``deploy/bench.sh --webhook`` runs it (``python -m tests.perf.bench_webhook --help``).
 """
@@ -21,6 +22,7 @@ import itertools
 import json
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -328,6 +330,7 @@ def main() -> None:
     )
     parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="aiohttp")
     parser.add_argument("--workers", type=int, default=1, help="GNLC_WEBHOOK_WORKERS")
+    parser.add_argument("--pairs", type=int, default=3, help="isolation runs (alone, hanging)")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("GNLC_TEST_POSTGRES_URL"),
@@ -354,16 +357,30 @@ def main() -> None:
                 bootstrap, tmp, sink, args.rate, args.seconds, database, env
             )
         if "isolation" in only:
-            events = args.events
-            alone = throughput(bootstrap, tmp, sink, events, 4, 0, database, env, backlog=True)
-            hung = throughput(bootstrap, tmp, sink, events, 4, 1, database, env, backlog=True)
+            # pairs of runs, alone then with the hanging endpoint: one pair varies by several
+            # points between runs, so the median of the pairs is the figure
             steady = f"after_{STEADY_AFTER:g}s_per_second"
-            results["isolation_healthy_alone"] = alone
-            results["isolation_with_one_hanging"] = hung
+            drops: list[float] = []
+            whole: list[float] = []
+            pauses: list[float] = []
+            for pair in range(1, args.pairs + 1):
+                alone = throughput(
+                    bootstrap, tmp, sink, args.events, 4, 0, database, env, backlog=True
+                )
+                hung = throughput(
+                    bootstrap, tmp, sink, args.events, 4, 1, database, env, backlog=True
+                )
+                results[f"isolation_{pair}_healthy_alone"] = alone
+                results[f"isolation_{pair}_with_one_hanging"] = hung
+                drops.append(drop_percent(alone, hung, steady))
+                whole.append(drop_percent(alone, hung, "deliveries_per_second"))
+                pauses.append(hung["longest_pause_seconds"])
             results["isolation"] = {
-                "throughput_drop_percent": drop_percent(alone, hung, steady),
-                "whole_run_drop_percent": drop_percent(alone, hung, "deliveries_per_second"),
-                "pause_when_the_endpoint_starts_hanging_seconds": hung["longest_pause_seconds"],
+                "pairs": args.pairs,
+                "throughput_drop_percent_median": statistics.median(drops),
+                "throughput_drop_percent_each": drops,
+                "whole_run_drop_percent_median": statistics.median(whole),
+                "pause_when_the_endpoint_starts_hanging_seconds": max(pauses),
             }
     finally:
         sink.proc.terminate()
