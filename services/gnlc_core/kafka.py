@@ -12,11 +12,13 @@ import logging
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
 from gnlc_core.events import CONTENT_TYPE, CloudEvent, encode_event
@@ -180,3 +182,9 @@ async def publish_dead_letter(
     if recipient is not None:
         headers[RECIPIENT_HEADER] = recipient
     await broker.publish(value, topic=topic, key=key, headers=headers)
+
+
+async def records_only(_message: StreamMessage[Any]) -> None:
+    """A decoder for batch handlers that read the raw records themselves: FastStream's own
+    decoding of every record (JSON, a message object each) would be thrown away."""
+    return

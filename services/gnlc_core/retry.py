@@ -30,7 +30,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
-from gnlc_core.kafka import PRODUCER_BATCH_BYTES, RECIPIENT_HEADER, Topics, publish_dead_letter
+from gnlc_core.kafka import (
+    PRODUCER_BATCH_BYTES,
+    RECIPIENT_HEADER,
+    Topics,
+    publish_dead_letter,
+    records_only,
+)
 from gnlc_core.logs import get_logger
 
 log = get_logger(__name__)
@@ -220,7 +226,7 @@ class Retrier:
                 auto_offset_reset="earliest",
                 batch=True,
                 max_records=batch_size,
-                decoder=_records_only,
+                decoder=records_only,  # the handler reads each record's headers
             )(_tier_handler(deliver))
 
 
@@ -232,11 +238,6 @@ def one_at_a_time(deliver_one: DeliverOne) -> DeliverMany:
             await deliver_one(record.value, record.recipient, record.attempt)
 
     return deliver
-
-
-async def _records_only(_message: Any) -> None:
-    """The handler reads the raw records (their headers say when each is due)."""
-    return
 
 
 def _header(record: ConsumerRecord[Any, Any], name: str, default: str) -> str:

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
 from aiokafka import ConsumerRecord
 from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
-from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
 from gnlc_core.commits import Commits, next_offsets
 from gnlc_core.db import create_engine, database_url, migrate
 from gnlc_core.fence import Fence
-from gnlc_core.kafka import make_broker, topics_for
+from gnlc_core.kafka import make_broker, records_only, topics_for
 from gnlc_core.logs import get_logger
 from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_core.service import build_app, health_router, worker_settings
@@ -95,12 +94,6 @@ async def prepare(settings: Settings) -> None:
 def worker_app() -> FastAPI:
     """The app of one worker process (``GNLC_WEBHOOK_WORKERS`` > 1)."""
     return create_app(worker_settings("webhook"))
-
-
-async def records_only(_message: StreamMessage[Any]) -> None:
-    """The batch handler reads the raw records and parses each itself: FastStream's own
-    decoding of every record (JSON, a message object each) would be thrown away."""
-    return
 
 
 def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> FastAPI:
