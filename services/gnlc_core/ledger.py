@@ -34,6 +34,7 @@ class Status(StrEnum):
     RETRYING = "retrying"
     FAILED = "failed"  # permanently: retries exhausted or refused for good
     DROPPED = "dropped"  # not sent on purpose (submitted, unsubscribed, endpoint gone)
+    HELD = "held"  # put aside while the recipient cannot take it; released when it can
 
 
 TERMINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED})

@@ -123,6 +123,11 @@ class Settings(BaseSettings):
     webhook_retry_time_scale: float = Field(
         default=1.0, gt=0, description="Multiplies every retry delay (tests shrink days)."
     )
+    webhook_hold_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often deliveries held for a hanging endpoint are looked at for release.",
+    )
     webhook_handoff_seconds: float = Field(
         default=1.0,
         gt=0,

@@ -48,6 +48,7 @@ def limits_of(settings: Settings) -> Limits:
         endpoint_concurrency=settings.webhook_endpoint_concurrency,
         endpoint_rate=settings.webhook_endpoint_rate,
         workers=settings.webhook_workers,
+        hold_check=settings.webhook_hold_check_seconds,
         slow_down=settings.webhook_slow_down_seconds,
         max_retry_after=settings.webhook_max_retry_after_seconds,
         disable_after=settings.webhook_disable_after_seconds,
@@ -169,6 +170,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         await migrate(engine)
         await seed(store, settings, policy)
         await registry.start()
+        consumer.start()
         ready.set()
         log.info("webhook endpoints loaded", endpoints=len(registry))
 

@@ -10,8 +10,12 @@ A slow endpoint never holds the batch for long: a request still in flight after
 ``webhook_handoff_seconds`` (at once, for an endpoint whose last request was that slow) is handed
 off: a retry for the next attempt is scheduled for after its timeout, and the request goes
 on in the background; if it succeeds, the ledger says so and the scheduled retry finds the
-delivery settled. A lane that is full spills new deliveries to the retry tier as a failed
-attempt ("endpoint busy"). The log rows, ledger rows, payloads and endpoint changes of a
+delivery settled. While an endpoint hangs (its lane slow, and full or paused), its new
+deliveries are *held*: a ledger row each, no attempt used, no Kafka record; every
+``webhook_hold_check_seconds`` the held deliveries of endpoints that answer again (or are
+no longer active, to be dropped) are scheduled again at the attempt they were held at.
+Over an endpoint's rate limit, a delivery is retried as a failed attempt ("endpoint
+busy"). The log rows, ledger rows, payloads and endpoint changes of a
 batch are written in one transaction before the commit.
 
 ``should_send(event, endpoint)`` is awaited before each delivery (default: always True);
@@ -55,6 +59,8 @@ log = get_logger(__name__)
 RESEND_PREFIX = "resend:"  # recipient prefix of a resend or replay: goes out even if settled
 ShouldSend = Callable[[Event, EndpointRow], Awaitable[bool]]
 SLOW_DOWN = "the endpoint asked us to slow down"
+RELEASED = "released: the endpoint answers again"
+_RELEASE_ROWS = 2000  # held deliveries scheduled again per round
 
 
 async def always(_event: Event, _endpoint: EndpointRow) -> bool:
@@ -74,6 +80,7 @@ class Limits:
     disable_after: float = 5 * 86400.0
     body_limit: int = 1024
     workers: int = 1  # processes sharing the endpoints: each keeps its share of the limits
+    hold_check: float = 5.0  # how often held deliveries are looked at for release
 
 
 class Phase(Enum):
@@ -171,6 +178,7 @@ class WebhookConsumer:
         self._lanes: dict[str, Lane] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._writing = asyncio.Lock()
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def operations_topic(self) -> str:
@@ -246,8 +254,13 @@ class WebhookConsumer:
         await self._write(results)
 
     async def drain(self) -> None:
-        """Wait a little for handed-off requests (at shutdown); their retries are scheduled
-        already, so what does not finish is not lost."""
+        """Stop releasing held deliveries, and wait a little for handed-off requests (at
+        shutdown); their retries are scheduled already, so what does not finish is not
+        lost."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._sweeper
         if self._background:
             await asyncio.wait(list(self._background), timeout=self._limits.handoff + 5)
 
@@ -260,25 +273,24 @@ class WebhookConsumer:
         await self._flush_spills(results)
 
     def _put_off_at_once(self, job: Job, results: Results) -> bool:
-        """A delivery for an active endpoint that is paused by a slow-down, or whose lane is
-        full of slow requests, is put off before any task is made for it: a hanging endpoint
-        puts off every delivery, and they must stay cheap. (``should_send`` is asked when
-        it is sent.) A delivery at its last attempt to a full lane takes the usual way."""
+        """A delivery for an active endpoint that hangs (its lane slow, and full or paused)
+        is held, and one for an endpoint paused by a slow-down deferred, before any task is
+        made for it: a hanging endpoint puts off every delivery, and they must stay cheap.
+        (``should_send`` is asked when it is sent.)"""
         lane = self._lanes.get(job.endpoint_id)
         if lane is None:
             return False
         pause = lane.pause_left()
-        if pause <= 0 and not (lane.full and lane.slow):
+        hangs = lane.slow and (lane.full or pause > 0)
+        if not hangs and pause <= 0:
             return False
         endpoint = self._registry.get(job.endpoint_id)
         if endpoint is None or endpoint.state is not State.ACTIVE:
             return False
-        if pause > 0:
-            self._defer(job, pause, SLOW_DOWN, results)
-        elif job.attempt < self._schedule.max_attempts:
-            self._spill(job, endpoint, f"{lane.in_flight} requests in flight", results)
+        if hangs:
+            self._hold(job, f"{lane.in_flight} requests in flight", results)
         else:
-            return False
+            self._defer(job, pause, SLOW_DOWN, results)
         return True
 
     async def _run_tasks(self, jobs: Sequence[Job], results: Results) -> None:
@@ -316,7 +328,7 @@ class WebhookConsumer:
                     handoffs.append(self._hand_off(job))
                 elif job.phase is Phase.WAITING:
                     tasks[job].cancel()
-                    handoffs.append(self._busy(job, "waited too long for a free slot", results))
+                    self._hold(job, "waited too long for a free slot", results)
             await asyncio.gather(*handoffs)
             wait = self._next_round(jobs)
 
@@ -357,6 +369,8 @@ class WebhookConsumer:
         lane = self._lane(endpoint)
         if (pause := lane.pause_left()) > 0:
             job.phase = Phase.SETTLING
+            if lane.slow:
+                return self._hold(job, "its lane is paused", results)
             return self._defer(job, pause, SLOW_DOWN, results)
         started = time.monotonic()
         while (wait := lane.rate_wait()) > 0:
@@ -366,7 +380,7 @@ class WebhookConsumer:
             await asyncio.sleep(wait)
         if lane.full and lane.slow:  # a healthy lane queues within the batch instead
             job.phase = Phase.SETTLING
-            return await self._busy(job, f"{lane.in_flight} requests in flight", results)
+            return self._hold(job, f"{lane.in_flight} requests in flight", results)
         await lane.acquire()
         job.phase = Phase.SENDING
         job.deadline = time.monotonic() + self._limits.timeout
@@ -529,10 +543,61 @@ class WebhookConsumer:
         )
         job.release()
 
+    def _hold(self, job: Job, detail: str, results: Results) -> None:
+        """Put a delivery aside while its endpoint hangs: a ledger row, no attempt used, no
+        Kafka record. ``_sweep_held`` schedules it again once the endpoint answers (or is
+        no longer active, to be dropped)."""
+        results.notices.append(
+            Notice(job.event.id, job.endpoint_id, Status.HELD, job.attempt - 1, f"held: {detail}")
+        )
+        job.release()
+
+    def start(self) -> None:
+        """Start looking for held deliveries to release (every ``hold_check`` seconds)."""
+        self._sweeper = asyncio.create_task(self._sweep_held())
+
+    async def _sweep_held(self) -> None:
+        while True:  # the service's lifetime: cancelled by ``drain``
+            await asyncio.sleep(self._limits.hold_check)
+            try:
+                for endpoint_id in await self._store.endpoints_holding():
+                    await self._release_held(endpoint_id)
+            except Exception:  # the database or the broker away: next time
+                log.exception("releasing held webhook deliveries failed")
+
+    def _may_release(self, endpoint_id: str) -> bool:
+        endpoint = self._registry.get(endpoint_id)
+        if endpoint is None or endpoint.state is not State.ACTIVE:
+            return True  # they come back to be dropped: every delivery ends
+        lane = self._lanes.get(endpoint_id)
+        return lane is None or not (lane.slow or lane.pause_left() > 0)
+
+    async def _release_held(self, endpoint_id: str) -> None:
+        """Schedule an endpoint's held deliveries again, at the attempt they were held at:
+        published first, then marked retrying (unless held again meanwhile), so a crash in
+        between sends one twice at worst, and the ledger skips it."""
+        for _ in range(100):  # bounded per sweep
+            if not self._may_release(endpoint_id):
+                return
+            before = datetime.now(UTC)
+            rows = await self._store.held(endpoint_id, limit=_RELEASE_ROWS)
+            by_attempt: dict[int, list[bytes]] = {}
+            for _event_id, body, attempts in rows:
+                by_attempt.setdefault(attempts + 1, []).append(body)
+            for attempt, bodies in by_attempt.items():
+                await self._retrier.schedule_many(
+                    bodies, recipient=endpoint_id, attempt=attempt, delay=0.0, reason=RELEASED
+                )
+            await self._store.unhold(endpoint_id, [row[0] for row in rows], before=before)
+            if rows:
+                log.info("held webhook deliveries released", endpoint=endpoint_id, count=len(rows))
+            if len(rows) < _RELEASE_ROWS:
+                return
+
     async def _busy(self, job: Job, detail: str, results: Results) -> None:
-        """The endpoint's lane is full: this attempt counts as failed, and is retried. The
-        retries of a batch are published together, one Kafka batch per endpoint and attempt
-        (a hanging endpoint spills every delivery: they must stay cheap)."""
+        """The endpoint is over its rate limit: this attempt counts as failed, and is
+        retried. The retries of a batch are published together, one Kafka batch per
+        endpoint and attempt."""
         endpoint = self._registry.get(job.endpoint_id)
         if job.attempt < self._schedule.max_attempts:
             self._spill(job, endpoint, detail, results)

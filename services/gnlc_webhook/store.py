@@ -1,6 +1,6 @@
 """The webhook channel's state in the database: partners, endpoints, the delivery log and
 the payloads kept for resend and replay. Tables live on ``gnlc_core.db.metadata``; the
-Alembic revision ``0300`` (branch ``webhook``) creates them.
+Alembic revisions ``0300`` and ``0301`` (branch ``webhook``) create them.
 
 Secrets are stored as given (signing needs them); partner API tokens only as SHA-256.
 """
@@ -464,6 +464,50 @@ class Store:
         async with self.engine.connect() as connection:
             row = (await connection.execute(query)).first()
         return StoredMessage(row.event_id, row.event_type, row.body) if row is not None else None
+
+    async def held(self, endpoint_id: str, *, limit: int) -> list[tuple[str, bytes, int]]:
+        """Up to ``limit`` deliveries held for this endpoint: (event id, payload, attempts
+        made)."""
+        query = (
+            select(messages.c.event_id, messages.c.body, notices.c.attempts)
+            .join(messages, messages.c.event_id == notices.c.event_id)
+            .where(
+                notices.c.channel == CHANNEL,
+                notices.c.recipient == endpoint_id,
+                notices.c.status == Status.HELD.value,
+            )
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [(row.event_id, row.body.encode(), row.attempts) for row in rows]
+
+    async def endpoints_holding(self) -> list[str]:
+        """The endpoints that have deliveries held."""
+        query = (
+            select(notices.c.recipient)
+            .where(notices.c.channel == CHANNEL, notices.c.status == Status.HELD.value)
+            .distinct()
+        )
+        async with self.engine.connect() as connection:
+            return list((await connection.execute(query)).scalars())
+
+    async def unhold(self, endpoint_id: str, event_ids: Sequence[str], *, before: datetime) -> None:
+        """Held deliveries that were scheduled again are retrying (unless held again since
+        ``before``, or settled)."""
+        async with self.engine.begin() as connection:
+            for start in range(0, len(event_ids), 400):
+                await connection.execute(
+                    update(notices)
+                    .where(
+                        notices.c.channel == CHANNEL,
+                        notices.c.recipient == endpoint_id,
+                        notices.c.status == Status.HELD.value,
+                        notices.c.event_id.in_(event_ids[start : start + 400]),
+                        notices.c.updated_at <= before,
+                    )
+                    .values(status=Status.RETRYING.value, updated_at=datetime.now(UTC))
+                )
 
     async def unsuccessful_since(
         self, endpoint_id: str, since: datetime, *, limit: int = 10_000

@@ -155,6 +155,46 @@ def test_deliveries_during_a_slow_down_wait_for_it_without_using_an_attempt(
         assert [(row["attempt"], row["status"]) for row in log] == [(1, "delivered")]
 
 
+def test_deliveries_for_a_hanging_endpoint_are_held_then_released_when_it_answers(
+    system: System,
+) -> None:
+    _service, api = start_webhook(
+        system,
+        GNLC_WEBHOOK_TIMEOUT_SECONDS="2",
+        GNLC_WEBHOOK_HANDOFF_SECONDS="0.3",
+        GNLC_WEBHOOK_SLOW_DOWN_SECONDS="1",
+        GNLC_WEBHOOK_HOLD_CHECK_SECONDS="0.5",
+        GNLC_WEBHOOK_ENDPOINT_CONCURRENCY="4",
+        **SCALED,
+    )
+    with hooks_server() as (hooks, base):
+        token = api.partner("partner-u")
+        stuck = api.endpoint(token, f"{base}/stuck")
+        hooks.secrets["stuck"] = [stuck["secret"]]
+        hooks.scripts["stuck"] = [Answer(hang=3)] * 4  # longer than the timeout, then 204
+        values = [event() for _ in range(30)]
+        send(system, *(v for _, v in values))
+        ids = {event_id for event_id, _ in values}
+
+        def log() -> list[dict[str, Any]]:
+            path = f"/endpoints/{stuck['id']}/attempts?limit=500"
+            rows: list[dict[str, Any]] = api.call("GET", path, token).json()
+            return rows
+
+        def delivered() -> set[str]:
+            return {row["event_id"] for row in log() if row["status"] == "delivered"}
+
+        assert poll(lambda: delivered() >= ids, 60), len(delivered())
+        rows: dict[str, list[tuple[int, str]]] = {}
+        for row in log():
+            rows.setdefault(row["event_id"], []).append((row["attempt"], row["status"]))
+        # the four that hung were retried; the others were held (no attempt used, no
+        # "endpoint busy" rows) and sent once the endpoint answered again
+        held = [i for i in ids if rows[i] == [(1, "delivered")]]
+        assert len(held) >= 20, rows
+        assert set(hooks.unique("stuck")) == ids
+
+
 def test_a_hanging_receiver_does_not_delay_a_healthy_one(system: System) -> None:
     # the hung requests would time out after 100 s: the healthy endpoint must get every
     # event long before that, whatever the machine's speed
