@@ -472,15 +472,7 @@ class WebhookConsumer:
         if job.handed_off:  # its retry was scheduled at hand-off
             self._record(job, attempt, Status.RETRYING, reason, results)
             return
-        scheduled = await self._retrier.retry_or_give_up(
-            job.body,
-            key=job.key,
-            recipient=job.endpoint_id,
-            failed_attempt=job.attempt,
-            reason=reason,
-            source_topic=self._topics.for_event_type(job.event.type),
-            delay=outcome.retry_after,
-        )
+        scheduled = await self._retry_or_give_up(job, reason, delay=outcome.retry_after)
         status = Status.RETRYING if scheduled else Status.FAILED
         self._record(job, attempt, status, reason if scheduled else f"gave up: {reason}", results)
 
@@ -515,14 +507,7 @@ class WebhookConsumer:
         endpoint = self._registry.get(job.endpoint_id)
         partner = endpoint.partner_id if endpoint else ""
         job.attempt -= 1
-        await self._retrier.retry_or_give_up(
-            job.body,
-            key=job.key,
-            recipient=job.endpoint_id,
-            failed_attempt=job.attempt,
-            reason=reason,
-            source_topic=self._topics.for_event_type(job.event.type),
-        )
+        await self._retry_or_give_up(job, reason)
         error = f"gave up: {reason}"
         results.finished.append(
             Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.FAILED, error=error)
@@ -599,30 +584,29 @@ class WebhookConsumer:
         retried. The retries of a batch are published together, one Kafka batch per
         endpoint and attempt."""
         endpoint = self._registry.get(job.endpoint_id)
-        if job.attempt < self._schedule.max_attempts:
-            self._spill(job, endpoint, detail, results)
-            return
         partner = endpoint.partner_id if endpoint else ""
         reason = f"endpoint busy: {detail}"
         attempt = Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.RETRYING)
-        await self._retrier.retry_or_give_up(
+        if job.attempt < self._schedule.max_attempts:
+            results.spills.setdefault((job.endpoint_id, job.attempt + 1), []).append(job)
+            self._record(job, attempt, Status.RETRYING, reason, results)
+        else:
+            await self._retry_or_give_up(job, reason)
+            self._record(job, attempt, Status.FAILED, f"gave up: {reason}", results)
+        job.release()
+
+    async def _retry_or_give_up(self, job: Job, reason: str, delay: float | None = None) -> bool:
+        """The next attempt after ``job``'s on the retry tier, or (schedule exhausted, False)
+        the notice on the dead-letter topic."""
+        return await self._retrier.retry_or_give_up(
             job.body,
             key=job.key,
             recipient=job.endpoint_id,
             failed_attempt=job.attempt,
             reason=reason,
             source_topic=self._topics.for_event_type(job.event.type),
+            delay=delay,
         )
-        self._record(job, attempt, Status.FAILED, f"gave up: {reason}", results)
-        job.release()
-
-    def _spill(self, job: Job, endpoint: EndpointRow | None, detail: str, results: Results) -> None:
-        """``_busy`` before the last attempt: the retry joins the batch's spills."""
-        partner = endpoint.partner_id if endpoint else ""
-        attempt = Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.RETRYING)
-        results.spills.setdefault((job.endpoint_id, job.attempt + 1), []).append(job)
-        self._record(job, attempt, Status.RETRYING, f"endpoint busy: {detail}", results)
-        job.release()
 
     async def _flush_spills(self, results: Results) -> None:
         spills, results.spills = results.spills, {}

@@ -36,6 +36,7 @@ from gnlc_core.db import metadata
 from gnlc_core.ledger import TERMINAL, Status, notices
 
 CHANNEL = "webhook"
+_CHUNK = 400  # event ids per statement: far below every database's parameter limit
 
 partners = Table(
     "webhook_partners",
@@ -496,14 +497,14 @@ class Store:
         """Held deliveries that were scheduled again are retrying (unless held again since
         ``before``, or settled)."""
         async with self.engine.begin() as connection:
-            for start in range(0, len(event_ids), 400):
+            for start in range(0, len(event_ids), _CHUNK):
                 await connection.execute(
                     update(notices)
                     .where(
                         notices.c.channel == CHANNEL,
                         notices.c.recipient == endpoint_id,
                         notices.c.status == Status.HELD.value,
-                        notices.c.event_id.in_(event_ids[start : start + 400]),
+                        notices.c.event_id.in_(event_ids[start : start + _CHUNK]),
                         notices.c.updated_at <= before,
                     )
                     .values(status=Status.RETRYING.value, updated_at=datetime.now(UTC))
