@@ -9,8 +9,9 @@
 #     PG_PORT are set), state in a directory of their own under .local/scratch/, deleted when
 #     they stop. Two runs side by side (even of one checkout) never share or stop each
 #     other's services, and no fixed port needs to be free.
-# SIGTERM or SIGINT (Ctrl-C) to this script is passed on to the command as SIGTERM; once the
-# command has ended, what this script started is stopped. One signal stops everything.
+# SIGTERM or SIGINT (Ctrl-C) to this script is passed on to the command; once the command
+# has ended (or a minute later, killed), what this script started is stopped. One signal
+# stops everything.
 # Usage: deploy/with-services.sh [--postgres] [--scratch] COMMAND [ARGS...]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -54,16 +55,20 @@ cleanup() {
   if ((started_kafka)); then "$here/kafka.sh" stop || true; fi
   if [[ -n $scratch_dir ]]; then rm -rf "$scratch_dir"; fi
 }
-on_signal() {
+on_signal() { # the signal to pass on
   if [[ -n $child ]] && kill -0 "$child" 2>/dev/null; then
-    kill -TERM "$child" 2>/dev/null || true
+    kill -"$1" "$child" 2>/dev/null || true
+    local patience=$((SECONDS + 60))
+    while kill -0 "$child" 2>/dev/null && ((SECONDS < patience)); do sleep 0.2; done
+    kill -KILL "$child" 2>/dev/null || true
     wait "$child" 2>/dev/null || true
   fi
   cleanup
   exit 143
 }
 trap cleanup EXIT
-trap on_signal INT TERM
+trap "on_signal INT" INT
+trap "on_signal TERM" TERM
 
 if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]] && ! "$here/kafka.sh" status 2>/dev/null; then
   started_kafka=1
@@ -81,10 +86,13 @@ if ((postgres)) && [[ -z ${GNLC_TEST_POSTGRES_URL:-} ]]; then
 fi
 
 # In the background, so that this shell can take a signal and pass it on (a foreground
-# child would be waited for first); started with job control off, the command ignores
-# the terminal's SIGINT and is stopped by the SIGTERM this script sends it.
+# child would be waited for first), in a process group of its own (job control on while it
+# starts), so that Ctrl-C reaches this script alone, which passes on the same signal:
+# SIGINT (pytest tears its fixtures down, the run command stops its services) or SIGTERM.
+set -m
 "$@" <&0 &
 child=$!
+set +m
 status=0
 wait "$child" || status=$?
 child=
