@@ -9,9 +9,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -143,3 +144,57 @@ def wait_stable_group(bootstrap: str, group: str, members: int, timeout: float =
             return True
         time.sleep(0.5)
     return False
+
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], *, timeout: float, what: str, every: float = 0.1) -> T:
+    """Poll ``check`` until it returns something true and return that; fails the test with
+    ``what`` after ``timeout`` seconds. The one wait of the tests: no fixed sleeps."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(every)
+
+
+async def _lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
+    """Records of ``topics`` that consumer ``group`` has not committed yet."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await reader.start()
+    try:
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(await reader.partitions_for_topic(topic) or ())
+        ]
+        ends = await reader.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        lag = 0
+        for partition in partitions:
+            offset = committed.get(partition)
+            lag += ends[partition] - (max(offset.offset, 0) if offset is not None else 0)
+        return lag
+    finally:
+        await reader.stop()
+        await admin.close()
+
+
+def wait_caught_up(bootstrap: str, group: str, topics: Sequence[str], *, timeout: float) -> None:
+    """Wait until consumer ``group`` has committed every record now on ``topics``: all of it
+    handled, so anything it would do about them is done (instead of a quiet period)."""
+    eventually(
+        lambda: asyncio.run(_lag(bootstrap, group, topics)) == 0,
+        timeout=timeout,
+        what=f"group {group} to commit everything on {', '.join(topics)}",
+        every=0.25,
+    )

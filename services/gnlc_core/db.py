@@ -63,9 +63,15 @@ def _alembic_config(connection: Connection) -> Config:
     return config
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision of every branch (``alembic upgrade heads``)."""
+async def migrate(engine: AsyncEngine, branch: str) -> None:
+    """Bring the schema of one service to the newest revision of its Alembic branch
+    (``alembic upgrade <branch>@head``): a service's database holds its own tables alone
+    (the ledger's ``notices`` is the common root of the channels' branches). Services that
+    share one PostgreSQL database each migrate their branch; the advisory lock serialises
+    them."""
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
-        await connection.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "heads"))
+        await connection.run_sync(
+            lambda sync: command.upgrade(_alembic_config(sync), f"{branch}@head")
+        )

@@ -111,6 +111,21 @@ def run(
     member of the service's consumer groups; a worker that dies is replaced."""
     settings = Settings()
     configure(name, level=settings.log_level, fmt=settings.log_format)
+    try:
+        _run(name, create_app, port, settings, workers, worker_factory, prepare)
+    except KeyboardInterrupt:  # SIGINT outside uvicorn's own handling (start-up, workers)
+        log.info("interrupted; stopped", service=name)
+
+
+def _run(
+    name: str,
+    create_app: Callable[[Settings], FastAPI],
+    port: Callable[[Settings], int],
+    settings: Settings,
+    workers: Callable[[Settings], int],
+    worker_factory: str | None,
+    prepare: Callable[[Settings], Coroutine[Any, Any, None]] | None,
+) -> None:
     count = workers(settings)
     if count <= 1 or worker_factory is None:
         serve(create_app(settings), host=settings.http_host, port=port(settings))

@@ -73,7 +73,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     unsubscribe = UnsubscribeState()
 
     async def start() -> None:
-        await migrate(engine)
+        await migrate(engine, "email")
         secrets = [s.get_secret_value() for s in settings.email_unsubscribe_secrets]
         if not secrets:
             secrets = [await shared_key(engine, UNSUBSCRIBE_KEY)]

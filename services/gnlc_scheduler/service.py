@@ -54,7 +54,7 @@ class SchedulerService:
         self.directory = Directory(())
 
     async def start(self) -> None:
-        await migrate(self.engine)
+        await migrate(self.engine, "scheduler")
         self.directory = await store.load_directory(self.engine)
         if not len(self.directory) and self.settings.directory_path.exists():
             await self.import_cities(load_csv(self.settings.directory_path))

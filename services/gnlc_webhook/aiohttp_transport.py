@@ -25,6 +25,11 @@ from gnlc_webhook.ssrf import Policy, RefusedTarget, Resolver, resolve_checked, 
 MAX_BODY = 64 * 1024
 
 
+class Refused(OSError):
+    """A name resolved to an address the SSRF guard refuses (aiohttp wraps it in a
+    ``ClientConnectorError``; the transport reports this message)."""
+
+
 class GuardedResolver(AbstractResolver):
     def __init__(self, policy: Policy, resolver: Resolver = system_resolver) -> None:
         self._policy = policy
@@ -36,7 +41,7 @@ class GuardedResolver(AbstractResolver):
         try:
             addresses = await resolve_checked(host, port, self._policy, self._resolver)
         except RefusedTarget as exc:
-            raise OSError(f"refused by the SSRF guard: {exc}") from None
+            raise Refused(f"refused by the SSRF guard: {exc}") from None
         return [
             {
                 "hostname": host,
@@ -146,7 +151,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     request=request,
                 )
         except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
+            cause = exc.os_error
+            detail = str(cause) if isinstance(cause, Refused) else str(exc)
+            raise httpx.ConnectError(detail, request=request) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
         except aiohttp.ClientError as exc:

@@ -83,7 +83,7 @@ async def prepare(settings: Settings) -> None:
     """Once per start, before the worker processes: the schema and the partners file."""
     engine = create_engine(database_url(settings, CHANNEL))
     try:
-        await migrate(engine)
+        await migrate(engine, "webhook")
         policy = Policy.parse(
             settings.webhook_allowed_networks, https_only=settings.webhook_https_only
         )
@@ -167,7 +167,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     retrier.subscribe(deliver_due)
 
     async def start() -> None:
-        await migrate(engine)
+        await migrate(engine, "webhook")
         await seed(store, settings, policy)
         await registry.start()
         consumer.start()

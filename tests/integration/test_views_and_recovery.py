@@ -88,7 +88,7 @@ def test_takeover_does_not_publish_again_what_a_dead_instance_published(
 
     async def prepare() -> list[str]:
         engine = create_engine(system.database_url_for("scheduler"))
-        await migrate(engine)
+        await migrate(engine, "scheduler")
         now = datetime.now(UTC)
         await store.import_cities(engine, load_csv(SAMPLE_DIRECTORY), now)
         deadline = Deadline(

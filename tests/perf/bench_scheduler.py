@@ -44,7 +44,7 @@ TOKEN = "bench-operator-token"
 async def fill(url: str, pending: int) -> int:
     """Deadlines far in the future until ``pending`` reminders wait in the outbox."""
     engine = create_engine(url)
-    await migrate(engine)
+    await migrate(engine, "scheduler")
     directory = load_csv(SAMPLE_DIRECTORY)
     now = datetime.now(UTC)
     await store.import_cities(engine, directory, now)

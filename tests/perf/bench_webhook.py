@@ -5,6 +5,9 @@ a cheap HTTP sink in a process of its own (``tests/perf/sink.py``).
   endpoints on the sink; deliveries per second from the first to the last arrival;
 * latency at a steady rate: event ``time`` (set when it is sent) to its arrival at the sink;
   p50, p95, p99, max;
+* the raw limit: the same events, topic layout and sink drained by the least a sender must
+  do (``tests/perf/raw_webhook.py``: getmany, HMAC, aiohttp POST, commit), and the ratio of
+  the service's backlog drain to it, from the same run;
 * isolation: the throughput to 4 healthy endpoints alone, then again with one more
   endpoint that never answers (its requests hang until the delivery timeout): the drop
   after the first 2 s of each run, the drop over the whole run, and the longest pause
@@ -288,6 +291,49 @@ def throughput(
     }
 
 
+def raw_throughput(bootstrap: str, tmp: Path, sink: Sink, events: int) -> dict[str, Any]:
+    """The raw loop's backlog drain of ``events`` to one endpoint on the sink, on a fresh
+    prefix whose topics the services' own code creates (same partitions)."""
+    prefix = f"raw{uuid.uuid4().hex[:8]}."
+    topic = f"{prefix}deadline.reminder"
+    seed_directory(bootstrap, prefix)
+    asyncio.run(produce(bootstrap, topic, events))
+    path = f"/hooks/raw/{prefix}raw-0"
+    raw = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.perf.raw_webhook",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            f"{prefix}raw",
+            "--url",
+            f"{sink.url}{path}",
+            "--secret",
+            new_secret(),
+            "--events",
+            str(events),
+        ]
+    )
+    try:
+        seen = sink.wait(events, timeout=600, prefix=path)
+    finally:
+        raw.terminate()
+        raw.wait(timeout=30)
+    times = sorted(seen.values())
+    span = times[-1] - times[0] if len(times) > 1 else float("nan")
+    return {
+        "events": events,
+        "deliveries": len(seen),
+        "complete": len(seen) == events,
+        "seconds_first_to_last": round(span, 2),
+        "deliveries_per_second": round(len(seen) / span, 1),
+    }
+
+
 def latency(
     bootstrap: str,
     tmp: Path,
@@ -326,7 +372,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="events/s in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument(
-        "--only", choices=("throughput", "latency", "isolation"), action="append", default=[]
+        "--only",
+        choices=("throughput", "raw", "latency", "isolation"),
+        action="append",
+        default=[],
     )
     parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="aiohttp")
     parser.add_argument("--workers", type=int, default=1, help="GNLC_WEBHOOK_WORKERS")
@@ -339,7 +388,7 @@ def main() -> None:
     args = parser.parse_args()
     database = args.database_url if args.database_url != "sqlite" else None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
-    only = set(args.only) or {"throughput", "latency", "isolation"}
+    only = set(args.only) or {"throughput", "raw", "latency", "isolation"}
     env = {"GNLC_WEBHOOK_HTTP_TRANSPORT": args.transport, "GNLC_WEBHOOK_WORKERS": str(args.workers)}
     tmp = Path(tempfile.mkdtemp(prefix="gnlc-bench-webhook-"))
     sink = start_sink(tmp)
@@ -352,6 +401,16 @@ def main() -> None:
             results["throughput_while_producing"] = throughput(
                 bootstrap, tmp, sink, args.events, args.endpoints, 0, database, env
             )
+        if "raw" in only:
+            results["raw_limit_backlog"] = raw = raw_throughput(bootstrap, tmp, sink, args.events)
+            if "throughput_backlog" in results:
+                service = float(results["throughput_backlog"]["deliveries_per_second"])
+                results["ratio_to_raw"] = {
+                    "service_backlog_per_second": service,
+                    "raw_backlog_per_second": raw["deliveries_per_second"],
+                    "ratio": round(service / float(raw["deliveries_per_second"]), 3),
+                    "target": 0.7,
+                }
         if "latency" in only:
             results[f"latency_ms_at_{args.rate:g}_per_s"] = latency(
                 bootstrap, tmp, sink, args.rate, args.seconds, database, env

@@ -42,7 +42,7 @@ class Wired:
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Any]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'unit.db'}")
-    await migrate(engine)
+    await migrate(engine, "email")
     yield engine
     await engine.dispose()
 

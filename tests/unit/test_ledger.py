@@ -8,8 +8,8 @@ from gnlc_core.ledger import Ledger, Status
 
 async def test_ledger_settles_and_updates(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
-    await migrate(engine)
-    await migrate(engine)  # idempotent
+    await migrate(engine, "email")
+    await migrate(engine, "email")  # idempotent
     email = Ledger(engine, "email")
     webhook = Ledger(engine, "webhook")
     await email.record("evt-1", "kathmandu:a@x.org", Status.RETRYING, attempts=1, error="421")

@@ -39,3 +39,38 @@ def test_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None
     assert lines[0]["event"] == "endpoint registered"
     assert lines[0]["service"] == "test"
     assert lines[1]["logger"] == "library"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_routine_start_up_reports_are_debug_and_faststream_is_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure("test", level="INFO", fmt="json")
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    coordinator.error(
+        "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError"
+    )
+    coordinator.warning("Heartbeat failed for group g.email-retry because it is rebalancing")
+    logging.getLogger("aiokafka.consumer.fetcher").error(
+        "Failed fetch offsets from 1: [Error 6] NotLeaderForPartitionError: TopicPartition(...)"
+    )
+    coordinator.error("Unexpected error in coordinator routine")  # not routine: kept
+    logging.getLogger("faststream").warning("Auto create topics is disabled. Make sure ...")
+    logging.getLogger("faststream").info("Consumer c assigned to partitions: (...)")
+    captured = capsys.readouterr()
+    assert captured.out == ""  # FastStream no longer writes coloured text to stdout
+    lines = [json.loads(line) for line in captured.err.splitlines()]
+    assert [(line["level"], line["event"]) for line in lines] == [
+        ("error", "Unexpected error in coordinator routine"),
+        ("info", "Consumer c assigned to partitions: (...)"),
+    ]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_routine_reports_show_at_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("test", level="DEBUG", fmt="json")
+    logging.getLogger("aiokafka.consumer.group_coordinator").error(
+        "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError"
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["level"] for line in lines if "Coordinator" in line["event"]] == ["debug"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from gnlc_email.ratelimit import RateLimiter, SlidingWindow, per_second
 
 
@@ -43,7 +45,20 @@ async def test_limiter_spaces_sends_and_never_lets_one_through_early() -> None:
     assert time.monotonic() - started >= 2.0 - 0.01
 
 
-async def test_no_limits_no_waiting() -> None:
+class Slept(Exception):
+    """The limiter asked to wait."""
+
+
+async def test_no_limits_no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def sleep(seconds: float) -> None:
+        raise Slept(seconds)
+
+    monkeypatch.setattr("gnlc_email.ratelimit.asyncio.sleep", sleep)
     limiter = RateLimiter.from_rates(per_sec=0, per_hour=0)
     for _ in range(1000):
-        await limiter.acquire()
+        await limiter.acquire()  # never waits
+    limited = RateLimiter.from_rates(per_sec=10, per_hour=0)  # the same check, with a limit
+    for _ in range(10):
+        await limited.acquire()
+    with pytest.raises(Slept):
+        await limited.acquire()

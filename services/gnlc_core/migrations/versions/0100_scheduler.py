@@ -1,7 +1,7 @@
 """Scheduler state: cities, deadlines, submissions, announcements and the outbox.
 
 Revision ID: 0100
-Revises: 0001
+Revises: (none: the scheduler keeps no ledger)
 Create Date: 2026-11-24
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0100"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("scheduler",)
 depends_on: str | Sequence[str] | None = None
 
