@@ -35,12 +35,13 @@ def console(*, stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     terminal = stream.isatty() and os.environ.get("TERM") != "dumb"
     if terminal:
-        return Console(file=stream, highlight=False)
+        return Console(file=stream, highlight=False, emoji=False)
     return Console(
         file=stream,
         width=PLAIN_WIDTH,
         no_color=True,
         highlight=False,
+        emoji=False,
         force_terminal=False,
         soft_wrap=True,
     )
@@ -63,9 +64,15 @@ def table(
     )
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
-    if not fancy and title:
-        out.print(title)
-    out.print(grid)
+    if fancy:
+        out.print(grid)
+        return
+    with out.capture() as captured:
+        out.print(grid)
+    if title:
+        out.print(title, markup=False)
+    for text in captured.get().splitlines():
+        out.print(text.rstrip(), markup=False)
 
 
 def line(text: str = "") -> None:

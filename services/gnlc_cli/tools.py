@@ -18,7 +18,7 @@ import typer
 from pydantic import ValidationError
 
 from gnlc_cli import output
-from gnlc_cli.client import DEFAULT_API, fail, resolve_token
+from gnlc_cli.client import DEFAULT_API, Api, fail, resolve_token
 from gnlc_cli.operator import ApiUrl, Token
 from gnlc_core.directory import City, DirectoryError, load_csv
 from gnlc_core.settings import Settings
@@ -136,11 +136,8 @@ def city_for_preview(city_id: str, api: str, token: str, settings: Settings) -> 
     problem = "no operator token"
     if resolved is not None:
         try:
-            response = httpx.get(
-                f"{api.rstrip('/')}/v1/cities/{city_id}",
-                headers={"authorization": f"Bearer {resolved}"},
-                timeout=3,
-            )
+            with Api(api, resolved).client(timeout=3) as client:
+                response = client.get(f"/v1/cities/{city_id}")
         except httpx.HTTPError as exc:
             problem = f"no answer: {type(exc).__name__}"
         else:
