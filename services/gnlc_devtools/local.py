@@ -337,6 +337,7 @@ def up(
         for service in ("scheduler", "email", "webhook"):
             service_env = dict(env)
             if "GNLC_DATABASE_URL" not in os.environ:  # this run's own state, under root
+                (state / "state").mkdir(exist_ok=True)
                 service_env["GNLC_DATABASE_URL"] = (
                     f"sqlite+aiosqlite:///{state / 'state' / service}.db"
                 )

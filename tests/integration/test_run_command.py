@@ -13,8 +13,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -46,19 +48,28 @@ def _process_groups() -> dict[int, int]:
     return groups
 
 
-def _reader(stream: object, lines: queue.Queue[str]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
+def _reader(stream: IO[str], lines: queue.Queue[str]) -> None:
+    for line in stream:
         lines.put(line)
 
 
-def _read_until(lines: queue.Queue[str], seen: list[str], done: object, timeout: float) -> bool:
+def _read_until(
+    lines: queue.Queue[str],
+    seen: list[str],
+    done: Callable[[list[str]], bool],
+    timeout: float,
+    runner: subprocess.Popen[str],
+) -> bool:
+    """Read output until ``done`` says so, the runner exits, or the time is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             seen.append(lines.get(timeout=0.5))
         except queue.Empty:
+            if runner.poll() is not None and lines.empty():
+                return done(seen)
             continue
-        if done(seen):  # type: ignore[operator]
+        if done(seen):
             return True
     return False
 
@@ -89,7 +100,9 @@ def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_reader, args=(runner.stdout, lines), daemon=True).start()
+    assert runner.stdout is not None
+    reader = threading.Thread(target=_reader, args=(runner.stdout, lines), daemon=True)
+    reader.start()
     seen: list[str] = []
     try:
         shown = _read_until(
@@ -100,6 +113,7 @@ def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
                 and any("(signature verified)" in x for x in s)
             ),
             timeout=240,
+            runner=runner,
         )
         output = "".join(seen)
         assert shown, output
@@ -110,7 +124,9 @@ def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
     finally:
         runner.send_signal(signal.SIGTERM)
         code = runner.wait(timeout=90)
-        _read_until(lines, seen, lambda s: any("stopped." in x for x in s), timeout=5)
+        _read_until(lines, seen, lambda s: any("stopped." in x for x in s), 5, runner)
+        reader.join(timeout=10)
+        runner.stdout.close()
     output = "".join(seen)
     assert code == 0, output
     assert "stopped." in output
