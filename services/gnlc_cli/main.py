@@ -43,9 +43,11 @@ def dev_up(
     ] = 0,
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds (0: never).")] = 0,
 ) -> None:
-    """Mailbox, webhook receiver, scheduler and consumers, with a demo deadline. Ports:
-    GNLC_SCHEDULER_PORT, GNLC_EMAIL_PORT, GNLC_WEBHOOK_PORT, GNLC_MAILBOX_PORT,
-    GNLC_RECEIVER_PORT. Ctrl-C or SIGTERM stops everything it started."""
+    """Mailbox, webhook receiver, scheduler and consumers, with a demo deadline.
+
+    Ports: GNLC_SCHEDULER_PORT, GNLC_EMAIL_PORT, GNLC_WEBHOOK_PORT, GNLC_MAILBOX_PORT,
+    GNLC_RECEIVER_PORT. Ctrl-C or SIGTERM stops everything it started.
+    """
     from gnlc_devtools.local import up
 
     raise typer.Exit(up(Path(os.getcwd()), exit_after_mail=exit_after_mail, timeout=timeout))

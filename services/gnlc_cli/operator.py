@@ -78,8 +78,10 @@ def import_cities(
     api: ApiUrl = DEFAULT_API,
     token: Token = "",
 ) -> None:
-    """Import (add or update) cities from a CSV or YAML file: all rows or none. Every
-    problem of every row is printed; any problem means nothing is imported (exit 1)."""
+    """Import (add or update) cities from a CSV or YAML file: all rows or none.
+
+    Every problem of every row is printed; any problem means nothing is imported (exit 1).
+    """
     data = path.read_bytes()
     if not data.strip():
         raise fail(f"{path} is empty: nothing to import", 2)
@@ -197,8 +199,10 @@ def add_deadline(
     api: ApiUrl = DEFAULT_API,
     token: Token = "",
 ) -> None:
-    """Add a deadline; its reminders are planned for every city of the audience. Prints
-    what was scheduled and what was not (and why)."""
+    """Add a deadline; its reminders are planned for every city of the audience.
+
+    Prints what was scheduled (UTC and the city's local time) and what was not, and why.
+    """
     fields = build(payloads.from_file, from_file, deadline_id, "deadline") if from_file else {}
     changes = build(
         payloads.deadline_changes,
@@ -238,8 +242,10 @@ def edit_deadline(
     api: ApiUrl = DEFAULT_API,
     token: Token = "",
 ) -> None:
-    """Change what is named, nothing else (a title in one language leaves the others);
-    pending reminders are planned again."""
+    """Change what is named, nothing else; pending reminders are planned again.
+
+    A title in one language leaves the other languages as they are.
+    """
     fields = build(payloads.from_file, from_file, deadline_id, "deadline") if from_file else {}
     changes = build(
         payloads.deadline_changes,
@@ -352,8 +358,10 @@ def publish(
     api: ApiUrl = DEFAULT_API,
     token: Token = "",
 ) -> None:
-    """Publish an announcement now, or schedule it with --at; texts per language with
-    --from-file."""
+    """Publish an announcement now, or schedule it with --at.
+
+    Texts in several languages come from --from-file (title: {en: ..., fr: ...}).
+    """
     fields = (
         build(payloads.from_file, from_file, announcement_id, "announcement") if from_file else {}
     )

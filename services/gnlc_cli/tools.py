@@ -48,8 +48,11 @@ def topics(
 
 
 def asyncapi() -> None:
-    """Print the AsyncAPI document of the topics (with GNLC_TOPIC_PREFIX's topic names;
-    schemas/asyncapi.json is the one for the default prefix)."""
+    """Print the AsyncAPI document of the topics.
+
+    The topic names carry GNLC_TOPIC_PREFIX; schemas/asyncapi.json is the document for the
+    default prefix.
+    """
     from gnlc_core.asyncapi import specification
     from gnlc_core.kafka import Topics
 
@@ -57,7 +60,7 @@ def asyncapi() -> None:
 
 
 def secret() -> None:
-    """Print a fresh ``whsec_`` webhook signing secret."""
+    """Print a fresh whsec_ webhook signing secret."""
     from gnlc_webhook.partners import new_secret
 
     typer.echo(new_secret())
@@ -66,6 +69,16 @@ def secret() -> None:
 # -- the local mailbox --------------------------------------------------------------------
 
 MAILDIR = Path(".local") / "mailbox"
+
+
+def nearest(relative: Path) -> Path:
+    """``relative`` in the working directory or the nearest parent holding it (else in the
+    working directory, where the error will name it)."""
+    here = Path.cwd()
+    for directory in (here, *here.parents):
+        if (directory / relative).is_dir():
+            return directory / relative
+    return here / relative
 
 
 def _sent_at(message: EmailMessage) -> datetime:
@@ -96,10 +109,17 @@ def read_maildir(directory: Path) -> list[EmailMessage]:
 
 
 def show_mailbox(
-    directory: Annotated[Path, typer.Option("--dir", help="Maildir.")] = MAILDIR,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Maildir (default: .local/mailbox).")
+    ] = None,
     show: Annotated[int, typer.Option(min=0, help="Print message N (1 = oldest) in full.")] = 0,
 ) -> None:
-    """List what the local mailbox received (or print one message with --show N)."""
+    """List what the local mailbox received, or print one message (--show N).
+
+    The mailbox is the run command's: .local/mailbox in this directory or the nearest parent
+    that has one (--dir to read another).
+    """
+    directory = directory or nearest(MAILDIR)
     try:
         messages = read_maildir(directory)
     except OSError as exc:
@@ -190,8 +210,11 @@ def preview(
     api: ApiUrl = DEFAULT_API,
     token: Token = "",
 ) -> None:
-    """Render an email to .eml, .html and .txt files, as a city would receive it (the city
-    from the scheduler's directory, or the directory file when the scheduler is not up)."""
+    """Render an email to .eml, .html and .txt files, as a city would receive it.
+
+    The city comes from the scheduler's directory when its API answers, else from the
+    directory file (GNLC_DIRECTORY_PATH), with a note.
+    """
     from gnlc_core.consumer import describe
     from gnlc_core.events import parse_event
     from gnlc_email.preview import kind_of, preview_files, sample_event, write_preview

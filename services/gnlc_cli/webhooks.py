@@ -15,6 +15,7 @@ import typer
 from gnlc_cli import output
 from gnlc_cli.client import DEFAULT_WEBHOOK_API, Api, compact, fail
 from gnlc_cli.operator import Token
+from gnlc_core.events import EVENT_TYPES
 
 WebhookApi = Annotated[
     str,
@@ -87,7 +88,7 @@ Concurrency = Annotated[
 ]
 Rate = Annotated[float | None, typer.Option(min=0.001, help="Requests per second at most.")]
 EndpointId = Annotated[str, typer.Argument(help="Endpoint id (ep-...).")]
-DEFAULT_TYPES = ("deadline.reminder", "announcement.published")
+DEFAULT_TYPES = tuple(EVENT_TYPES)
 
 
 def _show(endpoint: dict[str, Any]) -> None:

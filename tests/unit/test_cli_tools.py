@@ -93,3 +93,14 @@ def test_topics_without_a_broker_is_one_line_and_exit_1() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: cannot reach the Kafka broker at 127.0.0.1:")
+
+
+def test_mailbox_is_found_from_a_subdirectory_of_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _maildir(tmp_path / ".local" / "mailbox", 1)
+    (tmp_path / "services" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "services" / "deep")
+    result = runner.invoke(app, ["mailbox", "--show", "1"])
+    assert result.exit_code == 0, result.output
+    assert "Subject: Reminder 1" in result.output
