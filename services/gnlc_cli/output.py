@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -54,7 +55,6 @@ def table(
     out = console()
     fancy = out.is_terminal
     grid = Table(
-        *columns,
         title=title if fancy else None,
         box=box.SIMPLE_HEAD if fancy else None,
         show_edge=False,
@@ -62,10 +62,14 @@ def table(
         header_style="bold" if fancy else "",
         title_justify="left",
     )
+    for column in columns:
+        grid.add_column(column, no_wrap=True)
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
-    if fancy:
-        out.print(grid)
+    if fancy:  # as wide as it needs: the terminal wraps a long line, nothing is cut
+        wanted = Measurement.get(out, out.options.update_width(PLAIN_WIDTH), grid).maximum
+        out.width = max(out.width, wanted)
+        out.print(grid, crop=False)
         return
     with out.capture() as captured:
         out.print(grid)
