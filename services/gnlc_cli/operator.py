@@ -316,6 +316,49 @@ def list_deadlines(state: State = None, api: ApiUrl = DEFAULT_API, token: Token 
     )
 
 
+def _texts(value: Any) -> str:
+    """``{en: A, fr: B}`` as ``en: A | fr: B``."""
+    if isinstance(value, dict):
+        return " | ".join(f"{language}: {text}" for language, text in value.items())
+    return "" if value is None else str(value)
+
+
+def _audience_text(audience: Any) -> str:
+    if not isinstance(audience, dict):
+        return str(audience)
+    parts = ["all members"] if audience.get("all_members") else []
+    parts += [f"region {r}" for r in audience.get("regions") or []]
+    parts += [f"city {c}" for c in audience.get("cities") or []]
+    return ", ".join(parts) or "(nobody)"
+
+
+def _times(value: Any) -> str:
+    return f"{output.utc(value)} ({output.local(value, _local_zone())})" if value else ""
+
+
+@deadlines.command("show")
+def show_deadline(
+    deadline_id: Annotated[str, typer.Argument()], api: ApiUrl = DEFAULT_API, token: Token = ""
+) -> None:
+    """One deadline in full: texts in every language, plan, audience, state."""
+    item = Api.connect(api, token).request("GET", f"/v1/deadlines/{deadline_id}")
+    hour = item.get("delivery_hour")
+    output.table(
+        ("field", "value"),
+        [
+            ("id", item["id"]),
+            ("state", item.get("state")),
+            ("due", _times(item.get("due_at"))),
+            ("title", _texts(item.get("title"))),
+            ("description", _texts(item.get("description"))),
+            ("reminders", " ".join(item.get("reminders") or [])),
+            ("delivery hour", "exact offsets" if hour is None else f"{hour:02d}:00 local"),
+            ("audience", _audience_text(item.get("audience"))),
+            ("link", _texts(item.get("link"))),
+        ],
+    )
+
+
 @deadlines.command("submit")
 def submit(
     deadline_id: Annotated[str, typer.Argument()],
@@ -461,6 +504,30 @@ def list_announcements(
             for item in items
             if not state or item.get("state") == state
         ),
+    )
+
+
+@announcements.command("show")
+def show_announcement(
+    announcement_id: Annotated[str, typer.Argument()],
+    api: ApiUrl = DEFAULT_API,
+    token: Token = "",
+) -> None:
+    """One announcement in full: texts in every language, audience, state."""
+    item = Api.connect(api, token).request("GET", f"/v1/announcements/{announcement_id}")
+    output.table(
+        ("field", "value"),
+        [
+            ("id", item["id"]),
+            ("state", item.get("state")),
+            ("category", item.get("category")),
+            ("goes out", _times(item.get("publish_at"))),
+            ("published", _times(item.get("published_at"))),
+            ("title", _texts(item.get("title"))),
+            ("body", _texts(item.get("body"))),
+            ("audience", _audience_text(item.get("audience"))),
+            ("link", _texts(item.get("link"))),
+        ],
     )
 
 

@@ -354,3 +354,23 @@ def test_replay_and_attempts(api: FakeApi) -> None:
     assert row.split()[:3] == ["2026-11-25", "10:00:01", "UTC"]
     assert "503" in row
     assert "busy" in row
+
+
+def test_show_gives_every_language_and_the_plan(api: FakeApi) -> None:
+    api.on(
+        "GET",
+        "/v1/deadlines/report",
+        body={"id": "report", "state": "active", "due_at": "2027-01-17T22:59:00+00:00",
+              "title": {"en": "Report", "fr": "Rapport"}, "description": None,
+              "reminders": ["-2d", "0d"], "delivery_hour": 14,
+              "audience": {"all_members": False, "regions": ["Arab States"], "cities": []},
+              "link": None},
+    )  # fmt: skip
+    result = run("deadlines", "show", "report")
+    assert result.exit_code == 0, result.output
+    rows = {line.split("  ")[0]: line for line in result.output.splitlines()}
+    assert "en: Report | fr: Rapport" in rows["title"]
+    assert "-2d 0d" in rows["reminders"]
+    assert "14:00 local" in rows["delivery hour"]
+    assert "region Arab States" in rows["audience"]
+    assert "2027-01-17 22:59 UTC" in rows["due"]
