@@ -7,7 +7,6 @@ sent (no token, no answer from the API, bad option).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -174,7 +173,3 @@ class Api:
 def compact(values: dict[str, Any], keep: Sequence[str] = ()) -> dict[str, Any]:
     """``values`` without the entries that are None (except those named in ``keep``)."""
     return {k: v for k, v in values.items() if v is not None or k in keep}
-
-
-def env_or(name: str, default: str) -> str:
-    return os.environ.get(name) or default
