@@ -1,17 +1,28 @@
 """The whole system on one machine: mailbox, webhook receiver and the three services as
-child processes, a demo deadline and announcement, and a live view of what lands where."""
+child processes, a demo deadline, and a live view of what lands where.
+
+Every port can be set (``GNLC_SCHEDULER_PORT``, ``GNLC_EMAIL_PORT``, ``GNLC_WEBHOOK_PORT``,
+``GNLC_MAILBOX_PORT``, ``GNLC_RECEIVER_PORT``); an unset one is its usual port when that is
+free, else any free port, and the banner says which. Children run in sessions of their own,
+so Ctrl-C reaches only this runner, which stops them all (SIGTERM to each process group,
+SIGKILL after a timeout); SIGTERM to the runner does the same.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mailbox
 import os
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -23,18 +34,97 @@ import yaml
 
 from gnlc_webhook.partners import new_secret
 
-RECEIVER_PORT = 8090
-MAILBOX_PORT = 8025
 DEMO_CITIES = ("kathmandu", "clermont-ferrand", "medellin", "aswan")
+DEMO_LEAD_SECONDS = 75  # the demo deadline is due this long after the services are ready
+DEMO_PLAN = ("-60s", "0d")  # so its first reminder goes out about 15 s after the banner
+STOP_TIMEOUT_SECONDS = 20.0
+TOKEN_FILE = Path("operator-token")
+
+
+@dataclass(frozen=True)
+class Ports:
+    scheduler: int
+    email: int
+    webhook: int
+    mailbox: int
+    receiver: int
+
+
+PORT_SETTINGS: dict[str, tuple[str, int]] = {
+    "scheduler": ("GNLC_SCHEDULER_PORT", 8100),
+    "email": ("GNLC_EMAIL_PORT", 8101),
+    "webhook": ("GNLC_WEBHOOK_PORT", 8102),
+    "mailbox": ("GNLC_MAILBOX_PORT", 8025),
+    "receiver": ("GNLC_RECEIVER_PORT", 8090),
+}
+
+
+def choose_ports(
+    env: Mapping[str, str], is_free: Callable[[int], bool], any_free: Callable[[], int]
+) -> Ports:
+    """A port set in the environment is used as it is; an unset one is the usual port if
+    free, else any free port. Raises ValueError naming a setting that is not a port."""
+    chosen: dict[str, int] = {}
+    for name, (variable, usual) in PORT_SETTINGS.items():
+        given = env.get(variable, "").strip()
+        if given:
+            if not given.isdigit() or not 0 < int(given) < 65536:
+                raise ValueError(f"{variable}={given!r} is not a port number (1-65535)")
+            chosen[name] = int(given)
+            continue
+        port = usual
+        if port in chosen.values() or not is_free(port):
+            port = any_free()
+            while port in chosen.values():
+                port = any_free()
+        chosen[name] = port
+    ports = list(chosen.values())
+    if len(set(ports)) != len(ports):
+        raise ValueError(f"two services on one port: {chosen}")
+    return Ports(**chosen)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def any_free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def write_token(path: Path, token: str) -> None:
+    """The operator token, readable by its owner only (the CLI reads it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    path.chmod(0o600)
+
+
+def fresh_maildir(maildir: Path) -> None:
+    """Start from an empty mailbox, so everything in it is from this run (the last run's
+    mail is kept beside it, in ``mailbox.previous``)."""
+    if maildir.exists():
+        previous = maildir.with_name(maildir.name + ".previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        maildir.rename(previous)
+    mailbox.Maildir(maildir, create=True)
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> None:
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
-def prepare(state: Path, now: datetime) -> dict[str, str]:
-    """Write the local config (partner endpoint with a fresh secret, a demo deadline) and
-    return the services' environment."""
+def prepare(state: Path, ports: Ports, environ: Mapping[str, str]) -> dict[str, str]:
+    """Write the local config (a partner endpoint with a fresh secret) and the operator
+    token; return the services' environment."""
     state.mkdir(parents=True, exist_ok=True)
     partners = state / "partners.yaml"
     _write_yaml(
@@ -44,7 +134,7 @@ def prepare(state: Path, now: datetime) -> dict[str, str]:
                 {
                     "id": "demo-partner",
                     "partner": "demo-institute",
-                    "url": f"http://127.0.0.1:{RECEIVER_PORT}/hooks/demo-partner",
+                    "url": f"http://127.0.0.1:{ports.receiver}/hooks/demo-partner",
                     "event_types": ["deadline.reminder", "announcement.published"],
                     "secret": new_secret(),
                     "description": "the local webhook receiver",
@@ -52,104 +142,162 @@ def prepare(state: Path, now: datetime) -> dict[str, str]:
             ]
         },
     )
-    due = (now + timedelta(seconds=75)).replace(microsecond=0)
-    deadlines = state / "deadlines.yaml"
-    _write_yaml(
-        deadlines,
-        {
-            "deadlines": [
-                {
-                    "id": f"demo-report-{now:%H%M%S}",
-                    "title": {
-                        "en": "Biennial progress report",
-                        "fr": "Rapport d'étape biennal",
-                        "es": "Informe bienal de progreso",
-                    },
-                    "description": {
-                        "en": "Please submit your city's biennial progress report.",
-                    },
-                    "due_at": due.isoformat(),
-                    "audience": {"cities": list(DEMO_CITIES)},
-                    "reminders": ["-60s", "0d"],
-                    "delivery_hour": None,
-                    "link": "https://example.org/gnlc/report",
-                }
-            ]
-        },
-    )
-    env = dict(os.environ)
+    env = dict(environ)
+    env.pop("GNLC_DEADLINES_PATH", None)
+    token = env.get("GNLC_OPERATOR_TOKEN") or secrets.token_urlsafe(24)
+    write_token(state / TOKEN_FILE, token)
     env.update(
         {
             "GNLC_PARTNERS_PATH": str(partners),
-            "GNLC_DEADLINES_PATH": str(deadlines),
-            "GNLC_SMTP_PORT": str(MAILBOX_PORT),
-            "GNLC_OPERATOR_TOKEN": env.get("GNLC_OPERATOR_TOKEN") or secrets.token_urlsafe(24),
+            "GNLC_SMTP_HOST": "127.0.0.1",
+            "GNLC_SMTP_PORT": str(ports.mailbox),
+            "GNLC_SCHEDULER_PORT": str(ports.scheduler),
+            "GNLC_EMAIL_PORT": str(ports.email),
+            "GNLC_WEBHOOK_PORT": str(ports.webhook),
+            "GNLC_OPERATOR_TOKEN": token,
             "GNLC_LOG_FORMAT": "json",
             # the local receiver is on loopback, which the webhook SSRF guard refuses
             "GNLC_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
         }
     )
+    env.setdefault("GNLC_EMAIL_PUBLIC_URL", f"http://127.0.0.1:{ports.email}")
     return env
 
 
-class Children:
-    """Child processes that are all stopped together."""
+def demo_deadline(now: datetime) -> dict[str, Any]:
+    due = (now + timedelta(seconds=DEMO_LEAD_SECONDS)).replace(microsecond=0)
+    return {
+        "id": f"demo-report-{now:%H%M%S}",
+        "title": {
+            "en": "Biennial progress report",
+            "fr": "Rapport d'étape biennal",
+            "es": "Informe bienal de progreso",
+        },
+        "description": {
+            "en": "Please submit your city's biennial progress report.",
+            "fr": "Merci de soumettre le rapport d'étape biennal de votre ville.",
+            "es": "Envíe el informe bienal de progreso de su ciudad.",
+        },
+        "due_at": due.isoformat(),
+        "audience": {"cities": list(DEMO_CITIES)},
+        "reminders": list(DEMO_PLAN),
+        "delivery_hour": None,
+        "link": "https://example.org/gnlc/report",
+    }
 
-    def __init__(self, logs: Path) -> None:
+
+def first_reminder(deadline: Mapping[str, Any], answer: Mapping[str, Any] | None) -> datetime:
+    """When the demo deadline's first reminder goes out: the earliest step the scheduler
+    planned, else the due moment plus the plan's earliest offset."""
+    planned = [
+        datetime.fromisoformat(str(step["fire_at"]))
+        for step in (answer or {}).get("scheduled") or []
+        if step.get("fire_at")
+    ]
+    if planned:
+        earliest = min(p if p.tzinfo else p.replace(tzinfo=UTC) for p in planned)
+        return earliest.astimezone(UTC)
+    due = datetime.fromisoformat(str(deadline["due_at"]))
+    return (due - timedelta(seconds=60)).astimezone(UTC)
+
+
+class Children:
+    """Child processes, each in a session (and process group) of its own, stopped
+    together: SIGTERM to every group, then SIGKILL to what is left after a timeout."""
+
+    def __init__(self, logs: Path, stop_timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         self._logs = logs
+        self._stop_timeout = stop_timeout
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         logs.mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        log = (self._logs / f"{name}.log").open("ab")
-        self._procs[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-            [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        with (self._logs / f"{name}.log").open("ab") as log:
+            self._procs[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+                [sys.executable, *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in the terminal reaches the runner only
+            )
 
     def dead(self) -> list[str]:
         return [name for name, proc in self._procs.items() if proc.poll() is not None]
 
+    def _signal_groups(self, sig: signal.Signals) -> None:
+        for proc in self._procs.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)  # the child's whole group: workers included
+
     def stop(self) -> None:
+        self._signal_groups(signal.SIGTERM)
+        deadline = time.monotonic() + self._stop_timeout
         for proc in self._procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for proc in self._procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self._signal_groups(signal.SIGKILL)
+        for proc in self._procs.values():
+            proc.wait()
 
 
-def _wait_ready(url: str, timeout: float, children: Children) -> bool:
+def _wait(
+    check: Callable[[], bool], timeout: float, children: Children, stopping: Callable[[], bool]
+) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not children.dead():
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
+    while time.monotonic() < deadline and not children.dead() and not stopping():
+        if check():
+            return True
         time.sleep(0.3)
     return False
+
+
+def _http_ready(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def _listening(port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    return check
 
 
 def _summary(message: EmailMessage) -> str:
     return f"  to {message['To']}\n  subject: {message['Subject']}"
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _local_time(moment: datetime) -> str:
+    return moment.astimezone().strftime("%H:%M:%S %Z")
+
+
 def up(
-    root: Path, *, exit_after_mail: int = 0, timeout: float = 0, out: Callable[[str], None] = print
+    root: Path, *, exit_after_mail: int = 0, timeout: float = 0, out: Callable[[str], None] = _say
 ) -> int:
-    """Run everything until Ctrl-C (or until ``exit_after_mail`` mails and a webhook landed,
-    or ``timeout`` seconds passed). Returns a process exit code."""
+    """Run everything until Ctrl-C or SIGTERM (or until ``exit_after_mail`` mails and a
+    webhook landed, or ``timeout`` seconds passed). Returns a process exit code."""
     state = root / ".local"
     maildir = state / "mailbox"
     received = state / "webhooks" / "received.jsonl"
-    received.parent.mkdir(parents=True, exist_ok=True)
-    received.unlink(missing_ok=True)
-    env = prepare(state, datetime.now(UTC))
-    children = Children(state / "logs")
+    try:
+        ports = choose_ports(os.environ, port_is_free, any_free_port)
+    except ValueError as exc:
+        out(f"error: {exc}")
+        return 2
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -158,10 +306,15 @@ def up(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    received.parent.mkdir(parents=True, exist_ok=True)
+    received.unlink(missing_ok=True)
+    fresh_maildir(maildir)
+    env = prepare(state, ports, os.environ)
+    children = Children(state / "logs")
     try:
         children.start(
             "mailbox",
-            ["-m", "gnlc_devtools.mailbox", "--port", str(MAILBOX_PORT), "--dir", str(maildir)],
+            ["-m", "gnlc_devtools.mailbox", "--port", str(ports.mailbox), "--dir", str(maildir)],
             env,
         )
         children.start(
@@ -170,7 +323,7 @@ def up(
                 "-m",
                 "gnlc_devtools.receiver",
                 "--port",
-                str(RECEIVER_PORT),
+                str(ports.receiver),
                 "--partners",
                 env["GNLC_PARTNERS_PATH"],
                 "--out",
@@ -178,22 +331,89 @@ def up(
             ],
             env,
         )
+        for name, port in (("mailbox", ports.mailbox), ("receiver", ports.receiver)):
+            if not _wait(_listening(port), 30, children, lambda: stopping):
+                return 0 if stopping else _failed(out, name, state)
         for service in ("scheduler", "email", "webhook"):
-            children.start(service, ["-m", f"gnlc_{service}"], env)
-        for service, port in (("scheduler", 8100), ("email", 8101), ("webhook", 8102)):
-            if not _wait_ready(f"http://127.0.0.1:{port}/health/ready", 60, children):
-                out(f"{service} did not become ready; see {state / 'logs' / service}.log")
-                return 1
-        out("GNLC Notify is running locally:")
-        out("  scheduler  http://127.0.0.1:8100/docs (operator token in GNLC_OPERATOR_TOKEN)")
-        out(f"  mailbox    SMTP 127.0.0.1:{MAILBOX_PORT}, messages in {maildir / 'new'}")
-        out(f"  webhooks   http://127.0.0.1:{RECEIVER_PORT}/received, log {received}")
-        out(f"  logs       {state / 'logs'}")
-        out("A demo deadline sends its first reminder in about 15 s. Ctrl-C stops everything.")
+            service_env = dict(env)
+            if "GNLC_DATABASE_URL" not in os.environ:  # this run's own state, under root
+                (state / "state").mkdir(exist_ok=True)
+                service_env["GNLC_DATABASE_URL"] = (
+                    f"sqlite+aiosqlite:///{state / 'state' / service}.db"
+                )
+            children.start(service, ["-m", f"gnlc_{service}"], service_env)
+        for service, port in (
+            ("scheduler", ports.scheduler),
+            ("email", ports.email),
+            ("webhook", ports.webhook),
+        ):
+            url = f"http://127.0.0.1:{port}/health/ready"
+            if not _wait(_http_ready(url), 90, children, lambda: stopping):
+                return 0 if stopping else _failed(out, service, state)
+        deadline = demo_deadline(datetime.now(UTC))
+        answer = _create_demo(ports.scheduler, env["GNLC_OPERATOR_TOKEN"], deadline, out)
+        if answer is None:
+            return 1
+        first = first_reminder(deadline, answer)
+        _banner(out, state, ports, env["GNLC_OPERATOR_TOKEN"], maildir, received, first)
         return _watch(maildir, received, children, exit_after_mail, timeout, lambda: stopping, out)
     finally:
+        out("stopping ...")
         children.stop()
         out("stopped.")
+
+
+def _failed(out: Callable[[str], None], name: str, state: Path) -> int:
+    out(f"{name} did not become ready; see {state / 'logs' / name}.log")
+    return 1
+
+
+def _create_demo(
+    port: int, token: str, deadline: dict[str, Any], out: Callable[[str], None]
+) -> dict[str, Any] | None:
+    try:
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/deadlines",
+            json=deadline,
+            headers={"authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        out(f"could not create the demo deadline: {exc}")
+        return None
+    if response.status_code >= 400:
+        out(f"could not create the demo deadline ({response.status_code}): {response.text}")
+        return None
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def _banner(
+    out: Callable[[str], None],
+    state: Path,
+    ports: Ports,
+    token: str,
+    maildir: Path,
+    received: Path,
+    first: datetime,
+) -> None:
+    scheduler = f"http://127.0.0.1:{ports.scheduler}"
+    webhook = f"http://127.0.0.1:{ports.webhook}"
+    out("GNLC Notify is running locally:")
+    out(f"  scheduler  {scheduler}/docs")
+    out(f"  webhooks   {webhook}/docs (partners and endpoints)")
+    out(f"  email      http://127.0.0.1:{ports.email}/health/ready")
+    out(f"  mailbox    SMTP 127.0.0.1:{ports.mailbox}, messages in {maildir / 'new'}")
+    out(f"  receiver   http://127.0.0.1:{ports.receiver}/received, log {received}")
+    out(f"  logs       {state / 'logs'}")
+    out(f"The operator token is in {state / TOKEN_FILE}, which gnlc-notify reads; or:")
+    out(f"  export GNLC_OPERATOR_TOKEN={token}")
+    out(f"  export GNLC_API_URL={scheduler} GNLC_WEBHOOK_API_URL={webhook}")
+    wait = max(0, round((first - datetime.now(UTC)).total_seconds()))
+    out(
+        f"The demo deadline's first reminder goes out at {first:%H:%M:%S} UTC "
+        f"({_local_time(first)}), in {wait} s. Ctrl-C stops everything."
+    )
 
 
 def _watch(
@@ -205,8 +425,10 @@ def _watch(
     stopping: Callable[[], bool],
     out: Callable[[str], None],
 ) -> int:
+    """Show every mail and webhook of this run (the mailbox was emptied at start, so
+    everything in it is new, whenever it landed)."""
     box = mailbox.Maildir(maildir, create=True)
-    seen_mail = set(box.keys())
+    seen_mail: set[str] = set()
     new_mail = 0
     seen_hooks = 0
     started = time.monotonic()
@@ -219,18 +441,19 @@ def _watch(
             out(f"mail #{new_mail} landed in the mailbox:\n{_summary(message)}")
             if new_mail == 1:
                 body = message.get_body(preferencelist=("plain",))
-                text = body.get_content() if body is not None else ""
+                text = body.get_content() if isinstance(body, EmailMessage) else ""
                 out("  ---- rendered text part ----")
                 out("\n".join(f"  | {line}" for line in text.splitlines()))
                 out("  ----------------------------")
         if received.exists():
-            lines = received.read_text(encoding="utf-8").splitlines()
+            text = received.read_text(encoding="utf-8")
+            lines = text[: text.rfind("\n") + 1].splitlines()  # complete lines only
             for line in lines[seen_hooks:]:
                 item = json.loads(line)
-                state = "signature verified" if item["verified"] else "SIGNATURE REJECTED"
+                verdict = "signature verified" if item["verified"] else "SIGNATURE REJECTED"
                 out(
                     f"webhook to {item['endpoint']}: {item['event'].get('type', '?')} "
-                    f"id={item['webhook_id']} ({state})"
+                    f"id={item['webhook_id']} ({verdict})"
                 )
             seen_hooks = len(lines)
         if dead := children.dead():

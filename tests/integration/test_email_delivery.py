@@ -190,11 +190,12 @@ def test_one_click_unsubscribe_end_to_end(system: System) -> None:
     forged = link.replace(token, token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB"))
     refused = httpx.post(forged, data={"List-Unsubscribe": "One-Click"}, timeout=10)
     assert refused.status_code == 400
-    assert refused.json()["detail"].startswith("token: ")
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "bad signature" in refused.text
     assert httpx.get(forged, timeout=10).status_code == 400
     missing = httpx.post(f"{email.url}/unsubscribe", timeout=10)
-    assert missing.status_code == 422
-    assert "token" in missing.text
+    assert missing.status_code == 400
+    assert "the link has no token" in missing.text
 
     # what a mail client's one-click button sends; twice is the same as once
     for _ in range(2):

@@ -6,6 +6,7 @@ import json
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -80,3 +81,67 @@ def test_an_event_of_another_kind_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "renders with the overdue-reminder template" in result.output
     assert json.loads(event.read_text())["type"] == "deadline.reminder"
+
+
+def test_a_language_without_a_catalog_is_refused_with_the_list(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["preview", "announcement", "--language", "zz-ZZ"])
+    assert result.exit_code == 2
+    assert "language: no catalog for 'zz-ZZ'; languages with catalogs: en, es, fr" in (
+        result.output
+    )
+    assert not (tmp_path / "preview").exists()
+    regional = runner.invoke(
+        app, ["preview", "announcement", "--language", "fr-CA", "--out", str(tmp_path)]
+    )
+    assert regional.exit_code == 0, regional.output
+
+
+def test_the_city_comes_from_the_schedulers_directory_when_it_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler's directory says Laval now reads Spanish: the preview follows it."""
+    from gnlc_cli import client
+    from gnlc_core.directory import load_csv
+    from gnlc_core.settings import SAMPLE_DIRECTORY
+
+    laval = load_csv(SAMPLE_DIRECTORY).by_id["laval"].model_dump(mode="json")
+    asked: list[str] = []
+
+    def scheduler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/v1/cities/laval":
+            return httpx.Response(200, json={**laval, "language": "es"})
+        return httpx.Response(404, json={"detail": "no city"})
+
+    monkeypatch.setattr(client, "transport", httpx.MockTransport(scheduler))
+    monkeypatch.setenv("GNLC_OPERATOR_TOKEN", "t")
+    result = runner.invoke(
+        app, ["preview", "announcement", "--city", "laval", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert asked == ["/v1/cities/laval"]
+    assert (tmp_path / "announcement-laval-es.eml").exists()
+    assert "note:" not in result.output
+
+    unknown = runner.invoke(app, ["preview", "announcement", "--city", "atlantis"])
+    assert unknown.exit_code == 2
+    assert "city: no city 'atlantis' in the scheduler's directory" in unknown.output
+
+
+def test_without_the_scheduler_the_directory_file_is_read_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    from gnlc_cli import client
+
+    monkeypatch.setattr(client, "transport", httpx.MockTransport(down))
+    monkeypatch.setenv("GNLC_OPERATOR_TOKEN", "t")
+    result = runner.invoke(
+        app, ["preview", "announcement", "--city", "laval", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "note: directory from" in result.output
+    assert "sample-cities.csv" in result.output
+    assert (tmp_path / "announcement-laval-fr.eml").exists()
