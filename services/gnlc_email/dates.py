@@ -1,8 +1,13 @@
 """Dates, times and spans for people, pure: in the reader's language and local time zone,
-with the zone named, because a focal point in Kathmandu must not have to convert from UTC."""
+with the zone named, because a focal point in Kathmandu must not have to convert from UTC.
+
+Dates take a Babel ``Locale`` (the first language of the reader's chain that CLDR knows,
+``i18n.dates_locale``); spans take the wording's ``Language`` (they are words of its
+sentences), with the number written as CLDR writes numbers in that language."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -14,6 +19,7 @@ from babel.dates import (
     get_timezone_location,
     get_timezone_name,
 )
+from babel.numbers import format_decimal
 
 from gnlc_email.i18n import Language
 
@@ -67,8 +73,30 @@ def _zone_label(key: str, locale: Locale, offset: int, dst: int, local: datetime
         name = get_timezone_name(local, "long", locale=locale)
         if name.startswith(("GMT", "UTC")) or name == text:
             name = get_timezone_location(zone, locale=locale)
-        label = _labels[cache_key] = f"{name}, {text}"
+        label = _labels[cache_key] = _punctuation(locale).separator.join((name, text))
     return label
+
+
+@dataclass(frozen=True)
+class _Punctuation:
+    """How a language writes the zone after a time: ``5:45 PM (Nepal Time, GMT+05:45)``."""
+
+    open: str = " ("
+    separator: str = ", "
+    close: str = ")"
+
+
+_PUNCTUATION = {
+    "ar": _Punctuation(separator="، "),
+    "fa": _Punctuation(separator="، "),
+    "ur": _Punctuation(separator="، "),
+    "zh": _Punctuation("（", "，", "）"),
+    "ja": _Punctuation("（", "、", "）"),
+}
+
+
+def _punctuation(locale: Locale) -> _Punctuation:
+    return _PUNCTUATION.get(locale.language, _Punctuation())
 
 
 @lru_cache(maxsize=4096)
@@ -81,25 +109,36 @@ def _time(clock: time, pattern: str, locale: Locale) -> str:
     return format_time(clock, pattern, locale=locale)
 
 
-def local_datetime(moment: datetime, zone: ZoneInfo, language: Language) -> str:
+def _glue(locale: Locale, day: str, clock: str) -> str:
+    """A date and a time joined as CLDR joins them in that language (``{1}, {0}``)."""
+    pattern = str(locale.datetime_formats["full"])
+    return pattern.replace("{1}", day).replace("{0}", clock)
+
+
+def local_datetime(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
     """``Sunday, January 17, 2027, 5:45 PM (Nepal Time, GMT+05:45)``."""
-    locale = language.locale
     local = moment.astimezone(zone)
     day = _date(local.date(), "full", locale)
     clock = _time(local.time().replace(second=0, microsecond=0), "short", locale)
-    return f"{day}, {clock} ({zone_label(moment, zone, locale)})"
+    marks = _punctuation(locale)
+    return f"{_glue(locale, day, clock)}{marks.open}{zone_label(moment, zone, locale)}{marks.close}"
 
 
-def local_date(moment: datetime, zone: ZoneInfo, language: Language) -> str:
+def local_date(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
     """``January 17, 2027`` as the date is in that zone."""
-    return _date(moment.astimezone(zone).date(), "long", language.locale)
+    return _date(moment.astimezone(zone).date(), "long", locale)
 
 
-def utc_datetime(moment: datetime, language: Language) -> str:
+def utc_datetime(moment: datetime, locale: Locale) -> str:
     """``January 17, 2027, 12:00 UTC``, the same instant for everyone."""
     utc = moment.astimezone(UTC)
-    clock = _time(utc.time().replace(second=0, microsecond=0), "HH:mm", language.locale)
-    return f"{_date(utc.date(), 'long', language.locale)}, {clock} UTC"
+    clock = _time(utc.time().replace(second=0, microsecond=0), "HH:mm", locale)
+    return f"{_glue(locale, _date(utc.date(), 'long', locale), clock)} UTC"
+
+
+def number(value: int, language: Language) -> str:
+    """A count as the language writes it (CLDR: digits, grouping)."""
+    return format_decimal(value, locale=language.locale)
 
 
 def span(seconds: int, language: Language) -> str:
@@ -107,9 +146,12 @@ def span(seconds: int, language: Language) -> str:
     amount = abs(seconds)
     days, rest = divmod(amount, 86400)
     if days and not rest:
-        return language.ngettext("%(num)d day", "%(num)d days", days) % {"num": days}
+        text = language.ngettext("%(num)s day", "%(num)s days", days)
+        return text % {"num": number(days, language)}
     hours, rest = divmod(amount, 3600)
     if hours and not rest:
-        return language.ngettext("%(num)d hour", "%(num)d hours", hours) % {"num": hours}
+        text = language.ngettext("%(num)s hour", "%(num)s hours", hours)
+        return text % {"num": number(hours, language)}
     minutes = max(1, amount // 60)
-    return language.ngettext("%(num)d minute", "%(num)d minutes", minutes) % {"num": minutes}
+    text = language.ngettext("%(num)s minute", "%(num)s minutes", minutes)
+    return text % {"num": number(minutes, language)}
