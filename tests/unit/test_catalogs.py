@@ -117,4 +117,5 @@ def test_plural_rule_is_cldrs(path: Path) -> None:
     assert catalog.num_plurals == len(categories) == len(form_to_category)
     for message in catalog:
         if isinstance(message.id, tuple):
+            assert isinstance(message.string, tuple | list), message.id
             assert len(message.string) == catalog.num_plurals, message.id
