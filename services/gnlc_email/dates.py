@@ -33,13 +33,16 @@ def zone(name: str) -> ZoneInfo:
 
 def gmt_offset(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
     """The zone's UTC offset at ``moment`` in the locale's GMT format (``GMT+05:45``,
-    ``UTC+01:00``). Written here because Babel 2.18 gets negative offsets that are not
+    ``UTC+01:00``, ``غرينتش‎+01:00``). Written here because Babel 2.18 gets negative offsets that are not
     whole hours wrong (St John's -03:30 comes out as -04:30)."""
     offset = moment.astimezone(zone).utcoffset()
     total = int(offset.total_seconds()) if offset is not None else 0
     hours, rest = divmod(abs(total), 3600)
     sign = "-" if total < 0 else "+"
-    return str(locale.zone_formats["gmt"]) % f"{sign}{hours:02d}:{rest // 60:02d}"
+    # in right-to-left text a left-to-right mark keeps the sign before the digits, as
+    # CLDR's hour format for Arabic does ("غرينتش‎+01:00", not "غرينتش01:00+")
+    mark = "\u200e" if locale.character_order == "right-to-left" else ""
+    return str(locale.zone_formats["gmt"]) % f"{mark}{sign}{hours:02d}:{rest // 60:02d}"
 
 
 def zone_label(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
@@ -71,7 +74,8 @@ def _zone_label(key: str, locale: Locale, offset: int, dst: int, local: datetime
         assert isinstance(zone, ZoneInfo)
         text = gmt_offset(local, zone, locale)
         name = get_timezone_name(local, "long", locale=locale)
-        if name.startswith(("GMT", "UTC")) or name == text:
+        gmt = str(locale.zone_formats["gmt"]).split("%s")[0]  # "GMT", "UTC", "غرينتش"
+        if name.startswith(("GMT", "UTC")) or (gmt and name.startswith(gmt)) or name == text:
             name = get_timezone_location(zone, locale=locale)
         label = _labels[cache_key] = _punctuation(locale).separator.join((name, text))
     return label
