@@ -33,8 +33,8 @@ def zone(name: str) -> ZoneInfo:
 
 def gmt_offset(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
     """The zone's UTC offset at ``moment`` in the locale's GMT format (``GMT+05:45``,
-    ``UTC+01:00``, ``غرينتش‎+01:00``). Written here because Babel 2.18 gets negative offsets that are not
-    whole hours wrong (St John's -03:30 comes out as -04:30)."""
+    ``UTC+01:00``, ``غرينتش‎+01:00``). Written here because Babel 2.18 gets negative offsets
+    that are not whole hours wrong (St John's -03:30 comes out as -04:30)."""
     offset = moment.astimezone(zone).utcoffset()
     total = int(offset.total_seconds()) if offset is not None else 0
     hours, rest = divmod(abs(total), 3600)
