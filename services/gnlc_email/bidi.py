@@ -21,6 +21,7 @@ FSI = "\u2068"  # first strong isolate
 PDI = "\u2069"  # pop directional isolate
 
 _RTL_CLASSES = frozenset({"R", "AL"})
+_MARKS = frozenset({"\u200e", "\u200f"})  # LRM, RLM: they settle their own context
 
 
 def first_strong(text: str) -> Direction | None:
@@ -38,7 +39,7 @@ def first_strong(text: str) -> Direction | None:
 def has_opposite(text: str, context: Direction) -> bool:
     """Whether ``text`` holds a letter that runs against ``context``."""
     opposite = {"L"} if context is Direction.RTL else _RTL_CLASSES
-    return any(unicodedata.bidirectional(char) in opposite for char in text)
+    return any(unicodedata.bidirectional(char) in opposite for char in text if char not in _MARKS)
 
 
 def isolate(text: str, context: Direction) -> str:

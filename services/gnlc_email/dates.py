@@ -145,17 +145,29 @@ def number(value: int, language: Language) -> str:
     return format_decimal(value, locale=language.locale)
 
 
+def days(count: int, language: Language) -> str:
+    """``21 days`` in the language, in the plural form CLDR gives that count."""
+    text = language.ngettext("%(num)s day", "%(num)s days", count)
+    return text % {"num": number(count, language)}
+
+
+def hours(count: int, language: Language) -> str:
+    text = language.ngettext("%(num)s hour", "%(num)s hours", count)
+    return text % {"num": number(count, language)}
+
+
+def minutes(count: int, language: Language) -> str:
+    text = language.ngettext("%(num)s minute", "%(num)s minutes", count)
+    return text % {"num": number(count, language)}
+
+
 def span(seconds: int, language: Language) -> str:
     """A length of time in words: whole days, else whole hours, else minutes (at least 1)."""
     amount = abs(seconds)
-    days, rest = divmod(amount, 86400)
-    if days and not rest:
-        text = language.ngettext("%(num)s day", "%(num)s days", days)
-        return text % {"num": number(days, language)}
-    hours, rest = divmod(amount, 3600)
-    if hours and not rest:
-        text = language.ngettext("%(num)s hour", "%(num)s hours", hours)
-        return text % {"num": number(hours, language)}
-    minutes = max(1, amount // 60)
-    text = language.ngettext("%(num)s minute", "%(num)s minutes", minutes)
-    return text % {"num": number(minutes, language)}
+    whole_days, rest = divmod(amount, 86400)
+    if whole_days and not rest:
+        return days(whole_days, language)
+    whole_hours, rest = divmod(amount, 3600)
+    if whole_hours and not rest:
+        return hours(whole_hours, language)
+    return minutes(max(1, amount // 60), language)
