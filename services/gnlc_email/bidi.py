@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -42,6 +43,7 @@ def has_opposite(text: str, context: Direction) -> bool:
     return any(unicodedata.bidirectional(char) in opposite for char in text if char not in _MARKS)
 
 
+@lru_cache(maxsize=8192)
 def isolate(text: str, context: Direction) -> str:
     """``text`` between FSI and PDI when it could disturb a ``context`` sentence."""
     if text and has_opposite(text, context):

@@ -87,6 +87,7 @@ class Language:
         return self.translations.ngettext(singular, plural, n)
 
 
+@cache
 def normalize(tag: str) -> str:
     """``pt-br`` -> ``pt_BR``, ``zh-hant-tw`` -> ``zh_Hant_TW``: Babel's form of a tag."""
     parts = tag.replace("-", "_").split("_")

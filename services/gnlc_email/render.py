@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -265,31 +265,40 @@ class Draft:
     dates_direction: Direction = Direction.LTR
 
     def fill(self, values: dict[str, str]) -> RenderedEmail:
-        plain = {name: isolate(value, self.direction) for name, value in values.items()}
-        head, mark, body = self.html.partition("</title>")
-        if not mark:
-            head, body = "", self.html
         other = self.dates_language != self.language
-        marked = {
-            name: str(
-                bdi(value, self.dates_language, self.dates_direction)
-                if other and name in DATE_SLOTS
-                else bdi(value)
+        forms = {
+            name: _forms(
+                value,
+                self.direction,
+                self.dates_language if other and name in DATE_SLOTS else None,
+                self.dates_direction if other and name in DATE_SLOTS else None,
             )
             for name, value in values.items()
         }
-        escaped = {name: str(escape(value)) for name, value in plain.items()}
+        head, mark, body = self.html.partition("</title>")
+        if not mark:
+            head, body = "", self.html
         return RenderedEmail(
             self.kind,
             self.language,
-            _SLOT.sub(lambda m: plain[m.group(1)], self.subject),
-            _SLOT.sub(lambda m: plain[m.group(1)], self.text),
-            _SLOT.sub(lambda m: escaped[m.group(1)], head)
+            _SLOT.sub(lambda m: forms[m.group(1)][0], self.subject),
+            _SLOT.sub(lambda m: forms[m.group(1)][0], self.text),
+            _SLOT.sub(lambda m: forms[m.group(1)][1], head)
             + mark
-            + _SLOT.sub(lambda m: marked[m.group(1)], body),
+            + _SLOT.sub(lambda m: forms[m.group(1)][2], body),
             self.attachments,
             self.dates_language,
         )
+
+
+@lru_cache(maxsize=8192)
+def _forms(
+    value: str, context: Direction, lang: str | None, direction: Direction | None
+) -> tuple[str, str, str]:
+    """A city's value as the subject and text part take it (isolated where needed), as the
+    HTML head takes it (that, escaped) and as the HTML body takes it (in ``<bdi>``)."""
+    plain = isolate(value, context)
+    return plain, str(escape(plain)), str(bdi(value, lang, direction))
 
 
 #: Slots holding dates (written in the dates' language, which may not be the wording's).
@@ -310,6 +319,7 @@ class Renderer:
         self._templates = templates
         self._domain = domain
         self._environments: dict[str, Environment] = {}
+        self._choices: dict[LanguageChain, Choice] = {}
 
     def _environment(self, lang: Language) -> Environment:
         env = self._environments.get(lang.tag)
@@ -327,8 +337,13 @@ class Renderer:
 
     def choose(self, languages: Sequence[str]) -> Choice:
         """What a chain picks: the wording's catalog and the dates' locale, each on its own."""
-        languages = chain(*languages)
-        return Choice(languages, self.catalogs.language(languages), dates_locale(languages))
+        full = chain(*languages)
+        chosen = self._choices.get(full)
+        if chosen is None:
+            chosen = self._choices[full] = Choice(
+                full, self.catalogs.language(full), dates_locale(full)
+            )
+        return chosen
 
     def render(
         self, event: Event, city: City, languages: Sequence[str] | None = None
@@ -345,10 +360,16 @@ class Renderer:
         """``event`` for each city, in order, each in its languages (``city_languages``, or
         the chains given, one per city); one template pass per choice of languages."""
         drafts: dict[tuple[str, str, str], Draft] = {}
+        keys: dict[LanguageChain, tuple[Choice, tuple[str, str, str]]] = {}
         rendered = []
         for index, city in enumerate(cities):
-            chosen = self.choose(city_languages(city) if languages is None else languages[index])
-            key = (chosen.wording.tag, str(chosen.dates), _text_choice(event, chosen.languages))
+            wanted = tuple(city_languages(city) if languages is None else languages[index])
+            known = keys.get(wanted)
+            if known is None:
+                chosen = self.choose(wanted)
+                text_key = _text_choice(event, chosen.languages)
+                known = keys[wanted] = (chosen, (chosen.wording.tag, str(chosen.dates), text_key))
+            chosen, key = known
             draft = drafts.get(key)
             if draft is None:
                 draft = drafts[key] = self.draft(event, chosen)
