@@ -1,9 +1,17 @@
 """Previews: any template for any city and language, as the ``.eml`` a recipient would
-get and its ``.html`` and ``.txt`` parts, so an operator can look before publishing.
-(``gnlc-notify preview``.)"""
+get and its ``.html`` and ``.txt`` parts, so an operator can look before publishing
+(``gnlc-notify preview``); and pictures: one mail per language for a sample city, rendered
+by headless Chromium to PNG (``deploy/screenshots.sh DIR``, which runs ``python -m
+gnlc_email.preview --screenshots DIR``)."""
 
 from __future__ import annotations
 
+import argparse
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +24,7 @@ from gnlc_core.events import (
     reminder_event,
 )
 from gnlc_core.settings import Settings
+from gnlc_email.i18n import LanguageChain
 from gnlc_email.message import Recipient, compose
 from gnlc_email.render import Event, Kind, Renderer
 from gnlc_email.unsubscribe import Subscriber, Tokens, unsubscribe_url
@@ -23,26 +32,57 @@ from gnlc_email.unsubscribe import Subscriber, Tokens, unsubscribe_url
 PREVIEW_SECRET = "preview only: this link does not work"  # noqa: S105 - not a secret
 
 
+PROGRESS_REPORT = {
+    "en": "Biennial progress report",
+    "fr": "Rapport d'étape biennal",
+    "es": "Informe bienal de progreso",
+    "ar": "تقرير التقدم المحرز لفترة السنتين",
+    "ru": "Двухгодичный доклад о ходе работы",
+    "zh": "两年期进展报告",
+    "pt": "Relatório bienal de progresso",
+    "ko": "격년 진행 보고서",
+}
+PROGRESS_REPORT_DESCRIPTION = {
+    "en": "Please submit your city's biennial progress report.",
+    "fr": "Merci de soumettre le rapport d'étape biennal de votre ville.",
+    "es": "Envíe el informe bienal de progreso de su ciudad.",
+    "ar": "يُرجى تقديم تقرير التقدم المحرز لفترة السنتين الخاص بمدينتكم.",
+    "ru": "Просим представить двухгодичный доклад вашего города о ходе работы.",
+    "zh": "请提交贵市的两年期进展报告。",
+    "pt": "Envie o relatório bienal de progresso da sua cidade.",
+    "ko": "귀 도시의 격년 진행 보고서를 제출해 주십시오.",
+}
+EDUCATION_DAY = {
+    "en": "International Day of Education",
+    "fr": "Journée internationale de l'éducation",
+    "es": "Día Internacional de la Educación",
+    "ar": "اليوم الدولي للتعليم",
+    "ru": "Международный день просвещения",
+    "zh": "国际教育日",
+    "pt": "Dia Internacional da Educação",
+    "ko": "세계 교육의 날",
+}
+EDUCATION_DAY_BODY = {
+    "en": "Join us on 24 January.\n\nProgrammes and registration at the link below.",
+    "fr": "Rejoignez-nous le 24 janvier.\n\nProgramme et inscription au lien ci-dessous.",
+    "es": "Acompáñenos el 24 de enero.\n\nProgramas e inscripción en el enlace de abajo.",
+    "ar": "انضموا إلينا في 24 يناير.\n\nالبرنامج والتسجيل عبر الرابط أدناه.",
+    "ru": "Присоединяйтесь к нам 24 января.\n\nПрограмма и регистрация — по ссылке ниже.",
+    "zh": "欢迎于1月24日参加。\n\n活动安排和报名方式请见以下链接。",
+    "pt": "Participe conosco em 24 de janeiro.\n\nProgramação e inscrições no link abaixo.",
+    "ko": "1월 24일에 함께해 주십시오.\n\n프로그램과 등록 안내는 아래 링크에서 확인하십시오.",
+}
+
+
 def sample_event(kind: Kind, now: datetime) -> Event:
-    """A plausible event of each kind, in English, French and Spanish."""
+    """A plausible event of each kind, with texts in the eight languages of the catalogs."""
     if kind is Kind.ANNOUNCEMENT:
         return announcement_event(
             AnnouncementPublished(
                 announcement_id="preview-education-day",
                 category="event",
-                title={
-                    "en": "International Day of Education",
-                    "fr": "Journée internationale de l'éducation",
-                    "es": "Día Internacional de la Educación",
-                },
-                body={
-                    "en": "Join us on 24 January.\n\nProgrammes and registration at the link "
-                    "below.",
-                    "fr": "Rejoignez-nous le 24 janvier.\n\nProgramme et inscription au lien "
-                    "ci-dessous.",
-                    "es": "Acompáñenos el 24 de enero.\n\nProgramas e inscripción en el "
-                    "enlace de abajo.",
-                },
+                title=EDUCATION_DAY,
+                body=EDUCATION_DAY_BODY,
                 audience=Audience(all_members=True),
                 published_at=now,
                 link="https://example.org/gnlc/education-day",
@@ -54,16 +94,8 @@ def sample_event(kind: Kind, now: datetime) -> Event:
     return reminder_event(
         DeadlineReminder(
             deadline_id="preview-progress-report",
-            title={
-                "en": "Biennial progress report",
-                "fr": "Rapport d'étape biennal",
-                "es": "Informe bienal de progreso",
-            },
-            description={
-                "en": "Please submit your city's biennial progress report.",
-                "fr": "Merci de soumettre le rapport d'étape biennal de votre ville.",
-                "es": "Envíe el informe bienal de progreso de su ciudad.",
-            },
+            title=PROGRESS_REPORT,
+            description=PROGRESS_REPORT_DESCRIPTION,
             due_at=due,
             step="3d-overdue" if overdue else "7d-before",
             offset_seconds=offset,
@@ -83,10 +115,16 @@ def kind_of(event: Event) -> Kind:
 
 
 def preview_files(
-    event: Event, city: City, settings: Settings, *, now: datetime | None = None
+    event: Event,
+    city: City,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    languages: Sequence[str] | None = None,
 ) -> dict[str, bytes]:
-    """``{".eml": ..., ".html": ..., ".txt": ...}`` for the city's first contact."""
-    rendered = Renderer(domain=settings.message_id_domain).render(event, city)
+    """``{".eml": ..., ".html": ..., ".txt": ...}`` for the city's first contact, in its
+    languages (or the chain given)."""
+    rendered = Renderer(domain=settings.message_id_domain).render(event, city, languages)
     address = city.contacts[0]
     url = None
     if rendered.optional:
@@ -114,3 +152,191 @@ def write_preview(files: dict[str, bytes], directory: Path, stem: str) -> list[P
         path.write_bytes(data)
         written.append(path)
     return written
+
+
+# -- one mail per language, and its picture ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A sample reader: a city and its chain of languages."""
+
+    name: str  # file stem: the language, or what the sample shows
+    city: City
+    languages: LanguageChain
+
+
+def _city(city_id: str, name: str, country: str, region: str, zone: str, language: str) -> City:
+    return City(
+        id=city_id,
+        name=name,
+        country=country,
+        region=region,
+        timezone=zone,
+        language=language,
+        contacts=(f"learning@{city_id}.example.org",),
+    )
+
+
+#: One city per language. The Arabic one has a Latin-script name and a chain (Arabic, then
+#: French), so its picture shows the name and the URL isolated in right-to-left text.
+SAMPLES = (
+    Sample(
+        "ar",
+        _city("chefchaouen", "Chefchaouen", "MA", "Arab States", "Africa/Casablanca", "ar"),
+        ("ar", "fr"),
+    ),
+    Sample(
+        "en",
+        _city("kathmandu", "Kathmandu", "NP", "Asia and the Pacific", "Asia/Kathmandu", "en"),
+        ("en",),
+    ),
+    Sample(
+        "es",
+        _city(
+            "medellin", "Medellín", "CO", "Latin America and the Caribbean", "America/Bogota", "es"
+        ),
+        ("es",),
+    ),
+    Sample(
+        "fr",
+        _city(
+            "clermont-ferrand",
+            "Clermont-Ferrand",
+            "FR",
+            "Europe and North America",
+            "Europe/Paris",
+            "fr",
+        ),
+        ("fr",),
+    ),
+    Sample(
+        "ru",
+        _city("kazan", "Казань", "RU", "Europe and North America", "Europe/Moscow", "ru"),
+        ("ru",),
+    ),
+    Sample(
+        "zh",
+        _city("hangzhou", "杭州", "CN", "Asia and the Pacific", "Asia/Shanghai", "zh"),
+        ("zh",),
+    ),
+    Sample(
+        "pt",
+        _city(
+            "sorocaba",
+            "Sorocaba",
+            "BR",
+            "Latin America and the Caribbean",
+            "America/Sao_Paulo",
+            "pt",
+        ),
+        ("pt",),
+    ),
+    Sample(
+        "ko", _city("suwon", "수원시", "KR", "Asia and the Pacific", "Asia/Seoul", "ko"), ("ko",)
+    ),
+)
+#: Issue 16's case: an English mail whose deadline title exists only in Arabic.
+ARABIC_TITLE_IN_ENGLISH = Sample("en-arabic-title", SAMPLES[1].city, ("en",))
+#: A fixed moment, so the pictures only change when the rendering does.
+SAMPLE_NOW = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
+
+
+def sample_mails(kind: Kind, now: datetime = SAMPLE_NOW) -> list[tuple[Sample, Event]]:
+    """The event of ``kind`` for each sample reader (and the Arabic-title case for
+    reminders)."""
+    event = sample_event(kind, now)
+    mails: list[tuple[Sample, Event]] = [(sample, event) for sample in SAMPLES]
+    if isinstance(event.data, DeadlineReminder):
+        arabic = event.data.model_copy(update={"title": {"ar": PROGRESS_REPORT["ar"]}})
+        mails.append((ARABIC_TITLE_IN_ENGLISH, reminder_event(arabic, fired_at=now)))
+    return mails
+
+
+def write_all_languages(
+    kind: Kind, directory: Path, settings: Settings, now: datetime = SAMPLE_NOW
+) -> list[Path]:
+    """``<kind>-<sample>.eml/.html/.txt`` for every sample reader; the HTML files."""
+    pages: list[Path] = []
+    for sample, event in sample_mails(kind, now):
+        files = preview_files(event, sample.city, settings, now=now, languages=sample.languages)
+        written = write_preview(files, directory, f"{kind.value}-{sample.name}")
+        pages.extend(path for path in written if path.suffix == ".html")
+    return pages
+
+
+def chromium() -> str:
+    """The Chromium executable (Debian's ``chromium``), or FileNotFoundError."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise FileNotFoundError("no chromium: apt-get install -y chromium")
+
+
+def screenshot(page: Path, png: Path, *, width: int = 680, height: int = 720) -> Path:
+    """A picture of an HTML file as headless Chromium draws it."""
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(  # noqa: S603 - a fixed executable and our own file
+            [
+                chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--force-device-scale-factor=1",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                f"--screenshot={png.resolve()}",
+                page.resolve().as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    return png
+
+
+def screenshots(
+    directory: Path, settings: Settings, kinds: Sequence[Kind] = (Kind.DEADLINE_REMINDER,)
+) -> list[Path]:
+    """PNGs of one mail per language (and the Arabic-title case) in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pictures = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for kind in kinds:
+            for page in write_all_languages(kind, Path(scratch), settings):
+                pictures.append(screenshot(page, directory / f"{page.stem}.png"))
+    return pictures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gnlc_email.preview",
+        description="One email per language for a sample city: files, and pictures.",
+    )
+    parser.add_argument("--screenshots", type=Path, help="write a PNG per language here")
+    parser.add_argument("--out", type=Path, help="write .eml, .html and .txt per language here")
+    parser.add_argument(
+        "--kind",
+        action="append",
+        choices=[kind.value for kind in Kind],
+        help="template(s) to render (default: deadline-reminder)",
+    )
+    args = parser.parse_args(argv)
+    kinds = [Kind(k) for k in args.kind or [Kind.DEADLINE_REMINDER.value]]
+    settings = Settings()
+    if args.out:
+        for kind in kinds:
+            for page in write_all_languages(kind, args.out, settings):
+                print(page.with_suffix(".*"))  # noqa: T201 - the command's output
+    if args.screenshots:
+        for picture in screenshots(args.screenshots, settings, kinds):
+            print(picture)  # noqa: T201
+    if not (args.out or args.screenshots):
+        parser.error("give --out DIR, --screenshots DIR or both")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

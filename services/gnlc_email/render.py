@@ -11,26 +11,38 @@ inlining the output (``tests/unit/test_render.py`` checks that it is).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 import css_inline
+from babel import Locale
 from jinja2 import BaseLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import escape
 
 from gnlc_core.directory import City
 from gnlc_core.events import AnnouncementPublishedEvent, DeadlineReminder, DeadlineReminderEvent
+from gnlc_email.bidi import Text, bdi, isolate
 from gnlc_email.calendar import deadline_ics
 from gnlc_email.dates import local_date, local_datetime, span, utc_datetime
 from gnlc_email.dates import zone as zone_of
-from gnlc_email.i18n import Catalogs, Language
+from gnlc_email.i18n import (
+    SOURCE_LANGUAGE,
+    Catalogs,
+    Direction,
+    Language,
+    LanguageChain,
+    candidates,
+    chain,
+    dates_locale,
+    direction_of,
+)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-FALLBACK_LANGUAGE = "en"
+FALLBACK_LANGUAGE = SOURCE_LANGUAGE
 #: Stands in for a recipient's own unsubscribe URL until ``RenderedEmail.for_recipient``.
 UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/gnlc-recipient-link"
 DEFAULT_DOMAIN = "notify.gnlc.example.org"
@@ -60,11 +72,12 @@ class Attachment:
 @dataclass(frozen=True)
 class RenderedEmail:
     kind: Kind
-    language: str  # BCP 47 tag of the wording used ("fr", "en")
+    language: str  # BCP 47 tag of the wording used ("fr", "en"): Content-Language, the notice
     subject: str
     text: str
     html: str
     attachments: tuple[Attachment, ...] = ()
+    dates_language: str = SOURCE_LANGUAGE  # BCP 47 tag of the dates' locale
 
     @property
     def optional(self) -> bool:
@@ -83,38 +96,69 @@ class RenderedEmail:
         )
 
 
-def pick_language(texts: dict[str, str], language: str) -> str:
-    """Which of ``texts`` suits a reader of ``language``: that language, else its base
-    language, else English, else the first given."""
-    base = language.split("-")[0]
-    for candidate in (language, base, FALLBACK_LANGUAGE):
-        if candidate in texts:
-            return candidate
+def pick_language(texts: Mapping[str, str], languages: str | Sequence[str]) -> str:
+    """Which of ``texts`` suits a reader of ``languages`` (one tag or a chain): the first
+    language of the chain the text exists in (exactly, else in the same language and script:
+    ``fr-CA`` takes ``fr``, ``pt`` takes ``pt-BR``), else English, else the first given."""
+    wanted = chain(languages) if isinstance(languages, str) else chain(*languages)
+    for tag in wanted:
+        found = candidates(tag, texts)
+        if found:
+            return found[0]
     return next(iter(texts))
 
 
-def pick_text(texts: dict[str, str], language: str) -> str:
-    """The text in ``language``, else its base language, else English, else any."""
-    return texts[pick_language(texts, language)]
+def pick_text(texts: Mapping[str, str], languages: str | Sequence[str]) -> str:
+    """The text for a reader of ``languages`` (see ``pick_language``)."""
+    return texts[pick_language(texts, languages)]
 
 
-def _text_choice(event: Event, language: str) -> str:
-    """The operator's texts a reader of ``language`` gets, as one key: readers with the
+def operator_text(texts: Mapping[str, str], languages: Sequence[str]) -> Text:
+    """The operator's text for the chain, with the language it is in."""
+    tag = pick_language(texts, languages)
+    return Text(texts[tag], tag)
+
+
+def pick_link(link: str | Mapping[str, str] | None, languages: Sequence[str]) -> str | None:
+    """One link for everyone, or a link per language picked along the chain."""
+    if link is None or isinstance(link, str):
+        return link
+    return pick_text(link, languages)
+
+
+def _text_choice(event: Event, languages: Sequence[str]) -> str:
+    """The operator's texts a reader of ``languages`` gets, as one key: readers with the
     same key and catalog get the same draft."""
     data = event.data
-    texts: list[dict[str, str] | None] = [data.title]
+    texts: list[Mapping[str, str] | str | None] = [data.title, data.link]
     if isinstance(data, DeadlineReminder):
         texts.append(data.description)
     else:
         texts.append(data.body)
-    return "/".join(pick_language(t, language) if t else "-" for t in texts)
+    return "/".join(
+        pick_language(t, languages) if t and not isinstance(t, str) else "-" for t in texts
+    )
 
 
-def paragraphs(text: str | None) -> list[str]:
-    """Blank-line separated paragraphs, stripped, empty ones dropped."""
-    if not text:
-        return []
-    return [part.strip() for part in text.replace("\r\n", "\n").split("\n\n") if part.strip()]
+@dataclass(frozen=True)
+class Choice:
+    """What a reader's chain picked, each on its own: the wording's catalog and the dates'
+    locale (the operator's texts are picked per text, ``operator_text``)."""
+
+    languages: LanguageChain
+    wording: Language
+    dates: Locale
+
+    @property
+    def dates_tag(self) -> str:
+        return str(self.dates).replace("_", "-")
+
+
+def city_languages(city: City) -> LanguageChain:
+    """A city's languages in order of preference, ending in English. The directory holds one
+    language per city today; a ``languages`` list, once it has one, takes its place here."""
+    listed: Sequence[str] | None = getattr(city, "languages", None)
+    return chain(*(listed or (city.language,)))
 
 
 def inline_css(source: str, css: str) -> str:
@@ -141,11 +185,28 @@ class _InliningLoader(BaseLoader):
         return source, filename, uptodate
 
 
+def stylesheet(language: Language, directory: Path = TEMPLATES_DIR) -> str:
+    """The CSS a language's mail is inlined with: ``email.css``, then ``email.rtl.css`` for
+    right-to-left languages (the layout mirrored), then ``email.<language>.css`` if there is
+    one (the font stack that language reads best in)."""
+    names = ["email.css"]
+    if language.direction is Direction.RTL:
+        names.append("email.rtl.css")
+    names.append(f"email.{language.locale.language}.css")
+    return "\n".join(
+        (directory / name).read_text(encoding="utf-8")
+        for name in names
+        if (directory / name).is_file()
+    )
+
+
 def make_environment(
     language: Language, directory: Path = TEMPLATES_DIR, *, inline: bool = True
 ) -> Environment:
-    """A Jinja2 environment with ``language``'s catalog installed (``jinja2.ext.i18n``)."""
-    css = (directory / "email.css").read_text(encoding="utf-8") if inline else ""
+    """A Jinja2 environment with ``language``'s catalog installed (``jinja2.ext.i18n``) and
+    its stylesheet inlined; filters ``isolate`` (FSI/PDI around a value that runs against
+    the language's direction, for plain text) and ``bdi`` (``<bdi>`` around a value, HTML)."""
+    css = stylesheet(language, directory) if inline else ""
     env = Environment(
         loader=_InliningLoader(directory, css),
         extensions=["jinja2.ext.i18n"],
@@ -156,6 +217,9 @@ def make_environment(
         keep_trailing_newline=True,
     )
     env.install_gettext_translations(language.translations, newstyle=True)  # type: ignore[attr-defined]
+    direction = language.direction
+    env.filters["isolate"] = lambda value: isolate(str(value), direction)
+    env.filters["bdi"] = bdi
     return env
 
 
@@ -183,25 +247,62 @@ def slot(name: str) -> str:
 class Draft:
     """An event rendered in one language, with the city's own values (name, local times)
     still open as slots: an event for all members is rendered once per language, then
-    filled per city."""
+    filled per city.
+
+    Slot values are isolated from the sentence around them: in the subject, the text part
+    and the HTML ``<title>`` with FSI/PDI where their letters run the other way, in the HTML
+    body with ``<bdi>`` (dates with their own ``lang`` and ``dir`` when they are in another
+    language than the wording)."""
 
     kind: Kind
     language: str
+    direction: Direction
     subject: str
     text: str
     html: str
     attachments: tuple[Attachment, ...] = ()
+    dates_language: str = SOURCE_LANGUAGE
+    dates_direction: Direction = Direction.LTR
 
     def fill(self, values: dict[str, str]) -> RenderedEmail:
-        escaped = {name: str(escape(value)) for name, value in values.items()}
+        other = self.dates_language != self.language
+        forms = {
+            name: _forms(
+                value,
+                self.direction,
+                self.dates_language if other and name in DATE_SLOTS else None,
+                self.dates_direction if other and name in DATE_SLOTS else None,
+            )
+            for name, value in values.items()
+        }
+        head, mark, body = self.html.partition("</title>")
+        if not mark:
+            head, body = "", self.html
         return RenderedEmail(
             self.kind,
             self.language,
-            _SLOT.sub(lambda m: values[m.group(1)], self.subject),
-            _SLOT.sub(lambda m: values[m.group(1)], self.text),
-            _SLOT.sub(lambda m: escaped[m.group(1)], self.html),
+            _SLOT.sub(lambda m: forms[m.group(1)][0], self.subject),
+            _SLOT.sub(lambda m: forms[m.group(1)][0], self.text),
+            _SLOT.sub(lambda m: forms[m.group(1)][1], head)
+            + mark
+            + _SLOT.sub(lambda m: forms[m.group(1)][2], body),
             self.attachments,
+            self.dates_language,
         )
+
+
+@lru_cache(maxsize=8192)
+def _forms(
+    value: str, context: Direction, lang: str | None, direction: Direction | None
+) -> tuple[str, str, str]:
+    """A city's value as the subject and text part take it (isolated where needed), as the
+    HTML head takes it (that, escaped) and as the HTML body takes it (in ``<bdi>``)."""
+    plain = isolate(value, context)
+    return plain, str(escape(plain)), str(bdi(value, lang, direction))
+
+
+#: Slots holding dates (written in the dates' language, which may not be the wording's).
+DATE_SLOTS = frozenset({"due_local", "due_date", "published_local"})
 
 
 class Renderer:
@@ -218,6 +319,7 @@ class Renderer:
         self._templates = templates
         self._domain = domain
         self._environments: dict[str, Environment] = {}
+        self._choices: dict[LanguageChain, Choice] = {}
 
     def _environment(self, lang: Language) -> Environment:
         env = self._environments.get(lang.tag)
@@ -233,35 +335,87 @@ class Renderer:
             env.get_template(f"{kind.template}.html").render(context),
         )
 
-    def render(self, event: Event, city: City) -> RenderedEmail:
-        """``event`` for one city."""
-        return self.render_many(event, [city])[0]
+    def choose(self, languages: Sequence[str]) -> Choice:
+        """What a chain picks: the wording's catalog and the dates' locale, each on its own."""
+        full = chain(*languages)
+        chosen = self._choices.get(full)
+        if chosen is None:
+            chosen = self._choices[full] = Choice(
+                full, self.catalogs.language(full), dates_locale(full)
+            )
+        return chosen
 
-    def render_many(self, event: Event, cities: Sequence[City]) -> list[RenderedEmail]:
-        """``event`` for each city, in order; one template pass per language."""
-        drafts: dict[tuple[str, str], Draft] = {}
+    def render(
+        self, event: Event, city: City, languages: Sequence[str] | None = None
+    ) -> RenderedEmail:
+        """``event`` for one city, in its languages (or the chain given)."""
+        return self.render_many(event, [city], None if languages is None else [languages])[0]
+
+    def render_many(
+        self,
+        event: Event,
+        cities: Sequence[City],
+        languages: Sequence[Sequence[str]] | None = None,
+    ) -> list[RenderedEmail]:
+        """``event`` for each city, in order, each in its languages (``city_languages``, or
+        the chains given, one per city); one template pass per choice of languages."""
+        drafts: dict[tuple[str, str, str], Draft] = {}
+        keys: dict[LanguageChain, tuple[Choice, tuple[str, str, str]]] = {}
         rendered = []
-        for city in cities:
-            lang = self.catalogs.language(city.language)
-            key = (lang.tag, _text_choice(event, city.language))
+        for index, city in enumerate(cities):
+            wanted = tuple(city_languages(city) if languages is None else languages[index])
+            known = keys.get(wanted)
+            if known is None:
+                chosen = self.choose(wanted)
+                text_key = _text_choice(event, chosen.languages)
+                known = keys[wanted] = (chosen, (chosen.wording.tag, str(chosen.dates), text_key))
+            chosen, key = known
             draft = drafts.get(key)
             if draft is None:
-                draft = drafts[key] = self.draft(event, lang, city.language)
-            rendered.append(draft.fill(city_values(event, city, lang)))
+                draft = drafts[key] = self.draft(event, chosen)
+            rendered.append(draft.fill(city_values(event, city, chosen.dates)))
         return rendered
 
-    def draft(self, event: Event, lang: Language, text_language: str) -> Draft:
-        """``event`` in ``lang``'s wording, with the operator's texts picked for
-        ``text_language`` and the city's values left as slots."""
+    def draft(self, event: Event, chosen: Choice) -> Draft:
+        """``event`` in the chosen wording, dates and operator's texts, with the city's
+        values left as slots."""
         if isinstance(event, DeadlineReminderEvent):
-            return self._reminder(event, lang, text_language)
-        return self._announcement(event, lang, text_language)
+            return self._reminder(event, chosen)
+        return self._announcement(event, chosen)
 
-    def _reminder(self, event: DeadlineReminderEvent, lang: Language, text_language: str) -> Draft:
+    def _draft(
+        self, kind: Kind, chosen: Choice, subject: str, context: dict[str, Any]
+    ) -> tuple[Draft, Callable[[tuple[Attachment, ...]], Draft]]:
+        lang = chosen.wording
+        other = chosen.dates_tag != lang.html_lang
+        dates = {
+            "dates_lang": chosen.dates_tag if other else None,
+            "dates_dir": direction_of(chosen.dates) if other else None,
+        }
+        text, html = self._bodies(kind, lang, {"subject": subject, **dates, **context})
+        draft = Draft(
+            kind,
+            lang.html_lang,
+            lang.direction,
+            subject,
+            text,
+            html,
+            (),
+            chosen.dates_tag,
+            direction_of(chosen.dates),
+        )
+        return draft, lambda attachments: replace(draft, attachments=attachments)
+
+    def _reminder(self, event: DeadlineReminderEvent, chosen: Choice) -> Draft:
         data = event.data
-        title = pick_text(data.title, text_language)
+        lang = chosen.wording
+        title = operator_text(data.title, chosen.languages)
         offset = data.offset_seconds
-        words = {"title": title, "span": span(offset, lang), "date": slot("due_date")}
+        words = {
+            "title": isolate(title.text, lang.direction),
+            "span": span(offset, lang),
+            "date": slot("due_date"),
+        }
         if offset > 0:
             kind = Kind.OVERDUE_REMINDER
             status = lang.gettext("Was due %(span)s ago.") % words
@@ -274,82 +428,92 @@ class Renderer:
             kind = Kind.DEADLINE_REMINDER
             status = lang.gettext("Due in %(span)s.") % words
             subject = lang.gettext("Reminder: %(title)s – due in %(span)s (%(date)s)") % words
-        description = pick_text(data.description, text_language) if data.description else None
-        text, html = self._bodies(
+        description = (
+            operator_text(data.description, chosen.languages) if data.description else None
+        )
+        link = pick_link(data.link, chosen.languages)
+        due_utc = utc_datetime(data.due_at, chosen.dates)
+        draft, with_attachments = self._draft(
             kind,
-            lang,
+            chosen,
+            subject,
             {
-                "subject": subject,
                 "event_id": event.id,
                 "city_name": slot("city"),
                 "title": title,
                 "status": status,
                 "due_local": slot("due_local"),
-                "due_utc": utc_datetime(data.due_at, lang),
-                "description": paragraphs(description),
-                "link": data.link,
+                "due_utc": due_utc,
+                "description": description,
+                "link": link,
             },
         )
-        attachments: tuple[Attachment, ...] = ()
-        if kind is Kind.DEADLINE_REMINDER:
-            ics = deadline_ics(
-                deadline_id=data.deadline_id,
-                summary=lang.gettext("Due: %(title)s") % words,
-                description="\n\n".join(
-                    part
-                    for part in (title, utc_datetime(data.due_at, lang), description, data.link)
-                    if part
-                ),
-                due_at=data.due_at,
-                stamp=event.time,
-                link=data.link,
-                language=lang.html_lang,
-                domain=self._domain,
-                alarm_label=lang.gettext("Due in one day: %(title)s") % words,
-            )
-            attachments = (
-                Attachment(f"{data.deadline_id}.ics", "text/calendar; method=PUBLISH", ics),
-            )
-        return Draft(kind, lang.html_lang, subject, text, html, attachments)
+        if kind is not Kind.DEADLINE_REMINDER:
+            return draft
+        ics = deadline_ics(
+            deadline_id=data.deadline_id,
+            summary=lang.gettext("Due: %(title)s") % {"title": title.text},
+            description="\n\n".join(
+                part
+                for part in (
+                    title.text,
+                    due_utc,
+                    description.text if description else None,
+                    link,
+                )
+                if part
+            ),
+            due_at=data.due_at,
+            stamp=event.time,
+            link=link,
+            language=lang.html_lang,
+            domain=self._domain,
+            alarm_label=lang.gettext("Due in one day: %(title)s") % {"title": title.text},
+        )
+        return with_attachments(
+            (Attachment(f"{data.deadline_id}.ics", "text/calendar; method=PUBLISH", ics),)
+        )
 
-    def _announcement(
-        self, event: AnnouncementPublishedEvent, lang: Language, text_language: str
-    ) -> Draft:
+    def _announcement(self, event: AnnouncementPublishedEvent, chosen: Choice) -> Draft:
         data = event.data
-        title = pick_text(data.title, text_language)
+        lang = chosen.wording
+        title = operator_text(data.title, chosen.languages)
         category = _categories(lang)[data.category]
-        subject = lang.gettext("%(category)s: %(title)s") % {"category": category, "title": title}
-        text, html = self._bodies(
+        subject = lang.gettext("%(category)s: %(title)s") % {
+            "category": category,
+            "title": isolate(title.text, lang.direction),
+        }
+        draft, _ = self._draft(
             Kind.ANNOUNCEMENT,
-            lang,
+            chosen,
+            subject,
             {
-                "subject": subject,
                 "event_id": event.id,
                 "city_name": slot("city"),
                 "title": title,
                 "category": category,
-                "body": [p.split("\n") for p in paragraphs(pick_text(data.body, text_language))],
+                "body": operator_text(data.body, chosen.languages),
                 "published_local": slot("published_local"),
-                "link": data.link,
+                "link": pick_link(data.link, chosen.languages),
                 "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
             },
         )
-        return Draft(Kind.ANNOUNCEMENT, lang.html_lang, subject, text, html)
+        return draft
 
 
-def city_values(event: Event, city: City, lang: Language) -> dict[str, str]:
-    """What differs from city to city once the language is chosen: name and local times."""
+def city_values(event: Event, city: City, dates: Locale) -> dict[str, str]:
+    """What differs from city to city once the languages are chosen: name, local times."""
     zone = zone_of(city.timezone)
     if isinstance(event, DeadlineReminderEvent):
         due = event.data.due_at
         return {
             "city": city.name,
-            "due_local": local_datetime(due, zone, lang),
-            "due_date": local_date(due, zone, lang),
+            "due_local": local_datetime(due, zone, dates),
+            "due_date": local_date(due, zone, dates),
         }
     return {
         "city": city.name,
-        "published_local": local_datetime(event.data.published_at, zone, lang),
+        "published_local": local_datetime(event.data.published_at, zone, dates),
     }
 
 
@@ -358,6 +522,6 @@ def default_renderer() -> Renderer:
     return Renderer()
 
 
-def render(event: Event, city: City) -> RenderedEmail:
+def render(event: Event, city: City, languages: Sequence[str] | None = None) -> RenderedEmail:
     """``event`` rendered for ``city`` with the packaged templates and catalogs."""
-    return default_renderer().render(event, city)
+    return default_renderer().render(event, city, languages)

@@ -82,7 +82,13 @@ def test_reminders_arrive_well_formed_in_each_city_language_and_local_time(
         assert message["List-Unsubscribe"] is None  # required mail: no unsubscribe
         assert any(
             phrase in flat(text)
-            for phrase in ("no unsubscribe link", "lien de désabonnement", "darse de baja")
+            for phrase in (
+                "no unsubscribe link",
+                "lien de désabonnement",
+                "darse de baja",
+                "不含退订链接",
+                "لا يتضمن رابطًا لإلغاء الاشتراك",
+            )
         )
         assert "<style" not in html
         assert 'style="' in html
@@ -137,14 +143,25 @@ def test_reminders_arrive_well_formed_in_each_city_language_and_local_time(
     laval = parts(mail["apprendre@laval.example.org"])[0]
     assert "dimanche 17 janvier 2027, 07:00 (heure normale de l’Est nord-américain" in laval
 
-    # no Chinese or Arabic catalog yet: English wording and dates, the city's own name
+    # Chinese (Simplified) and Arabic: their own wording, dates and direction; the title
+    # has no Chinese or Arabic text, so it is the English one, isolated in the Arabic subject
     hangzhou = mail["lifelong@hangzhou.example.org"]
     assert hangzhou["To"].addresses[0].display_name == "杭州 (Hangzhou)"
-    assert "Dear colleagues in 杭州 (Hangzhou)," in parts(hangzhou)[0]
-    assert "8:00\u202fPM (China Standard Time, GMT+08:00)" in parts(hangzhou)[0]
+    assert hangzhou["Content-Language"] == "zh-Hans"
+    assert "尊敬的杭州 (Hangzhou)各位同事：" in parts(hangzhou)[0]
+    assert "2027年1月17日星期日 20:00（中国标准时间，GMT+08:00）" in parts(hangzhou)[0]
     aswan = mail["lll@aswan.example.org"]
     assert aswan["To"].addresses[0].display_name == "أسوان (Aswan)"
-    assert "2:00\u202fPM (Eastern European Standard Time, GMT+02:00)" in parts(aswan)[0]
+    assert aswan["Content-Language"] == "ar"
+    assert aswan["Subject"] == (
+        "تذكير: \u2068Biennial progress report\u2069 – يحين الموعد النهائي بعد 7 أيام"
+        " (17 يناير 2027)"
+    )
+    assert (
+        "الأحد، 17 يناير 2027، 2:00 م (توقيت شرق أوروبا الرسمي، غرينتش\u200e+02:00)"
+        in (parts(aswan)[0])
+    )
+    assert '<html lang="ar" dir="rtl">' in parts(aswan)[1]
 
     for address in mail:
         status, attempts, _ = ledger_status(system, event.id, f"{_city_of(address)}:{address}")

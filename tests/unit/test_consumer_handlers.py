@@ -89,7 +89,7 @@ async def test_garbage_is_parked_with_its_reason(engine: Any) -> None:
 
 async def test_a_render_failure_parks_that_city_and_sends_nothing(engine: Any) -> None:
     class Broken(Renderer):
-        def draft(self, event: Event, lang: Any, text_language: str) -> Any:
+        def draft(self, event: Event, chosen: Any) -> Any:
             raise KeyError("missing translation")
 
     wired = wire(engine, renderer=Broken())

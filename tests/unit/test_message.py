@@ -164,3 +164,40 @@ def test_long_ascii_subject_is_folded_and_reads_back_the_same() -> None:
     assert all(len(part) <= 78 for part in line.split("\r\n"))
     parsed = parse((line + "\r\n").encode())
     assert parsed["Subject"] == subject
+
+
+@pytest.mark.parametrize(
+    ("name", "subject"),
+    [
+        (
+            "أسوان (Aswan)",
+            "تذكير: \u2068Biennial progress report\u2069 – يحين الموعد النهائي بعد يومين",
+        ),
+        ("杭州", "提醒：两年期进展报告 – 距截止还有21天（2027年1月17日）" * 3),
+        ("수원시", "알림: 격년 진행 보고서 – 마감까지 21일 (2027년 1월 17일)"),
+        ("Казань", "Напоминание: Двухгодичный доклад о ходе работы – срок истекает через 21 день"),
+        ("Sorocaba", "Lembrete: Relatório bienal de progresso – o prazo termina em 2 dias"),
+    ],
+)
+def test_subjects_and_names_in_every_script_decode_to_the_same_text(
+    name: str, subject: str
+) -> None:
+    rendered = RenderedEmail(
+        render(REMINDER, DIRECTORY.by_id["durban"]).kind, "x", subject, "t", "h"
+    )
+    raw = compose(
+        rendered,
+        sender="Секретариат ГСОГ <gnlc@example.org>",
+        recipient=Recipient(name, "a@example.org", "c:a@example.org"),
+        event_id="evt-1",
+        sent_at=SENT,
+        message_id_domain="notify.example.org",
+    )
+    head = raw.partition(b"\r\n\r\n")[0]
+    assert head.isascii()
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    message = parse(raw)
+    assert message["Subject"] == subject
+    assert message["To"].addresses[0].display_name == name
+    assert message["From"].addresses[0].display_name == "Секретариат ГСОГ"
+    assert not message.defects

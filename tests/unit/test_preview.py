@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -86,9 +87,8 @@ def test_an_event_of_another_kind_is_refused(tmp_path: Path) -> None:
 def test_a_language_without_a_catalog_is_refused_with_the_list(tmp_path: Path) -> None:
     result = runner.invoke(app, ["preview", "announcement", "--language", "zz-ZZ"])
     assert result.exit_code == 2
-    assert "language: no catalog for 'zz-ZZ'; languages with catalogs: en, es, fr" in (
-        result.output
-    )
+    known = "ar, en, es, fr, ko, pt, ru, zh-Hans"
+    assert f"language: no catalog for 'zz-ZZ'; languages with catalogs: {known}" in result.output
     assert not (tmp_path / "preview").exists()
     regional = runner.invoke(
         app, ["preview", "announcement", "--language", "fr-CA", "--out", str(tmp_path)]
@@ -145,3 +145,33 @@ def test_without_the_scheduler_the_directory_file_is_read_with_a_note(
     assert "note: directory from" in result.output
     assert "sample-cities.csv" in result.output
     assert (tmp_path / "announcement-laval-fr.eml").exists()
+
+
+def test_one_mail_per_language_for_a_sample_city(tmp_path: Path) -> None:
+    from gnlc_core.settings import Settings
+    from gnlc_email.preview import write_all_languages
+    from gnlc_email.render import Kind
+
+    pages = write_all_languages(Kind.DEADLINE_REMINDER, tmp_path, Settings())
+    names = sorted(page.stem.removeprefix("deadline-reminder-") for page in pages)
+    assert names == ["ar", "en", "en-arabic-title", "es", "fr", "ko", "pt", "ru", "zh"]
+    for page in pages:
+        assert page.with_suffix(".eml").is_file()
+        assert page.with_suffix(".txt").is_file()
+    arabic = (tmp_path / "deadline-reminder-ar.html").read_text()
+    assert '<html lang="ar" dir="rtl">' in arabic
+    assert "<bdi>Chefchaouen</bdi>" in arabic
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_screenshots_are_pictures_of_each_language(tmp_path: Path) -> None:
+    from gnlc_core.settings import Settings
+    from gnlc_email.preview import screenshot, write_all_languages
+    from gnlc_email.render import Kind
+
+    pages = write_all_languages(Kind.ANNOUNCEMENT, tmp_path, Settings())
+    arabic = next(page for page in pages if page.stem.endswith("-ar"))
+    png = screenshot(arabic, tmp_path / "ar.png", width=400, height=300)
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert int.from_bytes(data[16:20], "big") == 400  # IHDR width

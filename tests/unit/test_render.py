@@ -20,15 +20,16 @@ from gnlc_core.events import (
     reminder_event,
 )
 from gnlc_core.settings import SAMPLE_DIRECTORY
+from gnlc_email.bidi import Text
 from gnlc_email.i18n import LOCALES_DIR, Catalogs
 from gnlc_email.render import (
-    TEMPLATES_DIR,
     UNSUBSCRIBE_PLACEHOLDER,
     Kind,
     Renderer,
     make_environment,
     pick_text,
     render,
+    stylesheet,
 )
 
 DIRECTORY = load_csv(SAMPLE_DIRECTORY)
@@ -74,14 +75,33 @@ def test_pick_text_falls_back_cleanly() -> None:
     assert pick_text({"es": "S"}, "ko") == "S"
 
 
-def test_catalog_choice_falls_back_city_language_then_english() -> None:
-    catalogs = Catalogs()
-    assert {"en", "fr", "es"} <= catalogs.tags
-    assert catalogs.choose("fr") == "fr"
-    assert catalogs.choose("fr-CA") == "fr"
-    assert catalogs.choose("es-MX") == "es"
-    assert catalogs.choose("ko") == "en"
-    assert catalogs.choose("xx") == "en"
+@pytest.mark.parametrize(
+    ("wanted", "catalog"),
+    [
+        ("fr", "fr"),
+        ("fr-CA", "fr"),
+        ("es-MX", "es"),
+        ("pt-BR", "pt"),
+        ("pt-PT", "pt"),
+        ("ar-MA", "ar"),
+        ("ko-KR", "ko"),
+        ("ru", "ru"),
+        # Chinese: Simplified readers get the zh_Hans catalog, Traditional ones do not
+        ("zh", "zh_Hans"),
+        ("zh-CN", "zh_Hans"),
+        ("zh-SG", "zh_Hans"),
+        ("zh-Hans-HK", "zh_Hans"),
+        ("zh-TW", "en"),
+        ("zh-HK", "en"),
+        ("zh-Hant", "en"),
+        ("ja", "en"),
+        ("xx", "en"),
+    ],
+)
+def test_catalog_choice_exact_then_same_language_and_script_then_english(
+    wanted: str, catalog: str
+) -> None:
+    assert Catalogs().choose(wanted) == catalog
 
 
 @pytest.mark.parametrize(
@@ -163,13 +183,16 @@ def test_spanish_city_gets_spanish_wording_and_english_title_when_no_spanish_one
     assert "Estimadas y estimados colegas de Medellín:" in rendered.text
 
 
-def test_language_without_catalog_falls_back_to_english_wording_and_dates() -> None:
-    rendered = render(reminder_event(reminder(), fired_at=DUE), city("suwon"))
+def test_language_without_catalog_gets_english_wording_and_its_own_dates() -> None:
+    """Japanese has no catalog: the wording follows the chain to English, the dates stay
+    Japanese (CLDR has them), each isolated in the English sentence with its language."""
+    rendered = render(reminder_event(reminder(), fired_at=DUE), city("okayama"))
     assert rendered.language == "en"
-    assert "Dear colleagues in 수원시 (Suwon)," in rendered.text
-    assert (
-        "Sunday, January 17, 2027, 9:00\u202fPM (Korean Standard Time, GMT+09:00)" in rendered.text
-    )
+    assert rendered.dates_language == "ja"
+    assert "Dear colleagues in 岡山市 (Okayama)," in rendered.text
+    assert "Due: 2027年1月17日日曜日 21:00（日本標準時、GMT+09:00）" in rendered.text
+    assert rendered.subject.endswith("due in 7 days (2027年1月17日)")
+    assert '<bdi lang="ja" dir="ltr">2027年1月17日日曜日 21:00' in rendered.html
 
 
 def test_overdue_wording_and_no_calendar_entry() -> None:
@@ -273,23 +296,25 @@ def test_inlining_at_load_time_equals_inlining_each_message(kind: Kind) -> None:
     """The CSS is inlined into the template source once; that must give what inlining
     every rendered message would."""
     catalogs = Catalogs()
-    css = (TEMPLATES_DIR / "email.css").read_text()
-    for city_id in ("kathmandu", "clermont-ferrand", "aswan"):
+    for city_id in ("kathmandu", "clermont-ferrand", "aswan", "hangzhou", "suwon"):
         target = city(city_id)
         lang = catalogs.language(target.language)
+        css = stylesheet(lang)
         context = {
             "language": lang,
             "subject": "S & <s>",
             "event_id": "e-1",
             "city_name": target.name,
-            "title": "T <t>",
+            "title": Text("T <t>", "en"),
             "status": "Due in 7 days.",
             "due_local": "L",
             "due_utc": "U",
-            "description": ["D & d"],
+            "dates_lang": None,
+            "dates_dir": None,
+            "description": Text("D & d\n\nE", "ar"),
             "link": "https://example.org/?a=1&b=2",
             "category": "Event",
-            "body": [["one", "two <2>"], ["three"]],
+            "body": Text("one\ntwo <2>\n\nthree", "fr"),
             "published_local": "P",
             "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
         }
@@ -313,24 +338,24 @@ def test_render_many_equals_rendering_each_city_alone() -> None:
         assert together == alone
 
 
-def test_a_new_language_is_a_new_catalog_and_arabic_reads_right_to_left(tmp_path: Path) -> None:
+def test_a_new_language_is_a_new_catalog_and_persian_reads_right_to_left(tmp_path: Path) -> None:
     locales = tmp_path / "locales"
     shutil.copytree(LOCALES_DIR, locales)
-    target = locales / "ar" / "LC_MESSAGES"
+    target = locales / "fa" / "LC_MESSAGES"
     target.mkdir(parents=True)
     template = (LOCALES_DIR / "messages.pot").read_text()
     brand = 'msgid "UNESCO Global Network of Learning Cities"\nmsgstr '
-    template = template.replace(brand + '""', brand + '"شبكة اليونسكو العالمية لمدن التعلم"')
+    template = template.replace(brand + '""', brand + '"شبکه جهانی شهرهای یادگیرنده یونسکو"')
     (target / "messages.po").write_text(
-        'msgid ""\nmsgstr ""\n"Language: ar\\n"\n"Content-Type: text/plain; charset=utf-8\\n"\n'
+        'msgid ""\nmsgstr ""\n"Language: fa\\n"\n"Content-Type: text/plain; charset=utf-8\\n"\n'
         + template
     )
     renderer = Renderer(Catalogs(locales))
-    rendered = renderer.render(reminder_event(reminder(), fired_at=DUE), city("aswan"))
-    assert rendered.language == "ar"
-    assert '<html lang="ar" dir="rtl">' in rendered.html
+    rendered = renderer.render(reminder_event(reminder(), fired_at=DUE), city("shiraz"))
+    assert rendered.language == "fa"
+    assert '<html lang="fa" dir="rtl">' in rendered.html
     assert 'dir="rtl"' in rendered.html.split("<body", 1)[1]
-    assert "شبكة اليونسكو العالمية لمدن التعلم" in rendered.text
-    assert "يناير" in rendered.text  # January, in Arabic: dates follow the catalog language
+    assert "شبکه جهانی شهرهای یادگیرنده یونسکو" in rendered.text
+    assert "ژانویه" in rendered.text  # January, in Persian: dates follow the chain
     # untranslated strings fall back to English, never to an empty string
     assert "Reference: " in rendered.text
