@@ -121,7 +121,7 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
         prefix="/v1",
         tags=["operator"],
         dependencies=[Depends(require_token(settings.operator_token))],
-        responses={**AUTH},
+        responses={**AUTH, **INVALID},
     )
     engine = service.engine
 
@@ -159,7 +159,7 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
                 "required": True,
             }
         },
-        responses={**TOO_LARGE, **UNSUPPORTED, **INVALID},
+        responses={**TOO_LARGE, **UNSUPPORTED},
     )
     async def import_cities(request: Request) -> ImportResult:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
