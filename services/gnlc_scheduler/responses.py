@@ -12,10 +12,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Request, status
+from fastapi import Request, Response, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from gnlc_core.events import Audience
 from gnlc_scheduler.plan import NotScheduled
@@ -74,6 +77,27 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
 
 
 Responses = dict[int | str, dict[str, Any]]
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an ``HTTPException``, but: a 405 lists in ``Allow`` every
+    method of the path (not only those of the first route that matched it), and a body
+    that cannot even be decoded is a 422 like every other invalid body."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and "parsing the body" in str(exc.detail):
+        return await validation_error_handler(
+            request,
+            RequestValidationError([{"loc": ("body",), "msg": exc.detail, "type": "json_invalid"}]),
+        )
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        allowed = sorted(
+            method
+            for route in request.app.router.routes
+            if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
+            for method in route.methods or ()
+        )
+        exc = StarletteHTTPException(exc.status_code, exc.detail, {"Allow": ", ".join(allowed)})
+    return await http_exception_handler(request, exc)
 
 
 def _error(description: str) -> dict[str, Any]:
