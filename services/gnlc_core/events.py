@@ -81,7 +81,17 @@ class _Model(BaseModel):
 
 
 class Audience(_Model):
-    """Who an event is for: the union of every selector given."""
+    """Who an event is for: the union of every selector given (at least one)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["all_members"], "properties": {"all_members": {"const": True}}},
+                {"required": ["regions"], "properties": {"regions": {"minItems": 1}}},
+                {"required": ["cities"], "properties": {"cities": {"minItems": 1}}},
+            ]
+        }
+    )
 
     all_members: bool = False
     regions: Annotated[tuple[Region, ...], Field(max_length=MAX_REGIONS)] = ()
