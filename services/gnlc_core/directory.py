@@ -160,7 +160,7 @@ def _validate(
             continue
         if city.id in seen:
             problems.append(
-                Problem((where, "id"), f"duplicate city id {city.id!r} (first on {seen[city.id]})")
+                Problem((where,), f"duplicate city id {city.id!r} (first on {seen[city.id]})")
             )
             continue
         seen[city.id] = where

@@ -40,7 +40,7 @@ def test_country_is_normalised_and_contacts_split() -> None:
         ([row(contact_email="not-an-email")], r"line 2: contacts: 0: value is not a valid email"),
         (
             [row(), row(name="Again")],
-            r"line 3: id: duplicate city id 'kathmandu' \(first on line 2\)",
+            r"line 3: duplicate city id 'kathmandu' \(first on line 2\)",
         ),
         ([row(id="Kath Mandu")], r"line 2: id: String should match pattern"),
         ([row(contact_email="")], r"line 2: contact_email: no contact_email"),
@@ -92,7 +92,7 @@ GOOD = "kathmandu,Kathmandu,NP,Asia and the Pacific,Asia/Kathmandu,en,a@k.exampl
                 ]
             ),
             [
-                (("line 3", "id"), "duplicate city id 'kathmandu' (first on line 2)"),
+                (("line 3",), "duplicate city id 'kathmandu' (first on line 2)"),
                 (("line 4",), "has 2 field(s); the header has 7"),
                 (("line 5", "timezone"), "unknown IANA time zone 'Asia/Nowhere'"),
             ],

@@ -272,7 +272,7 @@ ROW = "st-johns,St. John's,CA,Europe and North America,America/St_Johns,en,a@sj.
                 ]
             ),
             [
-                (["body", "line 3", "id"], "duplicate city id 'st-johns'"),
+                (["body", "line 3"], "duplicate city id 'st-johns'"),
                 (["body", "line 4"], "has 2 field(s)"),
                 (["body", "line 5", "timezone"], "unknown IANA time zone 'Pacific/X'"),
             ],
