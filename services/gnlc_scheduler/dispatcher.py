@@ -16,7 +16,9 @@ A row whose event cannot be published goes back to pending with its next attempt
 (``RetryPolicy``: growing delays) and its reason; after the last attempt, or at once when
 the failure cannot heal (the event is invalid or larger than Kafka takes), it is parked:
 the operator sees it with its reason (``GET /v1/outbox?state=parked``), and it is never
-retried in a loop.
+retried in a loop. A failed attempt may have reached Kafka all the same (the broker wrote
+it, the acknowledgement was lost): before a retry the topics are read back from the first
+failed attempt, as on a take-over, so a retry never emits an event twice.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ _SWEEP = "sweep"
 
 
 Publish = Callable[[CloudEvent], Awaitable[None]]
+#: ``already_published``'s shape: (bootstrap servers, topics, since, event ids) -> found.
+ReadBack = Callable[[str, set[str], datetime, set[str]], Awaitable[set[str]]]
 #: Failures that another attempt cannot heal: the row is parked at once.
 PERMANENT: tuple[type[Exception], ...] = (
     ValidationError,
@@ -108,6 +112,7 @@ class Dispatcher:
         clock: Callable[[], datetime] = utc_now,
         retry: RetryPolicy = RetryPolicy(),
         publish: Publish | None = None,
+        read_back: ReadBack | None = None,
     ) -> None:
         self._engine = engine
         self._bootstrap = bootstrap_servers
@@ -121,6 +126,7 @@ class Dispatcher:
         self._clock = clock
         self._retry = retry
         self._publish: Publish = publish or partial(publish_event, broker, topics)
+        self._read_back: ReadBack = read_back or _read_back
         self._lock = asyncio.Lock()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._next: datetime | None = None
@@ -212,8 +218,11 @@ class Dispatcher:
         skip: list[store.Due] = []
         for due in claimed:
             (send if worth_sending(due, now, self._grace) else skip).append(due)
+        send, landed, unknown = await self._not_yet_on_kafka(send)
         outcomes = await asyncio.gather(*(self._send(due) for due in send), return_exceptions=True)
         emitted, failures = self._sort_out(send, outcomes)
+        emitted += landed
+        failures += unknown
         await store.settle(self._engine, emitted=emitted, skipped=skip, at=self._clock())
         await store.failed(self._engine, failures)
         self.emitted += len(emitted)
@@ -229,6 +238,36 @@ class Dispatcher:
                 retry_at=failure.retry_at.isoformat() if failure.retry_at else None,
                 reason=failure.reason,
             )
+
+    async def _not_yet_on_kafka(
+        self, rows: list[store.Due]
+    ) -> tuple[list[store.Due], list[store.Due], list[store.Failure]]:
+        """Rows to publish, retried rows already on Kafka, and retried rows whose topics
+        could not be read back (tried again later)."""
+        retried = [d for d in rows if d.first_attempt_at is not None]
+        if not retried:
+            return rows, [], []
+        since = min(d.first_attempt_at for d in retried if d.first_attempt_at is not None)
+        try:
+            found = await self._read_back(
+                self._bootstrap,
+                {self._topics.for_event_type(d.type) for d in retried},
+                since,
+                {d.event_id for d in retried},
+            )
+        except Exception as exc:  # the broker is still away: another attempt later
+            now = self._clock()
+            unknown = [
+                store.Failure(
+                    d,
+                    f"could not read back whether it was published: {describe_error(exc)}",
+                    self._retry.retry_at(d.attempts + 1, now, ConnectionError()),
+                )
+                for d in retried
+            ]
+            return [d for d in rows if d.first_attempt_at is None], [], unknown
+        landed = [d for d in retried if d.event_id in found]
+        return [d for d in rows if d.event_id not in found], landed, []
 
     async def _send(self, due: store.Due) -> None:
         await self._publish(
@@ -262,3 +301,9 @@ class Dispatcher:
             else:  # cancellation and the like: not a failure of this row
                 raise outcome
         return emitted, failures
+
+
+async def _read_back(
+    bootstrap: str, topics: set[str], since: datetime, event_ids: set[str]
+) -> set[str]:
+    return await already_published(bootstrap, topics, since=since, event_ids=event_ids)

@@ -653,6 +653,8 @@ class Due:
     data: dict[str, Any]
     announcement_id: str | None
     attempts: int = 0
+    #: When the first failed attempt was claimed: its event may be on Kafka after all.
+    first_attempt_at: datetime | None = None
 
 
 async def claim_due(
@@ -716,6 +718,7 @@ async def _claim(
                 outbox.c.data,
                 outbox.c.announcement_id,
                 outbox.c.attempts,
+                outbox.c.first_attempt_at,
             )
         )
         rows = (await connection.execute(statement)).all()
@@ -728,6 +731,7 @@ async def _claim(
             data=row.data,
             announcement_id=row.announcement_id,
             attempts=row.attempts,
+            first_attempt_at=_aware(row.first_attempt_at) if row.first_attempt_at else None,
         )
         for row in rows
     ]
@@ -792,6 +796,7 @@ async def failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
                 .values(
                     state=PENDING if failure.retry_at is not None else PARKED,
                     attempts=outbox.c.attempts + 1,
+                    first_attempt_at=func.coalesce(outbox.c.first_attempt_at, outbox.c.claimed_at),
                     next_attempt_at=failure.retry_at,
                     last_error=failure.reason[:2000],
                     claimed_by=None,

@@ -90,6 +90,7 @@ outbox = Table(
     Column("emitted_at", DateTime(timezone=True), nullable=True),
     # publishing failures: how many, when to try again, and the last reason
     Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("first_attempt_at", DateTime(timezone=True), nullable=True),
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
     Column("last_error", Text, nullable=True),
     Index("ix_outbox_state_fire_at", "state", "fire_at"),

@@ -44,13 +44,32 @@ class Broken:
         self.sent.append(event.id)
 
 
+class ReadBack:
+    """What reading the topics back finds (``found``), or that it fails (``error``)."""
+
+    def __init__(self) -> None:
+        self.found: set[str] = set()
+        self.error: Exception | None = None
+        self.asked: list[tuple[set[str], datetime]] = []
+
+    async def __call__(
+        self, _bootstrap: str, _topics: set[str], since: datetime, event_ids: set[str]
+    ) -> set[str]:
+        self.asked.append((event_ids, since))
+        if self.error is not None:
+            raise self.error
+        return self.found & event_ids
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[OperatorApi]:
     async with operator_api(tmp_path) as api:
         yield api
 
 
-def dispatcher(api: OperatorApi, publish: Broken, clock: Clock) -> Dispatcher:
+def dispatcher(
+    api: OperatorApi, publish: Broken, clock: Clock, read_back: ReadBack | None = None
+) -> Dispatcher:
     return Dispatcher(
         api.service.engine,
         api.service._broker,
@@ -61,6 +80,7 @@ def dispatcher(api: OperatorApi, publish: Broken, clock: Clock) -> Dispatcher:
         clock=clock,
         retry=RetryPolicy(delays=(5, 60)),
         publish=publish,
+        read_back=read_back or ReadBack(),
     )
 
 
@@ -141,6 +161,36 @@ async def test_a_row_that_recovers_is_emitted(api: OperatorApi) -> None:
     assert broken.sent == [event_id]
     stored = (await api.client.get("/v1/announcements/workshop")).json()
     assert (stored["state"], stored["outbox"]["state"]) == ("published", "emitted")
+
+
+async def test_a_retry_does_not_publish_again_what_reached_kafka(api: OperatorApi) -> None:
+    event_id = await announce(api)
+    clock, broken, read_back = Clock(), Broken(KafkaConnectionError()), ReadBack()
+    worker = dispatcher(api, broken, clock, read_back)
+    await worker.wake()  # the broker wrote it, but the acknowledgement was lost
+    assert read_back.asked == []  # a first attempt needs no reading back
+    read_back.found = {event_id}
+    broken.failing = False
+    clock.now += timedelta(seconds=5)
+    await worker.wake()
+    assert broken.sent == []
+    assert read_back.asked == [({event_id}, T0)]  # from the first failed attempt's claim
+    stored = (await api.client.get("/v1/announcements/workshop")).json()
+    assert (stored["state"], stored["outbox"]["state"]) == ("published", "emitted")
+
+
+async def test_a_retry_waits_while_the_topics_cannot_be_read_back(api: OperatorApi) -> None:
+    await announce(api)
+    clock, broken, read_back = Clock(), Broken(KafkaConnectionError()), ReadBack()
+    worker = dispatcher(api, broken, clock, read_back)
+    await worker.wake()
+    read_back.error = KafkaConnectionError("no broker")
+    clock.now += timedelta(seconds=5)
+    await worker.wake()
+    assert broken.calls == 1
+    row = (await api.client.get("/v1/announcements/workshop")).json()["outbox"]
+    assert (row["state"], row["attempts"]) == ("pending", 2)
+    assert "could not read back" in row["last_error"]
 
 
 async def test_withdrawing_stops_a_failing_row(api: OperatorApi) -> None:
