@@ -167,6 +167,8 @@ def _validate(
         cities.append(city)
     if problems:
         raise DirectoryError(sorted(problems, key=_line_of))
+    if not cities:
+        raise DirectoryError([Problem((), "no cities: nothing to import", "missing")])
     return Directory(tuple(cities))
 
 

@@ -59,6 +59,14 @@ Limit = Annotated[int, Query(ge=1, le=10000)]
 DeadlineQuery = Annotated[str | None, Query(max_length=63)]
 _IMPORT_TYPES = ("text/csv", "application/yaml", "application/x-yaml", "application/json")
 _MERGE_PATCH = "application/merge-patch+json"
+_CITY_LIST = {"type": "array", "minItems": 1, "maxItems": MAX_CITIES, "items": {"type": "object"}}
+#: A list of cities, or ``{"cities": [...]}``.
+_IMPORT_JSON = {
+    "anyOf": [
+        _CITY_LIST,
+        {"type": "object", "required": ["cities"], "properties": {"cities": _CITY_LIST}},
+    ]
+}
 
 
 class SubmissionIn(BaseModel):
@@ -152,9 +160,7 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
                 "content": {
                     "text/csv": {"schema": {"type": "string"}},
                     "application/yaml": {"schema": {"type": "string"}},
-                    "application/json": {
-                        "schema": {"type": "array", "maxItems": MAX_CITIES, "items": {}}
-                    },
+                    "application/json": {"schema": _IMPORT_JSON},
                 },
                 "required": True,
             }

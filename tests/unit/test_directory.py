@@ -75,6 +75,7 @@ GOOD = "kathmandu,Kathmandu,NP,Asia and the Pacific,Asia/Kathmandu,en,a@k.exampl
     [
         ("", [((), "the file is empty")]),
         ("  \n\n", [((), "the file is empty")]),
+        (HEADER + "\n", [((), "no cities: nothing to import")]),
         (GOOD + "\n", [(("line 1",), "the first line must be a header naming the columns")]),
         (
             HEADER.replace("timezone", "tz") + "\n" + GOOD + "\n",

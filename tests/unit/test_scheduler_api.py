@@ -243,6 +243,12 @@ async def test_health_answers_during_a_big_import(api: OperatorApi) -> None:
     assert max(waits) < 0.5, (took, max(waits))
 
 
+@pytest.mark.parametrize("body", [[], {"cities": []}])
+async def test_an_import_of_no_city_is_refused(api: OperatorApi, body: object) -> None:
+    response = await api.client.post("/v1/cities/import", json=body)
+    assert "no cities" in messages(response)
+
+
 async def test_an_import_over_the_row_limit_is_refused(api: OperatorApi) -> None:
     rows = [{"id": f"c{n}"} for n in range(MAX_CITIES + 1)]
     response = await api.client.post("/v1/cities/import", json=rows)
