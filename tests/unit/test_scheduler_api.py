@@ -196,20 +196,24 @@ async def test_every_text_and_list_is_bounded(
     assert any(f[: len(loc)] == loc for f in found), found
 
 
+@pytest.mark.parametrize(
+    ("path", "field", "make"),
+    [("/v1/announcements", "body", announcement), ("/v1/deadlines", "description", deadline)],
+)
 async def test_an_event_too_large_for_kafka_is_refused_and_nothing_is_stored(
-    api: OperatorApi,
+    api: OperatorApi, path: str, field: str, make: Any
 ) -> None:
     # 16 languages of 16,300 four-byte characters: under the body limit, over Kafka's
     text = "\N{GRINNING FACE}" * 16_300
-    body = announcement(body={f"l{chr(97 + n // 26)}{chr(97 + n % 26)}": text for n in range(16)})
+    body = make(**{field: {f"l{chr(97 + n // 26)}{chr(97 + n % 26)}": text for n in range(16)}})
     raw = json.dumps(body, ensure_ascii=False).encode()
     assert MAX_EVENT_BYTES < len(raw) < MAX_JSON_BODY
     response = await api.client.post(
-        "/v1/announcements", content=raw, headers={"content-type": "application/json"}
+        path, content=raw, headers={"content-type": "application/json"}
     )
     assert response.status_code == 413, response.text
     assert str(MAX_EVENT_BYTES) in response.json()["detail"]
-    assert (await api.client.get("/v1/announcements/study-visit")).status_code == 404
+    assert (await api.client.get(f"{path}/{body['id']}")).status_code == 404
     assert await store.list_outbox(api.service.engine, state=None, limit=10) == []
 
 
