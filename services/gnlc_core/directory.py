@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+import io
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError
 
-from gnlc_core.events import Audience, LanguageTag, Slug
+from gnlc_core.events import MAX_REGION_CHARS, Audience, LanguageTag, Slug
+
+#: Limits of a directory (README: limits): rows, and the texts and lists of a city.
+MAX_CITIES = 5_000
+MAX_NAME_CHARS = 200
+MAX_CONTACTS = 10
+MAX_EMAIL_CHARS = 254
+COLUMNS = ("id", "name", "country", "region", "timezone", "language", "contact_email")
+OPTIONAL_COLUMNS = ("active",)
+_DELIMITERS = (",", ";", "\t")
 
 
 def _known_zone(name: str) -> str:
@@ -32,12 +42,17 @@ class City(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: Slug
-    name: str
-    country: Annotated[str, AfterValidator(lambda v: v.upper())]
-    region: str
-    timezone: Annotated[str, AfterValidator(_known_zone)]
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+    country: Annotated[
+        str, Field(pattern=r"^[A-Za-z]{2}$", max_length=2), AfterValidator(lambda v: v.upper())
+    ]
+    region: Annotated[str, Field(min_length=1, max_length=MAX_REGION_CHARS)]
+    timezone: Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
     language: LanguageTag
-    contacts: tuple[EmailStr, ...]
+    contacts: Annotated[
+        tuple[Annotated[EmailStr, Field(max_length=MAX_EMAIL_CHARS)], ...],
+        Field(min_length=1, max_length=MAX_CONTACTS),
+    ]
     active: bool = True
 
     @property
@@ -55,8 +70,24 @@ class DirectorySource(Protocol):
     def directory(self) -> Directory: ...
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a directory upload: where (``line 5``, a column) and what."""
+
+    where: tuple[str | int, ...]
+    msg: str
+    type: str = "value_error"
+
+    def __str__(self) -> str:
+        return ": ".join([*(str(part) for part in self.where), self.msg])
+
+
 class DirectoryError(ValueError):
-    """The directory file is invalid; the message names the row and the problem."""
+    """The directory upload is invalid; ``problems`` lists every row's problems at once."""
+
+    def __init__(self, problems: list[Problem] | str) -> None:
+        self.problems = [Problem((), problems)] if isinstance(problems, str) else problems
+        super().__init__("; ".join(str(p) for p in self.problems))
 
 
 @dataclass(frozen=True)
@@ -95,42 +126,134 @@ class Directory:
         return [city_id for city_id in ids if city_id not in self.by_id]
 
 
-def parse_rows(rows: Iterable[dict[str, str]], *, first_line: int = 2) -> Directory:
-    """Validate directory rows; the first error stops everything (nothing half-loaded)."""
+def parse_rows(
+    rows: Iterable[Mapping[str, str | None]],
+    *,
+    first_line: int = 2,
+    label: str = "line",
+    limit: int = MAX_CITIES,
+) -> Directory:
+    """Validate directory rows; every problem of every row is reported together
+    (``DirectoryError``), so nothing is half-loaded and nothing needs a second try."""
+    return _validate(
+        ((f"{label} {line}", row) for line, row in enumerate(rows, start=first_line)), limit
+    )
+
+
+def _validate(
+    rows: Iterable[tuple[str, Mapping[str, str | None]]],
+    limit: int,
+    problems: list[Problem] | None = None,
+) -> Directory:
+    """The cities of ``rows`` (each with where it is: ``line 5``), or every problem of
+    every row, with those already found (``problems``), in the order of the rows."""
+    problems = list(problems or [])
     cities: list[City] = []
-    seen: dict[str, int] = {}
-    for line, row in enumerate(rows, start=first_line):
-        contacts = tuple(
-            part.strip() for part in (row.get("contact_email") or "").split(";") if part.strip()
-        )
-        try:
-            city = City(
-                id=(row.get("id") or "").strip(),
-                name=(row.get("name") or "").strip(),
-                country=(row.get("country") or "").strip(),
-                region=(row.get("region") or "").strip(),
-                timezone=(row.get("timezone") or "").strip(),
-                language=(row.get("language") or "").strip(),
-                contacts=contacts,
-                active=(row.get("active") or "true").strip().lower() not in {"false", "0", "no"},
-            )
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise DirectoryError(f"line {line}: {problems}") from None
-        if not city.contacts:
-            raise DirectoryError(f"line {line}: city {city.id!r} has no contact_email")
+    seen: dict[str, str] = {}
+    for count, (where, row) in enumerate(rows):
+        if count >= limit:
+            problems.append(Problem((), f"more than {limit} cities; import them in parts"))
+            break
+        city, row_problems = _city(row, where)
+        problems.extend(row_problems)
+        if city is None:
+            continue
         if city.id in seen:
-            raise DirectoryError(
-                f"line {line}: duplicate city id {city.id!r} (first on line {seen[city.id]})"
+            problems.append(
+                Problem((where,), f"duplicate city id {city.id!r} (first on {seen[city.id]})")
             )
-        seen[city.id] = line
+            continue
+        seen[city.id] = where
         cities.append(city)
+    if problems:
+        raise DirectoryError(sorted(problems, key=_line_of))
+    if not cities:
+        raise DirectoryError([Problem((), "no cities: nothing to import", "missing")])
     return Directory(tuple(cities))
+
+
+def _city(row: Mapping[str, str | None], where: str) -> tuple[City | None, list[Problem]]:
+    def text(column: str, default: str = "") -> str:
+        return (row.get(column) or default).strip()
+
+    contacts = tuple(part.strip() for part in text("contact_email").split(";") if part.strip())
+    if not contacts:
+        return None, [Problem((where, "contact_email"), "no contact_email", "missing")]
+    try:
+        city = City(
+            id=text("id"),
+            name=text("name"),
+            country=text("country"),
+            region=text("region"),
+            timezone=text("timezone"),
+            language=text("language"),
+            contacts=contacts,
+            active=text("active", "true").lower() not in {"false", "0", "no"},
+        )
+    except ValidationError as exc:
+        return None, [
+            Problem((where, *(str(p) for p in err["loc"])), err["msg"], err["type"])
+            for err in exc.errors()
+        ]
+    return city, []
+
+
+def read_csv(text: str, *, limit: int = MAX_CITIES) -> Directory:
+    """A directory CSV: a header naming the columns (``COLUMNS``; ``active`` optional),
+    separated by commas, semicolons or tabs (the header tells which), then one row per
+    city."""
+    if not text.strip():
+        raise DirectoryError([Problem((), "the file is empty", "missing")])
+    first = text.lstrip("\ufeff").splitlines()[0]
+    delimiter = max(_DELIMITERS, key=lambda d: len(_known(first.split(d))))
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delimiter)
+    header = [name.strip().lower() for name in next(reader)]
+    if not _known(header):
+        raise DirectoryError(
+            [
+                Problem(
+                    ("line 1",),
+                    "the first line must be a header naming the columns: " + ", ".join(COLUMNS),
+                    "missing",
+                )
+            ]
+        )
+    missing = [name for name in COLUMNS if name not in header]
+    if missing:
+        unknown = [name for name in header if name not in COLUMNS + OPTIONAL_COLUMNS]
+        hint = f" (unknown column(s): {', '.join(unknown)})" if unknown else ""
+        raise DirectoryError(
+            [Problem(("line 1",), f"missing column(s): {', '.join(missing)}{hint}", "missing")]
+        )
+    short: list[Problem] = []
+    rows: list[tuple[str, dict[str, str]]] = []
+    for line, values in enumerate(reader, start=2):
+        if not any(value.strip() for value in values):
+            continue  # blank lines
+        if len(rows) + len(short) >= limit:
+            short.append(Problem((), f"more than {limit} cities; import them in parts"))
+            break
+        if len(values) != len(header):
+            short.append(
+                Problem(
+                    (f"line {line}",),
+                    f"has {len(values)} field(s); the header has {len(header)}",
+                )
+            )
+        else:
+            rows.append((f"line {line}", dict(zip(header, values, strict=True))))
+    return _validate(rows, limit, short)
+
+
+def _line_of(problem: Problem) -> int:
+    first = str(problem.where[0]) if problem.where else ""
+    return int(first.removeprefix("line ")) if first.startswith("line ") else 1 << 30
+
+
+def _known(names: Iterable[str]) -> list[str]:
+    return [n.strip().lower() for n in names if n.strip().lower() in COLUMNS + OPTIONAL_COLUMNS]
 
 
 def load_csv(path: Path) -> Directory:
     """Load a directory CSV (columns as in ``deploy/local/sample-cities.csv``)."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        return parse_rows(csv.DictReader(handle))
+    return read_csv(path.read_text(encoding="utf-8-sig"))

@@ -27,11 +27,29 @@ CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 SOURCE_SCHEDULER = "/gnlc-notify/scheduler"
 _ID_NAMESPACE = uuid.UUID("5f1d8f0e-6c55-4d7b-9d7e-3f1b0c2a9e41")
 
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
-LanguageTag = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", max_length=63)]
+LanguageTag = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
+
+# -- limits: every text and list an operator or a partner sends has one (README: limits) --
+
+#: Instants outside [EARLIEST, LATEST) are refused: no deadline or announcement of the
+#: network is that far away, and the arithmetic on them (local days, reminder offsets) must
+#: never leave what a ``datetime`` can hold.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_LANGUAGES = 16
+MAX_TITLE_CHARS = 300
+MAX_TEXT_CHARS = 20_000
+MAX_LINK_CHARS = 2_000
+MAX_REGIONS = 20
+MAX_REGION_CHARS = 100
+MAX_AUDIENCE_CITIES = 2_000
 
 
 def _as_utc(value: datetime) -> datetime:
+    # the year first: zone arithmetic overflows at year 1 or 9999 with an offset
+    if not EARLIEST.year - 1 <= value.year <= LATEST.year or not (EARLIEST <= value < LATEST):
+        raise ValueError(f"must be from {EARLIEST.isoformat()} to before {LATEST.isoformat()}")
     return value.astimezone(UTC)
 
 
@@ -46,7 +64,16 @@ def _non_empty_texts(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-LocalizedText = Annotated[dict[LanguageTag, str], AfterValidator(_non_empty_texts)]
+_Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE_CHARS, pattern=r"\S")]
+_Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S")]
+_LANGUAGES = Field(min_length=1, max_length=MAX_LANGUAGES)
+
+#: A text per language (``{"en": ..., "fr": ...}``): at most ``MAX_LANGUAGES`` languages,
+#: each at most ``MAX_TEXT_CHARS`` characters (titles: ``MAX_TITLE_CHARS``), none blank.
+LocalizedText = Annotated[dict[LanguageTag, _Text], _LANGUAGES, AfterValidator(_non_empty_texts)]
+LocalizedTitle = Annotated[dict[LanguageTag, _Title], _LANGUAGES, AfterValidator(_non_empty_texts)]
+Link = Annotated[str, Field(pattern=r"^https?://", max_length=MAX_LINK_CHARS)]
+Region = Annotated[str, Field(min_length=1, max_length=MAX_REGION_CHARS)]
 
 
 class _Model(BaseModel):
@@ -54,11 +81,21 @@ class _Model(BaseModel):
 
 
 class Audience(_Model):
-    """Who an event is for: the union of every selector given."""
+    """Who an event is for: the union of every selector given (at least one)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["all_members"], "properties": {"all_members": {"const": True}}},
+                {"required": ["regions"], "properties": {"regions": {"minItems": 1}}},
+                {"required": ["cities"], "properties": {"cities": {"minItems": 1}}},
+            ]
+        }
+    )
 
     all_members: bool = False
-    regions: tuple[str, ...] = ()
-    cities: tuple[Slug, ...] = ()
+    regions: Annotated[tuple[Region, ...], Field(max_length=MAX_REGIONS)] = ()
+    cities: Annotated[tuple[Slug, ...], Field(max_length=MAX_AUDIENCE_CITIES)] = ()
 
     @model_validator(mode="after")
     def _not_empty(self) -> Audience:
@@ -71,13 +108,13 @@ class DeadlineReminder(_Model):
     """One step of a deadline's reminder plan, due now."""
 
     deadline_id: Slug
-    title: LocalizedText
+    title: LocalizedTitle
     description: LocalizedText | None = None
     due_at: UtcDatetime
     step: Annotated[str, Field(pattern=r"^(due|\d+[dhms]-(before|overdue))$")]
     offset_seconds: int
     audience: Audience
-    link: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    link: Link | None = None
 
 
 class AnnouncementPublished(_Model):
@@ -85,11 +122,11 @@ class AnnouncementPublished(_Model):
 
     announcement_id: Slug
     category: Literal["event", "award", "workshop", "news", "call", "other"]
-    title: LocalizedText
+    title: LocalizedTitle
     body: LocalizedText
     audience: Audience
     published_at: UtcDatetime
-    link: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    link: Link | None = None
 
 
 class DeadlineSubmitted(_Model):

@@ -29,6 +29,12 @@ AT_LEAST_ONCE = AckPolicy.NACK_ON_ERROR
 
 #: The producer's batch size (aiokafka's default is 16 KiB): explicit batches stay under it.
 PRODUCER_BATCH_BYTES = 512 * 1024
+#: The largest request the producer sends (aiokafka's default, and under the broker's
+#: default ``message.max.bytes``): no record can be larger.
+PRODUCER_MAX_REQUEST_BYTES = 1024 * 1024
+#: The largest encoded event the APIs accept: the request limit less room for the record's
+#: key, headers and batch framing. Larger events are refused before anything is stored.
+MAX_EVENT_BYTES = PRODUCER_MAX_REQUEST_BYTES - 16 * 1024
 
 REASON_HEADER = "x-gnlc-dead-letter-reason"
 RECIPIENT_HEADER = "x-gnlc-recipient"
@@ -150,6 +156,7 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         enable_idempotence=True,
         acks="all",
         max_batch_size=PRODUCER_BATCH_BYTES,  # bursts: fewer, fuller produce requests
+        max_request_size=PRODUCER_MAX_REQUEST_BYTES,
         allow_auto_create_topics=False,
         log_level=logging.DEBUG,
         logger=logging.getLogger("faststream.gnlc"),

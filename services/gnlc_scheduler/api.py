@@ -1,44 +1,72 @@
-"""The operator API (bearer token): cities, deadlines, submissions, announcements and what
-is scheduled next. Every refusal says which field is wrong and why."""
+"""The operator API (bearer token): cities, deadlines, submissions, announcements, what is
+scheduled next and what could not be published. Every refusal names the field and why
+(``responses``); every body is limited in bytes (``limits``) and every text and list in
+length, all checked before anything is stored."""
 
 from __future__ import annotations
 
-import csv
-import io
+import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import yaml
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gnlc_core.auth import require_token
-from gnlc_core.directory import City, Directory, DirectoryError, parse_rows
+from gnlc_core.directory import MAX_CITIES, City, Directory, DirectoryError
 from gnlc_core.events import Audience, Slug, UtcDatetime
 from gnlc_core.settings import Settings
 from gnlc_scheduler import store
-from gnlc_scheduler.deadlines import Announcement, Deadline
+from gnlc_scheduler.deadlines import Announcement, AnnouncementPatch, Deadline, DeadlinePatch
 from gnlc_scheduler.dispatcher import utc_now
+from gnlc_scheduler.imports import read_directory
+from gnlc_scheduler.limits import MAX_IMPORT_BODY, MAX_JSON_BODY
+from gnlc_scheduler.patch import merge_patch
+from gnlc_scheduler.responses import (
+    AUTH,
+    CONFLICT,
+    INVALID,
+    NOT_FOUND,
+    TOO_LARGE,
+    UNSUPPORTED,
+    AnnouncementAccepted,
+    AnnouncementOut,
+    Cancelled,
+    DeadlineAccepted,
+    DeadlineOut,
+    ImportResult,
+    NotScheduledStep,
+    OutboxRow,
+    PlanCounts,
+    Responses,
+    ScheduledStep,
+    SubmissionAccepted,
+    SubmissionOut,
+    Upcoming,
+    errors_at,
+    invalid,
+)
 from gnlc_scheduler.service import SchedulerService
 
-UNPROCESSABLE = status.HTTP_422_UNPROCESSABLE_CONTENT
-
-
-class ScheduledStep(BaseModel):
-    city_id: str
-    step: str
-    fire_at: datetime
-
-
-class DeadlineAccepted(BaseModel):
-    deadline_id: str
-    scheduled: list[ScheduledStep]
-
-
-class ImportResult(BaseModel):
-    imported: int
+M = TypeVar("M", bound=BaseModel)
+DeadlineId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", max_length=63)]
+AnnouncementId = DeadlineId
+CityId = DeadlineId
+Limit = Annotated[int, Query(ge=1, le=10000)]
+DeadlineQuery = Annotated[str | None, Query(max_length=63)]
+_IMPORT_TYPES = ("text/csv", "application/yaml", "application/x-yaml", "application/json")
+_MERGE_PATCH = "application/merge-patch+json"
+_CITY_LIST = {"type": "array", "minItems": 1, "maxItems": MAX_CITIES, "items": {"type": "object"}}
+#: A list of cities, or ``{"cities": [...]}``.
+_IMPORT_JSON = {
+    "anyOf": [
+        _CITY_LIST,
+        {"type": "object", "required": ["cities"], "properties": {"cities": _CITY_LIST}},
+    ]
+}
 
 
 class SubmissionIn(BaseModel):
@@ -48,69 +76,52 @@ class SubmissionIn(BaseModel):
     submitted_at: UtcDatetime | None = None
 
 
-class SubmissionAccepted(BaseModel):
-    deadline_id: str
-    city_id: str
-    reminders_cancelled: int
-
-
-class AnnouncementAccepted(BaseModel):
-    announcement_id: str
-    event_id: str
-    publish_at: datetime
-
-
-class Upcoming(BaseModel):
-    event_id: str
-    type: str
-    deadline_id: str | None
-    announcement_id: str | None
-    city_id: str | None
-    step: str | None
-    fire_at_utc: datetime
-    fire_at_local: datetime | None = Field(description="In the city's own time zone.")
-    timezone: str | None
-
-
 def _check_audience(audience: Audience, directory: Directory) -> None:
     unknown = directory.unknown_cities(audience.cities)
     if unknown:
-        raise HTTPException(
-            UNPROCESSABLE, f"audience.cities: unknown city id(s) {', '.join(unknown)}"
-        )
+        raise invalid(("body", "audience", "cities"), f"unknown city id(s) {', '.join(unknown)}")
     regions = {city.region for city in directory}
     bad = [region for region in audience.regions if region not in regions]
     if bad:
-        raise HTTPException(
-            UNPROCESSABLE,
-            f"audience.regions: unknown region(s) {', '.join(bad)}; "
-            f"known: {', '.join(sorted(regions))}",
+        raise invalid(
+            ("body", "audience", "regions"),
+            f"unknown region(s) {', '.join(bad)}; known: {', '.join(sorted(regions))}",
         )
     if not directory.resolve(audience):
-        raise HTTPException(UNPROCESSABLE, "audience: matches no active member city")
+        raise invalid(("body", "audience"), "matches no active member city")
 
 
-def parse_directory(body: bytes, content_type: str) -> Directory:
-    """A directory upload as CSV (``text/csv``) or YAML/JSON (a list of cities)."""
-    text = body.decode("utf-8-sig")
-    if "csv" in content_type:
-        return parse_rows(csv.DictReader(io.StringIO(text)))
+def accepted(deadline_id: str, planned: store.Planned) -> DeadlineAccepted:
+    """The answer to a saved deadline: what is scheduled, what is not and why, counted."""
+    return DeadlineAccepted(
+        deadline_id=deadline_id,
+        scheduled=[
+            ScheduledStep(city_id=r["city_id"], step=r["step"], fire_at=r["fire_at"])
+            for r in planned.rows
+        ],
+        not_scheduled=[
+            NotScheduledStep(city_id=d.city_id, step=d.step, reason=d.reason, detail=d.detail)
+            for d in planned.not_scheduled
+        ],
+        counts=PlanCounts(
+            scheduled=len(planned.rows),
+            not_scheduled=dict(Counter(d.reason for d in planned.not_scheduled)),
+        ),
+    )
+
+
+def _merged(model: type[M], stored: dict[str, Any], patch: BaseModel) -> M:
+    """``patch`` (only the fields it names) merged into ``stored``, validated as a whole."""
+    merged = merge_patch(stored, patch.model_dump(mode="json", exclude_unset=True))
     try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DirectoryError(f"body is not valid YAML or JSON: {exc}") from None
-    items = loaded.get("cities") if isinstance(loaded, dict) else loaded
-    if not isinstance(items, list):
-        raise DirectoryError("body must be a list of cities (or {cities: [...]})")
-    rows = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise DirectoryError("every city must be a mapping of column to value")
-        contacts = item.get("contacts", item.get("contact_email", ""))
-        if isinstance(contacts, list):
-            contacts = ";".join(str(c) for c in contacts)
-        rows.append({**{k: str(v) for k, v in item.items()}, "contact_email": str(contacts)})
-    return parse_rows(rows, first_line=1)
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        raise errors_at(("body",), exc.errors()) from None
+
+
+def _same_id(given: str, url: str) -> None:
+    if given != url:
+        raise invalid(("body", "id"), f"{given!r} does not match the URL ({url!r})")
 
 
 def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
@@ -118,6 +129,7 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
         prefix="/v1",
         tags=["operator"],
         dependencies=[Depends(require_token(settings.operator_token))],
+        responses={**AUTH, **INVALID},
     )
     engine = service.engine
 
@@ -128,30 +140,48 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
         except store.Conflict as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        except store.TooLarge as exc:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
 
     # -- cities ---------------------------------------------------------------------------
 
     @router.post(
         "/cities/import",
         summary="Import cities (CSV, YAML or JSON); all or nothing",
+        description=(
+            f"At most {MAX_IMPORT_BODY} bytes and {MAX_CITIES} cities. A CSV starts with a "
+            "header naming the columns (id, name, country, region, timezone, language, "
+            "contact_email; active optional), separated by commas, semicolons or tabs. "
+            "Every problem of every row is answered at once (422, loc names the line and "
+            "the column). YAML anchors and aliases are refused."
+        ),
         openapi_extra={
             "requestBody": {
                 "content": {
                     "text/csv": {"schema": {"type": "string"}},
                     "application/yaml": {"schema": {"type": "string"}},
-                    "application/json": {"schema": {"type": "array", "items": {}}},
+                    "application/json": {"schema": _IMPORT_JSON},
                 },
                 "required": True,
             }
         },
+        responses={**TOO_LARGE, **UNSUPPORTED},
     )
     async def import_cities(request: Request) -> ImportResult:
-        try:
-            directory = parse_directory(
-                await request.body(), request.headers.get("content-type", "")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in _IMPORT_TYPES:
+            raise HTTPException(
+                status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                f"content-type {content_type or 'none'!r}: send one of {', '.join(_IMPORT_TYPES)}",
             )
-        except (DirectoryError, UnicodeDecodeError) as exc:
-            raise HTTPException(UNPROCESSABLE, str(exc)) from None
+        body = await request.body()
+        try:  # parsing and validating thousands of rows: off the event loop
+            directory = await asyncio.to_thread(read_directory, body, content_type)
+        except DirectoryError as exc:
+            raise errors_at(
+                ("body",),
+                [{"loc": p.where, "msg": p.msg, "type": p.type} for p in exc.problems],
+            ) from None
         count = await service.import_cities(directory)
         return ImportResult(imported=count)
 
@@ -159,8 +189,8 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
     async def list_cities() -> list[City]:
         return list(service.directory)
 
-    @router.get("/cities/{city_id}")
-    async def get_city(city_id: str) -> City:
+    @router.get("/cities/{city_id}", responses={**NOT_FOUND})
+    async def get_city(city_id: CityId) -> City:
         city = service.directory.by_id.get(city_id)
         if city is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no city {city_id!r}")
@@ -171,48 +201,76 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
     async def _save(deadline: Deadline) -> DeadlineAccepted:
         _check_audience(deadline.audience, service.directory)
         if deadline.due_at <= utc_now():
-            raise HTTPException(
-                UNPROCESSABLE, f"due_at: {deadline.due_at.isoformat()} is in the past"
-            )
-        rows = await guarded(lambda: service.save_deadline(deadline))
-        return DeadlineAccepted(
-            deadline_id=deadline.id,
-            scheduled=[
-                ScheduledStep(city_id=r["city_id"], step=r["step"], fire_at=r["fire_at"])
-                for r in rows
-            ],
-        )
+            raise invalid(("body", "due_at"), f"{deadline.due_at.isoformat()} is in the past")
+        planned = await guarded(lambda: service.save_deadline(deadline))
+        return accepted(deadline.id, planned)
 
-    @router.post("/deadlines", status_code=status.HTTP_201_CREATED)
+    def _stored_deadline(row: dict[str, Any]) -> dict[str, Any]:
+        out = DeadlineOut.model_validate(row).model_dump(mode="json")
+        return {key: out[key] for key in Deadline.model_fields}
+
+    saving: Responses = {**CONFLICT, **TOO_LARGE}
+
+    @router.post(
+        "/deadlines",
+        status_code=status.HTTP_201_CREATED,
+        responses=saving,
+        description=f"A JSON body of at most {MAX_JSON_BODY} bytes.",
+    )
     async def create_deadline(deadline: Deadline) -> DeadlineAccepted:
         if await _exists(lambda: store.get_deadline(engine, deadline.id)):
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
-                f"id: deadline {deadline.id!r} exists; PUT /v1/deadlines/{deadline.id} edits it",
+                f"id: deadline {deadline.id!r} exists; PUT or PATCH /v1/deadlines/{deadline.id} "
+                "edits it",
             )
         return await _save(deadline)
 
-    @router.put("/deadlines/{deadline_id}")
-    async def replace_deadline(deadline_id: str, deadline: Deadline) -> DeadlineAccepted:
-        if deadline.id != deadline_id:
-            raise HTTPException(UNPROCESSABLE, f"id: {deadline.id!r} does not match the URL")
+    @router.put("/deadlines/{deadline_id}", responses=saving, summary="Replace a deadline")
+    async def replace_deadline(deadline_id: DeadlineId, deadline: Deadline) -> DeadlineAccepted:
+        _same_id(deadline.id, deadline_id)
         return await _save(deadline)
 
-    @router.delete("/deadlines/{deadline_id}")
-    async def cancel_deadline(deadline_id: str) -> dict[str, int]:
+    @router.patch(
+        "/deadlines/{deadline_id}",
+        responses={**NOT_FOUND, **saving},
+        summary="Change what the body names (JSON Merge Patch, RFC 7396)",
+        description=(
+            "The body is a partial deadline: each field given replaces the stored one, an "
+            "object (title, description, audience) merges key by key, null removes a key. "
+            f"Content type {_MERGE_PATCH} or application/json."
+        ),
+        openapi_extra={"requestBody": _patch_body("DeadlinePatch")},
+    )
+    async def patch_deadline(
+        deadline_id: DeadlineId, patch: Annotated[DeadlinePatch, Body()]
+    ) -> DeadlineAccepted:
+        row = await guarded(lambda: store.get_deadline(engine, deadline_id))
+        if patch.id is not None:
+            _same_id(patch.id, deadline_id)
+        return await _save(_merged(Deadline, _stored_deadline(row), patch))
+
+    @router.delete("/deadlines/{deadline_id}", responses={**NOT_FOUND})
+    async def cancel_deadline(deadline_id: DeadlineId) -> Cancelled:
         cancelled = await guarded(lambda: store.cancel_deadline(engine, deadline_id, utc_now()))
-        return {"reminders_cancelled": cancelled}
+        return Cancelled(reminders_cancelled=cancelled)
 
-    @router.get("/deadlines")
-    async def list_deadlines() -> list[dict[str, Any]]:
-        return await store.list_deadlines(engine)
+    @router.get("/deadlines", summary="Deadlines with their state: active, past or cancelled")
+    async def list_deadlines() -> list[DeadlineOut]:
+        return [DeadlineOut.model_validate(row) for row in await store.list_deadlines(engine)]
 
-    @router.get("/deadlines/{deadline_id}")
-    async def get_deadline(deadline_id: str) -> dict[str, Any]:
-        return dict(await guarded(lambda: store.get_deadline(engine, deadline_id)))
+    @router.get("/deadlines/{deadline_id}", responses={**NOT_FOUND})
+    async def get_deadline(deadline_id: DeadlineId) -> DeadlineOut:
+        return DeadlineOut.model_validate(
+            await guarded(lambda: store.get_deadline(engine, deadline_id))
+        )
 
-    @router.post("/deadlines/{deadline_id}/submissions", status_code=status.HTTP_201_CREATED)
-    async def submit(deadline_id: str, submission: SubmissionIn) -> SubmissionAccepted:
+    @router.post(
+        "/deadlines/{deadline_id}/submissions",
+        status_code=status.HTTP_201_CREATED,
+        responses={**NOT_FOUND, **TOO_LARGE},
+    )
+    async def submit(deadline_id: DeadlineId, submission: SubmissionIn) -> SubmissionAccepted:
         cancelled = await guarded(
             lambda: service.record_submission(
                 deadline_id,
@@ -225,10 +283,13 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
             deadline_id=deadline_id, city_id=submission.city_id, reminders_cancelled=cancelled
         )
 
-    @router.get("/deadlines/{deadline_id}/submissions")
-    async def submissions(deadline_id: str) -> list[dict[str, Any]]:
+    @router.get("/deadlines/{deadline_id}/submissions", responses={**NOT_FOUND})
+    async def submissions(deadline_id: DeadlineId) -> list[SubmissionOut]:
         await guarded(lambda: store.get_deadline(engine, deadline_id))
-        return await store.list_submissions(engine, deadline_id)
+        return [
+            SubmissionOut.model_validate(row)
+            for row in await store.list_submissions(engine, deadline_id)
+        ]
 
     # -- announcements --------------------------------------------------------------------
 
@@ -238,9 +299,9 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
         if announcement.publish_at is not None and announcement.publish_at < now - timedelta(
             minutes=1
         ):
-            raise HTTPException(
-                UNPROCESSABLE,
-                f"publish_at: {announcement.publish_at.isoformat()} is in the past "
+            raise invalid(
+                ("body", "publish_at"),
+                f"{announcement.publish_at.isoformat()} is in the past "
                 "(leave it out to publish now)",
             )
         row = await guarded(lambda: service.save_announcement(announcement))
@@ -248,39 +309,88 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
             announcement_id=announcement.id, event_id=row["event_id"], publish_at=row["fire_at"]
         )
 
-    @router.post("/announcements", status_code=status.HTTP_202_ACCEPTED)
+    def _stored_announcement(row: dict[str, Any]) -> dict[str, Any]:
+        out = AnnouncementOut.model_validate(row).model_dump(mode="json")
+        return {key: out[key] for key in Announcement.model_fields}
+
+    @router.post(
+        "/announcements",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=saving,
+        description=f"A JSON body of at most {MAX_JSON_BODY} bytes.",
+    )
     async def create_announcement(announcement: Announcement) -> AnnouncementAccepted:
         if await _exists(lambda: store.get_announcement(engine, announcement.id)):
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
-                f"id: announcement {announcement.id!r} exists; PUT edits it while it is scheduled",
+                f"id: announcement {announcement.id!r} exists; PUT or PATCH edits it while it "
+                "is scheduled",
             )
         return await _schedule(announcement)
 
-    @router.put("/announcements/{announcement_id}", status_code=status.HTTP_202_ACCEPTED)
+    @router.get("/announcements", summary="Announcements, latest first, with their state")
+    async def list_announcements(limit: Limit = 1000) -> list[AnnouncementOut]:
+        return [
+            AnnouncementOut.model_validate(row)
+            for row in await store.list_announcements(engine, limit=limit)
+        ]
+
+    @router.put(
+        "/announcements/{announcement_id}",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses={**NOT_FOUND, **saving},
+        summary="Replace a scheduled announcement",
+    )
     async def edit_announcement(
-        announcement_id: str, announcement: Announcement
+        announcement_id: AnnouncementId, announcement: Announcement
     ) -> AnnouncementAccepted:
-        if announcement.id != announcement_id:
-            raise HTTPException(UNPROCESSABLE, f"id: {announcement.id!r} does not match the URL")
+        _same_id(announcement.id, announcement_id)
         await guarded(lambda: store.get_announcement(engine, announcement_id))
         return await _schedule(announcement)
 
-    @router.delete("/announcements/{announcement_id}", status_code=status.HTTP_204_NO_CONTENT)
-    async def withdraw(announcement_id: str) -> None:
+    @router.patch(
+        "/announcements/{announcement_id}",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses={**NOT_FOUND, **saving},
+        summary="Change what the body names (JSON Merge Patch, RFC 7396)",
+        description=(
+            "The body is a partial announcement: each field given replaces the stored one, "
+            "an object (title, body, audience) merges key by key, null removes a key. "
+            f"Content type {_MERGE_PATCH} or application/json."
+        ),
+        openapi_extra={"requestBody": _patch_body("AnnouncementPatch")},
+    )
+    async def patch_announcement(
+        announcement_id: AnnouncementId, patch: Annotated[AnnouncementPatch, Body()]
+    ) -> AnnouncementAccepted:
+        row = await guarded(lambda: store.get_announcement(engine, announcement_id))
+        if patch.id is not None:
+            _same_id(patch.id, announcement_id)
+        if row["state"] != store.AnnouncementState.SCHEDULED:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"announcement {announcement_id!r} is {row['state']} and cannot change",
+            )
+        return await _schedule(_merged(Announcement, _stored_announcement(row), patch))
+
+    @router.delete(
+        "/announcements/{announcement_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses={**NOT_FOUND, **CONFLICT},
+    )
+    async def withdraw(announcement_id: AnnouncementId) -> None:
         await guarded(lambda: store.withdraw_announcement(engine, announcement_id, utc_now()))
 
-    @router.get("/announcements/{announcement_id}")
-    async def get_announcement(announcement_id: str) -> dict[str, Any]:
-        return dict(await guarded(lambda: store.get_announcement(engine, announcement_id)))
+    @router.get("/announcements/{announcement_id}", responses={**NOT_FOUND})
+    async def get_announcement(announcement_id: AnnouncementId) -> AnnouncementOut:
+        return AnnouncementOut.model_validate(
+            await guarded(lambda: store.get_announcement(engine, announcement_id))
+        )
 
-    # -- what comes next ------------------------------------------------------------------
+    # -- what comes next, and what could not go -------------------------------------------
 
     @router.get("/schedule", summary="Pending events, earliest first, in UTC and local time")
-    async def schedule(
-        limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-        deadline_id: str | None = None,
-    ) -> list[Upcoming]:
+    async def schedule(limit: Limit = 100, deadline_id: DeadlineQuery = None) -> list[Upcoming]:
         rows = await store.upcoming(engine, limit=limit, deadline_id=deadline_id)
         return [
             Upcoming(
@@ -297,11 +407,26 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
                     else None
                 ),
                 timezone=row["timezone"],
+                attempts=row["attempts"],
+                last_error=row["last_error"],
             )
             for row in rows
         ]
 
+    @router.get(
+        "/outbox",
+        summary="Events by state, earliest first (state=parked: what could not be published)",
+    )
+    async def outbox(state: store.OutboxState | None = None, limit: Limit = 100) -> list[OutboxRow]:
+        rows = await store.list_outbox(engine, state=state, limit=limit)
+        return [OutboxRow.model_validate(row) for row in rows]
+
     return router
+
+
+def _patch_body(schema: str) -> dict[str, Any]:
+    ref = {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+    return {"content": {_MERGE_PATCH: ref, "application/json": ref}, "required": True}
 
 
 async def _exists(lookup: Callable[[], Awaitable[Any]]) -> bool:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gnlc_core.db import create_engine, database_url
 from gnlc_core.kafka import AT_LEAST_ONCE, make_broker, topics_for
 from gnlc_core.service import build_app, health_router
 from gnlc_core.settings import Settings
 from gnlc_scheduler.api import operator_router
+from gnlc_scheduler.limits import BodyLimit
+from gnlc_scheduler.responses import http_error_handler, validation_error_handler
 from gnlc_scheduler.service import SchedulerService
 
 
@@ -27,7 +31,7 @@ def create_app(settings: Settings) -> FastAPI:
     def dispatcher_running() -> bool:
         return service.ready
 
-    return build_app(
+    app = build_app(
         title="GNLC Notify scheduler",
         settings=settings,
         broker=broker,
@@ -35,3 +39,13 @@ def create_app(settings: Settings) -> FastAPI:
         on_startup=[service.start],
         on_shutdown=[service.stop],
     )
+    harden(app)
+    return app
+
+
+def harden(app: FastAPI) -> None:
+    """Bodies limited before they are read (413), one shape for every 422, and 405s that
+    name every method of their path."""
+    app.add_middleware(BodyLimit)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)

@@ -10,10 +10,32 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
-from gnlc_core.events import Audience, LocalizedText, Slug, UtcDatetime
+from gnlc_core.events import (
+    MAX_AUDIENCE_CITIES,
+    MAX_LANGUAGES,
+    MAX_REGIONS,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    Audience,
+    LanguageTag,
+    Link,
+    LocalizedText,
+    LocalizedTitle,
+    Region,
+    Slug,
+    UtcDatetime,
+)
 
 _OFFSET = re.compile(r"^(?P<sign>[+-]?)(?P<n>\d{1,4})(?P<unit>[dhms])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+#: A reminder plan has at most this many steps, each at most a year from the due moment.
+MAX_STEPS = 20
+MAX_OFFSET = timedelta(days=366)
+#: Checked by ``parse_offset`` (whose message gives examples); the pattern documents it.
+Offset = Annotated[
+    str,
+    Field(max_length=16, json_schema_extra={"pattern": r"^\s*[+-]?\d{1,4}[dhms]\s*$"}),
+]
 
 
 def parse_offset(text: str) -> timedelta:
@@ -25,6 +47,8 @@ def parse_offset(text: str) -> timedelta:
             f"reminder offset {text!r} is not like -30d, -7d, -2h, 0d or +3d (units d, h, m, s)"
         )
     delta = timedelta(**{_UNITS[match["unit"]]: int(match["n"])})
+    if delta > MAX_OFFSET:
+        raise ValueError(f"reminder offset {text!r} is more than {MAX_OFFSET.days} days away")
     return -delta if match["sign"] == "-" else delta
 
 
@@ -41,11 +65,13 @@ class Deadline(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: Slug
-    title: LocalizedText
+    title: LocalizedTitle
     description: LocalizedText | None = None
     due_at: UtcDatetime
     audience: Audience
-    reminders: Annotated[tuple[str, ...], Field(min_length=1), AfterValidator(_valid_plan)] = (
+    reminders: Annotated[
+        tuple[Offset, ...], Field(min_length=1, max_length=MAX_STEPS), AfterValidator(_valid_plan)
+    ] = (
         "-30d",
         "-7d",
         "-1d",
@@ -53,7 +79,7 @@ class Deadline(BaseModel):
         "+3d",
     )
     delivery_hour: Annotated[int, Field(ge=0, le=23)] | None = 9
-    link: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    link: Link | None = None
 
 
 class Announcement(BaseModel):
@@ -63,11 +89,11 @@ class Announcement(BaseModel):
 
     id: Slug
     category: Literal["event", "award", "workshop", "news", "call", "other"]
-    title: LocalizedText
+    title: LocalizedTitle
     body: LocalizedText
     audience: Audience
     publish_at: UtcDatetime | None = None
-    link: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    link: Link | None = None
 
 
 class DeadlineFile(BaseModel):
@@ -83,3 +109,55 @@ def load_deadlines(path: Path) -> list[Deadline]:
     """Deadlines from a YAML file ``{deadlines: [...]}``; raises ``ValidationError``."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return _file_adapter.validate_python(raw).deadlines
+
+
+# -- partial objects: what a PATCH (JSON Merge Patch, RFC 7396) may name -------------------
+# Each field given replaces the stored one, an object merges key by key, ``null`` removes a
+# key (back to its default: ``"delivery_hour": null`` is 09:00 again). The merged whole is
+# then checked like a full object.
+
+_TitlePatch = Annotated[
+    dict[LanguageTag, Annotated[str, Field(min_length=1, max_length=MAX_TITLE_CHARS)] | None],
+    Field(max_length=MAX_LANGUAGES),
+]
+_TextPatch = Annotated[
+    dict[LanguageTag, Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)] | None],
+    Field(max_length=MAX_LANGUAGES),
+]
+
+
+class AudiencePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    all_members: bool | None = None
+    regions: Annotated[list[Region], Field(max_length=MAX_REGIONS)] | None = None
+    cities: Annotated[list[Slug], Field(max_length=MAX_AUDIENCE_CITIES)] | None = None
+
+
+class DeadlinePatch(BaseModel):
+    """A partial ``Deadline``: only what changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Slug | None = None
+    title: _TitlePatch | None = None
+    description: _TextPatch | None = None
+    due_at: UtcDatetime | None = None
+    audience: AudiencePatch | None = None
+    reminders: Annotated[list[Offset], Field(min_length=1, max_length=MAX_STEPS)] | None = None
+    delivery_hour: Annotated[int, Field(ge=0, le=23)] | None = None
+    link: Link | None = None
+
+
+class AnnouncementPatch(BaseModel):
+    """A partial ``Announcement``: only what changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Slug | None = None
+    category: Literal["event", "award", "workshop", "news", "call", "other"] | None = None
+    title: _TitlePatch | None = None
+    body: _TextPatch | None = None
+    audience: AudiencePatch | None = None
+    publish_at: UtcDatetime | None = None
+    link: Link | None = None

@@ -7,12 +7,16 @@ Hour-, minute- and second-based steps (``-2h``) go out at exactly that distance 
 moment. A "before" or "due" step whose local instant would not come before the due moment
 moves back one local day; when two steps of one city land on the same instant (or out of
 order), only the later step is kept, so no city gets two reminders at once.
+
+Nothing is left out silently: every step not scheduled for a city is reported with a reason
+(``NotScheduled``), and the operator API returns them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from gnlc_scheduler.deadlines import Deadline, parse_offset
@@ -66,8 +70,40 @@ class Step:
         return not (self.offset < timedelta(0) and now >= due_at)
 
 
-def city_steps(deadline: Deadline, zone: ZoneInfo) -> list[Step]:
-    """The steps that reach one city, earliest first."""
+class NotScheduled(StrEnum):
+    """Why a step of a plan does not reach a city."""
+
+    #: It would land at (or after) the instant of a later step: only the later one goes.
+    COLLAPSED = "collapsed"
+    #: Its instant has passed (more than the grace ago, or a "before" step after the due
+    #: moment).
+    PAST = "past"
+    #: The city has already submitted.
+    SUBMITTED = "submitted"
+    #: It was already sent for this same due moment (an edit does not send it twice).
+    ALREADY_SENT = "already_sent"
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A step that does not reach a city, and why."""
+
+    label: str
+    reason: NotScheduled
+    detail: str
+
+
+@dataclass(frozen=True)
+class CityPlan:
+    """What reaches one city (earliest first) and what does not."""
+
+    steps: list[Step]
+    dropped: list[Dropped] = field(default_factory=list)
+
+
+def city_steps(deadline: Deadline, zone: ZoneInfo) -> CityPlan:
+    """The steps that reach one city, earliest first, and those collapsed into a later
+    step."""
     steps = sorted(
         (
             Step(
@@ -80,8 +116,59 @@ def city_steps(deadline: Deadline, zone: ZoneInfo) -> list[Step]:
         key=lambda s: s.offset,
     )
     kept: list[Step] = []
+    dropped: list[Dropped] = []
     for step in reversed(steps):
         if kept and step.fire_at >= kept[-1].fire_at:
+            later = kept[-1]
+            dropped.append(
+                Dropped(
+                    step.label,
+                    NotScheduled.COLLAPSED,
+                    f"lands at {step.fire_at.isoformat()}, not before {later.label!r} at "
+                    f"{later.fire_at.isoformat()}; only {later.label!r} is sent",
+                )
+            )
             continue
         kept.append(step)
-    return kept[::-1]
+    return CityPlan(kept[::-1], dropped[::-1])
+
+
+def schedule_for_city(
+    deadline: Deadline,
+    zone: ZoneInfo,
+    *,
+    now: datetime,
+    grace: timedelta,
+    submitted: bool = False,
+    already_sent: frozenset[str] = frozenset(),
+) -> CityPlan:
+    """What to schedule for one city at ``now``: its plan less the steps that are past,
+    already sent (labels in ``already_sent``), or not wanted because the city submitted."""
+    plan = city_steps(deadline, zone)
+    if submitted:
+        return CityPlan(
+            [],
+            [
+                *(
+                    Dropped(s.label, NotScheduled.SUBMITTED, "the city has submitted")
+                    for s in plan.steps
+                ),
+                *plan.dropped,
+            ],
+        )
+    kept: list[Step] = []
+    dropped = list(plan.dropped)
+    for step in plan.steps:
+        if step.label in already_sent:
+            dropped.append(Dropped(step.label, NotScheduled.ALREADY_SENT, "sent before"))
+        elif step.fire_at < now and not step.still_useful(now, deadline.due_at, grace):
+            dropped.append(
+                Dropped(
+                    step.label,
+                    NotScheduled.PAST,
+                    f"was due at {step.fire_at.isoformat()}, before now",
+                )
+            )
+        else:
+            kept.append(step)
+    return CityPlan(kept, dropped)

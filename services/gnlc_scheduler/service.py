@@ -86,12 +86,17 @@ class SchedulerService:
                 city.model_dump_json().encode(), topic=self._topics.directory, key=city.id.encode()
             )
 
-    async def save_deadline(self, deadline: Deadline) -> list[dict[str, Any]]:
-        rows = await store.save_deadline(self.engine, deadline, now=utc_now(), grace=self._grace)
-        if rows:
-            self.dispatcher.expect(min(row["fire_at"] for row in rows))
-        log.info("deadline saved", deadline=deadline.id, reminders=len(rows))
-        return rows
+    async def save_deadline(self, deadline: Deadline) -> store.Planned:
+        planned = await store.save_deadline(self.engine, deadline, now=utc_now(), grace=self._grace)
+        if planned.rows:
+            self.dispatcher.expect(min(row["fire_at"] for row in planned.rows))
+        log.info(
+            "deadline saved",
+            deadline=deadline.id,
+            reminders=len(planned.rows),
+            not_scheduled=len(planned.not_scheduled),
+        )
+        return planned
 
     async def record_submission(
         self, deadline_id: str, city_id: str, *, at: datetime, source: str

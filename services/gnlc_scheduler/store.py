@@ -8,12 +8,14 @@ events is impossible, and a restart finds everything still to do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,23 +24,59 @@ from gnlc_core.events import (
     AnnouncementPublished,
     Audience,
     DeadlineReminder,
+    encode_event,
+    envelope,
     stable_id,
 )
-from gnlc_scheduler.deadlines import Announcement, Deadline
-from gnlc_scheduler.plan import city_steps
+from gnlc_core.kafka import MAX_EVENT_BYTES
+from gnlc_scheduler.deadlines import Announcement, Deadline, parse_offset
+from gnlc_scheduler.plan import Dropped, NotScheduled, schedule_for_city, step_label
 from gnlc_scheduler.tables import announcements, cities, deadlines, outbox, submissions
 
-PENDING, CLAIMED, EMITTED, CANCELLED, SKIPPED = (
-    "pending",
-    "claimed",
-    "emitted",
-    "cancelled",
-    "skipped",
+
+class OutboxState(StrEnum):
+    """Where an outbox row is: waiting, being published, done, or not to be published."""
+
+    PENDING = "pending"  # waits for its instant (or for its next attempt after a failure)
+    CLAIMED = "claimed"  # an instance is publishing it
+    EMITTED = "emitted"  # on Kafka
+    CANCELLED = "cancelled"  # withdrawn, cancelled, or the city submitted
+    SKIPPED = "skipped"  # missed: its instant passed while no instance ran
+    PARKED = "parked"  # could not be published (``last_error`` says why); not retried
+
+
+PENDING, CLAIMED, EMITTED, CANCELLED, SKIPPED, PARKED = (
+    OutboxState.PENDING,
+    OutboxState.CLAIMED,
+    OutboxState.EMITTED,
+    OutboxState.CANCELLED,
+    OutboxState.SKIPPED,
+    OutboxState.PARKED,
 )
+#: Rows a cancellation or a withdrawal stops: everything not yet on Kafka.
+_STOPPABLE = (PENDING, CLAIMED, PARKED)
+
+
+class DeadlineState(StrEnum):
+    """A deadline as the operator sees it (``past`` is derived, never stored)."""
+
+    ACTIVE = "active"  # reminders still to send, or the due moment still ahead
+    PAST = "past"  # the due moment has passed and nothing is pending
+    CANCELLED = "cancelled"
+
+
+class AnnouncementState(StrEnum):
+    SCHEDULED = "scheduled"
+    PUBLISHED = "published"
+    WITHDRAWN = "withdrawn"
 
 
 class Conflict(Exception):
     """The change is not allowed in the current state (HTTP 409)."""
+
+
+class TooLarge(ValueError):
+    """An event would be larger than Kafka takes (HTTP 413); nothing was stored."""
 
 
 class NotFound(LookupError):
@@ -101,24 +139,62 @@ def _deadline_row(deadline: Deadline, now: datetime) -> dict[str, Any]:
         **data,
         "due_at": deadline.due_at,
         "reminders": list(deadline.reminders),
-        "state": "active",
+        "state": DeadlineState.ACTIVE,
         "updated_at": now,
     }
 
 
-def reminder_rows(
+@dataclass(frozen=True)
+class CityDropped:
+    """A step that does not reach one city (the operator API lists them)."""
+
+    city_id: str
+    step: str
+    reason: NotScheduled
+    detail: str
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The outbox rows of a deadline, and every step of every city that is not among them."""
+
+    rows: list[dict[str, Any]]
+    not_scheduled: list[CityDropped] = field(default_factory=list)
+
+
+def reminder_event_id(deadline: Deadline, city_id: str, label: str) -> str:
+    return stable_id("deadline.reminder", deadline.id, city_id, deadline.due_at.isoformat(), label)
+
+
+def plan_reminders(
     deadline: Deadline,
     targets: Iterable[City],
     *,
     now: datetime,
     grace: timedelta,
-) -> list[dict[str, Any]]:
-    """Outbox rows for every step that still makes sense for every target city."""
+    submitted: frozenset[str] = frozenset(),
+    existing_ids: frozenset[str] = frozenset(),
+) -> Planned:
+    """Outbox rows for every step that still makes sense for every target city, and what
+    is left out: steps collapsed, past, already sent (``existing_ids``), or for cities in
+    ``submitted``."""
     rows = []
+    dropped: list[CityDropped] = []
+    labels = [step_label(offset) for offset in _offsets(deadline)]
     for city in targets:
-        for step in city_steps(deadline, city.zone):
-            if step.fire_at < now and not step.still_useful(now, deadline.due_at, grace):
-                continue
+        already = frozenset(
+            label for label in labels if reminder_event_id(deadline, city.id, label) in existing_ids
+        )
+        plan = schedule_for_city(
+            deadline,
+            city.zone,
+            now=now,
+            grace=grace,
+            submitted=city.id in submitted,
+            already_sent=already,
+        )
+        dropped.extend(_for_city(city.id, plan.dropped))
+        for step in plan.steps:
             reminder = DeadlineReminder(
                 deadline_id=deadline.id,
                 title=deadline.title,
@@ -131,13 +207,7 @@ def reminder_rows(
             )
             rows.append(
                 {
-                    "event_id": stable_id(
-                        "deadline.reminder",
-                        deadline.id,
-                        city.id,
-                        deadline.due_at.isoformat(),
-                        step.label,
-                    ),
+                    "event_id": reminder_event_id(deadline, city.id, step.label),
                     "type": "deadline.reminder",
                     "fire_at": step.fire_at,
                     "state": PENDING,
@@ -149,20 +219,100 @@ def reminder_rows(
                     "data": reminder.model_dump(mode="json", exclude_none=True),
                 }
             )
-    return rows
+    return Planned(rows, dropped)
+
+
+def _offsets(deadline: Deadline) -> list[timedelta]:
+    return [parse_offset(text) for text in deadline.reminders]
+
+
+def _for_city(city_id: str, dropped: Iterable[Dropped]) -> list[CityDropped]:
+    return [CityDropped(city_id, d.label, d.reason, d.detail) for d in dropped]
+
+
+def reminder_rows(
+    deadline: Deadline,
+    targets: Iterable[City],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> list[dict[str, Any]]:
+    """Outbox rows for every step that still makes sense for every target city."""
+    return plan_reminders(deadline, targets, now=now, grace=grace).rows
+
+
+def check_fits(rows: Sequence[dict[str, Any]]) -> None:
+    """Raise ``TooLarge`` when the largest event of ``rows`` would not fit on Kafka (rows
+    of one deadline differ only in their city and step: the largest data is the largest
+    event)."""
+    if not rows:
+        return
+    row = max(rows, key=lambda r: len(json.dumps(r["data"], ensure_ascii=False)))
+    size = len(encode_event(_envelope_of(row)))
+    if size > MAX_EVENT_BYTES:
+        raise TooLarge(
+            f"the {row['type']} event would be {size} bytes; Kafka takes at most "
+            f"{MAX_EVENT_BYTES} bytes per event: shorten the texts or the audience"
+        )
+
+
+def _envelope_of(row: dict[str, Any]) -> Any:
+    return envelope(
+        row["type"],
+        event_id=row["event_id"],
+        data=row["data"],
+        time=row["fire_at"],
+        partition_key=row["partition_key"],
+        subject=subject_of(row["type"], row["data"]),
+    )
+
+
+def subject_of(event_type: str, data: dict[str, Any]) -> str:
+    """The CloudEvents ``subject`` of a stored event."""
+    if event_type == "deadline.reminder":
+        return f"deadlines/{data['deadline_id']}/cities/{data['audience']['cities'][0]}"
+    return f"announcements/{data['announcement_id']}"
 
 
 async def save_deadline(
     engine: AsyncEngine, deadline: Deadline, *, now: datetime, grace: timedelta
-) -> list[dict[str, Any]]:
+) -> Planned:
     """Create or replace a deadline and re-plan its pending reminders; returns the rows
-    now pending. Steps already emitted for the same due moment are not planned again."""
+    now pending and what was left out. Steps already emitted for the same due moment are
+    not planned again. Nothing is stored when an event would not fit on Kafka."""
     async with engine.begin() as connection:
         existing = (
             await connection.execute(select(deadlines.c.state).where(deadlines.c.id == deadline.id))
         ).scalar_one_or_none()
-        if existing == "cancelled":
+        if existing == DeadlineState.CANCELLED:
             raise Conflict(f"deadline {deadline.id!r} was cancelled; use a new id")
+        directory = await _directory(connection)
+        done = frozenset(
+            (
+                await connection.execute(
+                    select(submissions.c.city_id).where(submissions.c.deadline_id == deadline.id)
+                )
+            ).scalars()
+        )
+        already = frozenset(
+            (
+                await connection.execute(
+                    select(outbox.c.event_id).where(
+                        outbox.c.deadline_id == deadline.id,
+                        outbox.c.state.not_in([PENDING, SKIPPED, PARKED]),
+                    )
+                )
+            ).scalars()
+        )
+        planned = plan_reminders(
+            deadline,
+            directory.resolve(deadline.audience),
+            now=now,
+            grace=grace,
+            submitted=done,
+            existing_ids=already,
+        )
+        check_fits(planned.rows)
         statement = _insert(connection)(deadlines).values(_deadline_row(deadline, now))
         statement = statement.on_conflict_do_update(
             index_elements=["id"],
@@ -183,30 +333,13 @@ async def save_deadline(
         await connection.execute(statement)
         await connection.execute(
             delete(outbox).where(
-                outbox.c.deadline_id == deadline.id, outbox.c.state.in_([PENDING, SKIPPED])
+                outbox.c.deadline_id == deadline.id,
+                outbox.c.state.in_([PENDING, SKIPPED, PARKED]),
             )
         )
-        directory = await _directory(connection)
-        done = set(
-            (
-                await connection.execute(
-                    select(submissions.c.city_id).where(submissions.c.deadline_id == deadline.id)
-                )
-            ).scalars()
-        )
-        targets = [city for city in directory.resolve(deadline.audience) if city.id not in done]
-        rows = reminder_rows(deadline, targets, now=now, grace=grace)
-        already = set(
-            (
-                await connection.execute(
-                    select(outbox.c.event_id).where(outbox.c.deadline_id == deadline.id)
-                )
-            ).scalars()
-        )
-        rows = [row for row in rows if row["event_id"] not in already]
-        if rows:
-            await connection.execute(outbox.insert(), rows)
-        return rows
+        if planned.rows:
+            await connection.execute(outbox.insert(), planned.rows)
+        return planned
 
 
 async def cancel_deadline(engine: AsyncEngine, deadline_id: str, now: datetime) -> int:
@@ -215,34 +348,126 @@ async def cancel_deadline(engine: AsyncEngine, deadline_id: str, now: datetime) 
         found = await connection.execute(
             update(deadlines)
             .where(deadlines.c.id == deadline_id)
-            .values(state="cancelled", updated_at=now)
+            .values(state=DeadlineState.CANCELLED, updated_at=now)
         )
         if not found.rowcount:
             raise NotFound(f"no deadline {deadline_id!r}")
         result = await connection.execute(
             update(outbox)
-            .where(outbox.c.deadline_id == deadline_id, outbox.c.state == PENDING)
+            .where(outbox.c.deadline_id == deadline_id, outbox.c.state.in_(_STOPPABLE))
             .values(state=CANCELLED)
         )
         return int(result.rowcount)
 
 
 async def get_deadline(engine: AsyncEngine, deadline_id: str) -> dict[str, Any]:
+    """The deadline as stored, with its derived ``state`` and its outbox: counts by state,
+    and every parked row with its reason."""
     async with engine.connect() as connection:
         row = (
             (await connection.execute(select(deadlines).where(deadlines.c.id == deadline_id)))
             .mappings()
             .first()
         )
-    if row is None:
-        raise NotFound(f"no deadline {deadline_id!r}")
-    return dict(row)
+        if row is None:
+            raise NotFound(f"no deadline {deadline_id!r}")
+        counts = await _outbox_counts(connection, outbox.c.deadline_id == deadline_id)
+        parked = await _outbox_rows(
+            connection, and_(outbox.c.deadline_id == deadline_id, outbox.c.state == PARKED)
+        )
+    return {
+        **row,
+        "state": deadline_state(row["state"], _aware(row["due_at"]), counts, _utc_now()),
+        "outbox": counts,
+        "parked": parked,
+    }
 
 
 async def list_deadlines(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Every deadline, earliest due first, with its derived state and outbox counts."""
     async with engine.connect() as connection:
-        rows = await connection.execute(select(deadlines).order_by(deadlines.c.due_at))
-        return [dict(row) for row in rows.mappings()]
+        rows = (
+            (await connection.execute(select(deadlines).order_by(deadlines.c.due_at)))
+            .mappings()
+            .all()
+        )
+        counted = await connection.execute(
+            select(outbox.c.deadline_id, outbox.c.state, func.count())
+            .where(outbox.c.deadline_id.is_not(None))
+            .group_by(outbox.c.deadline_id, outbox.c.state)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for deadline_id, state, count in counted.all():
+            counts.setdefault(deadline_id, {})[state] = int(count)
+    now = _utc_now()
+    return [
+        {
+            **row,
+            "state": deadline_state(
+                row["state"], _aware(row["due_at"]), counts.get(row["id"], {}), now
+            ),
+            "outbox": counts.get(row["id"], {}),
+        }
+        for row in rows
+    ]
+
+
+def deadline_state(
+    stored: str, due_at: datetime, outbox_counts: dict[str, int], now: datetime
+) -> DeadlineState:
+    """``cancelled`` as stored; else ``past`` once the due moment has passed and no
+    reminder waits (pending or being published); else ``active``."""
+    if stored == DeadlineState.CANCELLED:
+        return DeadlineState.CANCELLED
+    waiting = outbox_counts.get(PENDING, 0) + outbox_counts.get(CLAIMED, 0)
+    if due_at <= now and not waiting:
+        return DeadlineState.PAST
+    return DeadlineState.ACTIVE
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _outbox_counts(connection: AsyncConnection, condition: Any) -> dict[str, int]:
+    rows = await connection.execute(
+        select(outbox.c.state, func.count()).where(condition).group_by(outbox.c.state)
+    )
+    return {state: int(count) for state, count in rows.all()}
+
+
+_OUTBOX_COLUMNS = (
+    outbox.c.event_id,
+    outbox.c.type,
+    outbox.c.state,
+    outbox.c.fire_at,
+    outbox.c.deadline_id,
+    outbox.c.announcement_id,
+    outbox.c.city_id,
+    outbox.c.step,
+    outbox.c.attempts,
+    outbox.c.next_attempt_at,
+    outbox.c.last_error,
+    outbox.c.emitted_at,
+)
+
+
+async def _outbox_rows(
+    connection: AsyncConnection, condition: Any, limit: int = 1000
+) -> list[dict[str, Any]]:
+    rows = await connection.execute(
+        select(*_OUTBOX_COLUMNS).where(condition).order_by(outbox.c.fire_at).limit(limit)
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def list_outbox(
+    engine: AsyncEngine, *, state: OutboxState | None, limit: int
+) -> list[dict[str, Any]]:
+    """Outbox rows (in one state, or all), earliest first: what is parked, and why."""
+    condition = outbox.c.state == state if state is not None else true()
+    async with engine.connect() as connection:
+        return await _outbox_rows(connection, condition, limit)
 
 
 async def _directory(connection: AsyncConnection) -> Directory:
@@ -280,7 +505,7 @@ async def record_submission(
             .where(
                 outbox.c.deadline_id == deadline_id,
                 outbox.c.city_id == city_id,
-                outbox.c.state == PENDING,
+                outbox.c.state.in_(_STOPPABLE),
             )
             .values(state=CANCELLED)
         )
@@ -335,7 +560,7 @@ async def save_announcement(
                 select(announcements.c.state).where(announcements.c.id == announcement.id)
             )
         ).scalar_one_or_none()
-        if state in {"published", "withdrawn"}:
+        if state in {AnnouncementState.PUBLISHED, AnnouncementState.WITHDRAWN}:
             raise Conflict(f"announcement {announcement.id!r} is {state} and cannot change")
         values = {
             "id": announcement.id,
@@ -345,16 +570,17 @@ async def save_announcement(
             "audience": announcement.audience.model_dump(mode="json"),
             "link": announcement.link,
             "publish_at": publish_at,
-            "state": "scheduled",
+            "state": AnnouncementState.SCHEDULED,
             "published_at": None,
             "updated_at": now,
         }
+        row = announcement_row(announcement, publish_at)
+        check_fits([row])
         statement = _insert(connection)(announcements).values(values)
         statement = statement.on_conflict_do_update(
             index_elements=["id"], set_={k: statement.excluded[k] for k in values if k != "id"}
         )
         await connection.execute(statement)
-        row = announcement_row(announcement, publish_at)
         await connection.execute(delete(outbox).where(outbox.c.event_id == row["event_id"]))
         await connection.execute(outbox.insert(), [row])
         return row
@@ -369,21 +595,22 @@ async def withdraw_announcement(engine: AsyncEngine, announcement_id: str, now: 
         ).scalar_one_or_none()
         if state is None:
             raise NotFound(f"no announcement {announcement_id!r}")
-        if state != "scheduled":
+        if state != AnnouncementState.SCHEDULED:
             raise Conflict(f"announcement {announcement_id!r} is {state}; it cannot be withdrawn")
         await connection.execute(
             update(announcements)
             .where(announcements.c.id == announcement_id)
-            .values(state="withdrawn", updated_at=now)
+            .values(state=AnnouncementState.WITHDRAWN, updated_at=now)
         )
         await connection.execute(
             update(outbox)
-            .where(outbox.c.announcement_id == announcement_id, outbox.c.state == PENDING)
+            .where(outbox.c.announcement_id == announcement_id, outbox.c.state.in_(_STOPPABLE))
             .values(state=CANCELLED)
         )
 
 
 async def get_announcement(engine: AsyncEngine, announcement_id: str) -> dict[str, Any]:
+    """The announcement with its outbox row (state, attempts, the last error)."""
     async with engine.connect() as connection:
         row = (
             (
@@ -394,9 +621,24 @@ async def get_announcement(engine: AsyncEngine, announcement_id: str) -> dict[st
             .mappings()
             .first()
         )
-    if row is None:
-        raise NotFound(f"no announcement {announcement_id!r}")
-    return dict(row)
+        if row is None:
+            raise NotFound(f"no announcement {announcement_id!r}")
+        rows = await _outbox_rows(connection, outbox.c.announcement_id == announcement_id)
+    return {**row, "outbox": rows[0] if rows else None}
+
+
+async def list_announcements(engine: AsyncEngine, *, limit: int) -> list[dict[str, Any]]:
+    """Announcements, latest publication first, each with its outbox state."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(announcements, outbox.c.state.label("outbox_state"))
+            .select_from(
+                announcements.outerjoin(outbox, outbox.c.announcement_id == announcements.c.id)
+            )
+            .order_by(announcements.c.publish_at.desc())
+            .limit(limit)
+        )
+        return [dict(row) for row in rows.mappings()]
 
 
 # -- the outbox ---------------------------------------------------------------------------
@@ -410,6 +652,9 @@ class Due:
     partition_key: str
     data: dict[str, Any]
     announcement_id: str | None
+    attempts: int = 0
+    #: When the first failed attempt was claimed: its event may be on Kafka after all.
+    first_attempt_at: datetime | None = None
 
 
 async def claim_due(
@@ -422,7 +667,11 @@ async def claim_due(
     """Claim up to ``limit`` pending rows that are due, for this instance alone. On
     PostgreSQL concurrent claimers skip each other's rows (SKIP LOCKED); SQLite serialises
     writers anyway."""
-    due = and_(outbox.c.state == PENDING, outbox.c.fire_at <= now)
+    due = and_(
+        outbox.c.state == PENDING,
+        outbox.c.fire_at <= now,
+        or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
+    )
     return await _claim(engine, due, now=now, instance=instance, limit=limit)
 
 
@@ -468,6 +717,8 @@ async def _claim(
                 outbox.c.partition_key,
                 outbox.c.data,
                 outbox.c.announcement_id,
+                outbox.c.attempts,
+                outbox.c.first_attempt_at,
             )
         )
         rows = (await connection.execute(statement)).all()
@@ -479,6 +730,8 @@ async def _claim(
             partition_key=row.partition_key,
             data=row.data,
             announcement_id=row.announcement_id,
+            attempts=row.attempts,
+            first_attempt_at=_aware(row.first_attempt_at) if row.first_attempt_at else None,
         )
         for row in rows
     ]
@@ -492,26 +745,62 @@ async def settle(
     skipped: Sequence[Due],
     at: datetime,
 ) -> None:
-    """Mark claimed rows emitted (or skipped); an announcement emitted is published."""
+    """Mark claimed rows emitted (or skipped); an announcement emitted is published. A row
+    cancelled while it was being published stays cancelled."""
+    claimed = outbox.c.state == CLAIMED
     async with engine.begin() as connection:
         if emitted:
             await connection.execute(
                 update(outbox)
-                .where(outbox.c.event_id.in_([d.event_id for d in emitted]))
-                .values(state=EMITTED, emitted_at=at)
+                .where(outbox.c.event_id.in_([d.event_id for d in emitted]), claimed)
+                .values(state=EMITTED, emitted_at=at, next_attempt_at=None)
             )
             published = [d.announcement_id for d in emitted if d.announcement_id]
             if published:
                 await connection.execute(
                     update(announcements)
-                    .where(announcements.c.id.in_(published))
-                    .values(state="published", published_at=at, updated_at=at)
+                    .where(
+                        announcements.c.id.in_(published),
+                        announcements.c.state == AnnouncementState.SCHEDULED,
+                    )
+                    .values(state=AnnouncementState.PUBLISHED, published_at=at, updated_at=at)
                 )
         if skipped:
             await connection.execute(
                 update(outbox)
-                .where(outbox.c.event_id.in_([d.event_id for d in skipped]))
+                .where(outbox.c.event_id.in_([d.event_id for d in skipped]), claimed)
                 .values(state=SKIPPED)
+            )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A claimed row whose event could not be published, and what to do about it."""
+
+    due: Due
+    reason: str
+    #: ``None``: park it (give up); else the moment of its next attempt.
+    retry_at: datetime | None
+
+
+async def failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
+    """Record failed attempts: each row goes back to ``pending`` until its ``retry_at``, or
+    is ``parked`` with its reason. Rows cancelled meanwhile stay cancelled."""
+    if not failures:
+        return
+    async with engine.begin() as connection:
+        for failure in failures:
+            await connection.execute(
+                update(outbox)
+                .where(outbox.c.event_id == failure.due.event_id, outbox.c.state == CLAIMED)
+                .values(
+                    state=PENDING if failure.retry_at is not None else PARKED,
+                    attempts=outbox.c.attempts + 1,
+                    first_attempt_at=func.coalesce(outbox.c.first_attempt_at, outbox.c.claimed_at),
+                    next_attempt_at=failure.retry_at,
+                    last_error=failure.reason[:2000],
+                    claimed_by=None,
+                )
             )
 
 
@@ -519,7 +808,9 @@ async def next_fire_at(engine: AsyncEngine) -> datetime | None:
     async with engine.connect() as connection:
         value = (
             await connection.execute(
-                select(func.min(outbox.c.fire_at)).where(outbox.c.state == PENDING)
+                select(func.min(func.coalesce(outbox.c.next_attempt_at, outbox.c.fire_at))).where(
+                    outbox.c.state == PENDING
+                )
             )
         ).scalar_one_or_none()
     return _aware(value) if value is not None else None
@@ -534,6 +825,9 @@ async def upcoming(
             outbox.c.event_id,
             outbox.c.type,
             outbox.c.fire_at,
+            outbox.c.attempts,
+            outbox.c.next_attempt_at,
+            outbox.c.last_error,
             outbox.c.deadline_id,
             outbox.c.city_id,
             outbox.c.announcement_id,

@@ -1,4 +1,5 @@
-"""The scheduler's tables (migration: gnlc_core/migrations/versions/0100_scheduler.py)."""
+"""The scheduler's tables (migrations: gnlc_core/migrations/versions/0100_scheduler.py,
+0101_outbox_attempts.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from gnlc_core.db import metadata
@@ -41,7 +43,7 @@ deadlines = Table(
     Column("reminders", JSON, nullable=False),
     Column("delivery_hour", Integer, nullable=True),
     Column("link", Text, nullable=True),
-    Column("state", String(16), nullable=False),  # active | cancelled
+    Column("state", String(16), nullable=False),  # store.DeadlineState: active | cancelled
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -64,7 +66,7 @@ announcements = Table(
     Column("audience", JSON, nullable=False),
     Column("link", Text, nullable=True),
     Column("publish_at", DateTime(timezone=True), nullable=False),
-    Column("state", String(16), nullable=False),  # scheduled | published | withdrawn
+    Column("state", String(16), nullable=False),  # store.AnnouncementState
     Column("published_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -76,8 +78,7 @@ outbox = Table(
     Column("event_id", String(64), primary_key=True),
     Column("type", String(64), nullable=False),
     Column("fire_at", DateTime(timezone=True), nullable=False),
-    # pending | claimed | emitted | cancelled | skipped
-    Column("state", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # store.OutboxState
     Column("deadline_id", String(63), nullable=True),
     Column("city_id", String(63), nullable=True),
     Column("announcement_id", String(63), nullable=True),
@@ -87,6 +88,11 @@ outbox = Table(
     Column("claimed_by", String(64), nullable=True),
     Column("claimed_at", DateTime(timezone=True), nullable=True),
     Column("emitted_at", DateTime(timezone=True), nullable=True),
+    # publishing failures: how many, when to try again, and the last reason
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("first_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
     Index("ix_outbox_state_fire_at", "state", "fire_at"),
     Index("ix_outbox_deadline_city", "deadline_id", "city_id"),
 )

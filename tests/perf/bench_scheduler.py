@@ -58,8 +58,8 @@ async def fill(url: str, pending: int) -> int:
             audience=Audience(all_members=True),
             reminders=("-30d", "-7d", "-1d", "0d", "+3d"),
         )
-        rows = await store.save_deadline(engine, deadline, now=now, grace=timedelta(hours=1))
-        total += len(rows)
+        planned = await store.save_deadline(engine, deadline, now=now, grace=timedelta(hours=1))
+        total += len(planned.rows)
         n += 1
     await engine.dispose()
     return total

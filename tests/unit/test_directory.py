@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gnlc_core.directory import DirectoryError, load_csv, parse_rows
+from gnlc_core.directory import DirectoryError, load_csv, parse_rows, read_csv
 from gnlc_core.events import Audience
 from gnlc_core.settings import SAMPLE_DIRECTORY
 
@@ -37,10 +37,15 @@ def test_country_is_normalised_and_contacts_split() -> None:
     ("rows", "message"),
     [
         ([row(timezone="Asia/Atlantis")], r"line 2: timezone: .*unknown IANA time zone"),
-        ([row(contact_email="not-an-email")], r"line 2: contacts.0: value is not a valid email"),
-        ([row(), row(name="Again")], r"line 3: duplicate city id 'kathmandu' \(first on line 2\)"),
+        ([row(contact_email="not-an-email")], r"line 2: contacts: 0: value is not a valid email"),
+        (
+            [row(), row(name="Again")],
+            r"line 3: duplicate city id 'kathmandu' \(first on line 2\)",
+        ),
         ([row(id="Kath Mandu")], r"line 2: id: String should match pattern"),
-        ([row(contact_email="")], r"line 2: city 'kathmandu' has no contact_email"),
+        ([row(contact_email="")], r"line 2: contact_email: no contact_email"),
+        ([row(country="NPL")], r"line 2: country: String should have at most 2 characters"),
+        ([row(name="x" * 201)], r"line 2: name: String should have at most 200 characters"),
     ],
 )
 def test_bad_rows_are_named(rows: list[dict[str, str]], message: str) -> None:
@@ -59,3 +64,61 @@ def test_resolve_audience_union_active_only() -> None:
     assert "kathmandu" in {c.id for c in mixed}
     inactive = parse_rows([row(active="false")])
     assert inactive.resolve(Audience(all_members=True)) == []
+
+
+HEADER = "id,name,country,region,timezone,language,contact_email"
+GOOD = "kathmandu,Kathmandu,NP,Asia and the Pacific,Asia/Kathmandu,en,a@k.example.org"
+
+
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        ("", [((), "the file is empty")]),
+        ("  \n\n", [((), "the file is empty")]),
+        (HEADER + "\n", [((), "no cities: nothing to import")]),
+        (GOOD + "\n", [(("line 1",), "the first line must be a header naming the columns")]),
+        (
+            HEADER.replace("timezone", "tz") + "\n" + GOOD + "\n",
+            [(("line 1",), "missing column(s): timezone (unknown column(s): tz)")],
+        ),
+        (
+            # every row's problems at once, in line order: a duplicate, a short row, a bad zone
+            "\n".join(
+                [
+                    HEADER,
+                    GOOD,
+                    GOOD.replace(",Kathmandu,", ",Again,"),
+                    "short,row",
+                    GOOD.replace("kathmandu", "other").replace("Asia/Kathmandu", "Asia/Nowhere"),
+                ]
+            ),
+            [
+                (("line 3",), "duplicate city id 'kathmandu' (first on line 2)"),
+                (("line 4",), "has 2 field(s); the header has 7"),
+                (("line 5", "timezone"), "unknown IANA time zone 'Asia/Nowhere'"),
+            ],
+        ),
+    ],
+)
+def test_csv_problems_are_all_reported_with_their_line(
+    text: str, problems: list[tuple[tuple[str, ...], str]]
+) -> None:
+    with pytest.raises(DirectoryError) as raised:
+        read_csv(text)
+    found = raised.value.problems
+    assert len(found) == len(problems), found
+    for problem, (where, message) in zip(found, problems, strict=True):
+        assert problem.where == where
+        assert message in problem.msg
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_csv_delimiter_is_read_from_the_header(delimiter: str) -> None:
+    text = f"{HEADER}\n{GOOD}\n".replace(",", delimiter)
+    assert read_csv(text).by_id["kathmandu"].timezone == "Asia/Kathmandu"
+
+
+def test_csv_rows_are_bounded() -> None:
+    rows = [GOOD.replace("kathmandu", f"city-{n}", 1) for n in range(4)]
+    with pytest.raises(DirectoryError, match="more than 3 cities"):
+        read_csv("\n".join([HEADER, *rows]), limit=3)

@@ -8,7 +8,13 @@ from pydantic import ValidationError
 
 from gnlc_core.events import Audience
 from gnlc_scheduler.deadlines import Deadline, parse_offset
-from gnlc_scheduler.plan import city_steps, local_instant, step_label
+from gnlc_scheduler.plan import (
+    NotScheduled,
+    city_steps,
+    local_instant,
+    schedule_for_city,
+    step_label,
+)
 
 DUE = datetime(2027, 1, 17, 22, 59, tzinfo=UTC)  # 23:59 in Paris
 
@@ -109,16 +115,18 @@ def test_due_step_never_lands_after_the_due_moment() -> None:
 
 def test_colliding_steps_keep_only_the_later_one() -> None:
     due = datetime(2027, 1, 17, 6, 0, tzinfo=UTC)  # 07:00 in Paris
-    steps = city_steps(deadline("-1d", "0d", "+3d", due=due), ZoneInfo("Europe/Paris"))
-    # -1d and 0d both land on the 16th at 09:00: only "due" is kept
-    assert [s.label for s in steps] == ["due", "3d-overdue"]
+    plan = city_steps(deadline("-1d", "0d", "+3d", due=due), ZoneInfo("Europe/Paris"))
+    # -1d and 0d both land on the 16th at 09:00: only "due" is kept, and -1d is reported
+    assert [s.label for s in plan.steps] == ["due", "3d-overdue"]
+    assert [(d.label, d.reason) for d in plan.dropped] == [("1d-before", NotScheduled.COLLAPSED)]
+    assert "only 'due' is sent" in plan.dropped[0].detail
 
 
 def test_hour_steps_are_exact_and_no_hour_means_exact() -> None:
     zone = ZoneInfo("Asia/Kathmandu")
-    steps = city_steps(deadline("-2h", "-1d", hour=None), zone)
+    steps = city_steps(deadline("-2h", "-1d", hour=None), zone).steps
     assert [s.fire_at for s in steps] == [DUE - timedelta(days=1), DUE - timedelta(hours=2)]
-    mixed = city_steps(deadline("-2h", "-1d"), zone)
+    mixed = city_steps(deadline("-2h", "-1d"), zone).steps
     assert mixed[1].fire_at == DUE - timedelta(hours=2)
     assert local(mixed[0].fire_at, "Asia/Kathmandu") == "2027-01-17 09:00 +0545"
 
@@ -130,7 +138,7 @@ def test_duplicate_offsets_are_refused() -> None:
 
 def test_missed_reminders_policy() -> None:
     zone = ZoneInfo("UTC")
-    seven, due, overdue = city_steps(deadline("-7d", "0d", "+3d", hour=None), zone)
+    seven, due, overdue = city_steps(deadline("-7d", "0d", "+3d", hour=None), zone).steps
     grace = timedelta(hours=1)
     assert seven.still_useful(seven.fire_at, DUE, grace)
     assert seven.still_useful(seven.fire_at + timedelta(minutes=59), DUE, grace)
@@ -138,3 +146,80 @@ def test_missed_reminders_policy() -> None:
     assert not seven.still_useful(DUE, DUE, timedelta(days=30))  # no "7 days left" after due
     assert due.still_useful(DUE + timedelta(minutes=5), DUE, grace)
     assert overdue.still_useful(overdue.fire_at, DUE, grace)
+
+
+NOW = DUE - timedelta(days=3)  # 2027-01-14 22:59 UTC
+PARIS = ZoneInfo("Europe/Paris")
+C, P, S, A = (
+    NotScheduled.COLLAPSED,
+    NotScheduled.PAST,
+    NotScheduled.SUBMITTED,
+    NotScheduled.ALREADY_SENT,
+)
+
+
+@pytest.mark.parametrize(
+    ("reminders", "submitted", "sent", "kept", "dropped"),
+    [
+        # nothing left out
+        (("-1d", "0d"), False, (), ["1d-before", "due"], []),
+        # -7d was due four days ago (more than the grace): past
+        (("-7d", "-1d"), False, (), ["1d-before"], [("7d-before", P)]),
+        # -2d at 09:00 local on the 15th and -40h (the 16th, 07:59 local): both ahead
+        (("-2d", "-40h"), False, (), ["2d-before", "40h-before"], []),
+        # -50h (the 15th, 21:59 local) lands after -2d (the 15th, 09:00): it collapses
+        (("-2d", "-50h"), False, (), ["2d-before"], [("50h-before", C)]),
+        # the city submitted: every step is left out, collapsed ones as collapsed
+        (("-2d", "-50h", "0d"), True, (), [], [("2d-before", S), ("due", S), ("50h-before", C)]),
+        # an edit does not send again what went out for the same due moment
+        (("-1d", "0d"), False, ("1d-before",), ["due"], [("1d-before", A)]),
+    ],
+)
+def test_schedule_for_city_says_what_it_left_out_and_why(
+    reminders: tuple[str, ...],
+    submitted: bool,
+    sent: tuple[str, ...],
+    kept: list[str],
+    dropped: list[tuple[str, NotScheduled]],
+) -> None:
+    plan = schedule_for_city(
+        deadline(*reminders),
+        PARIS,
+        now=NOW,
+        grace=timedelta(hours=1),
+        submitted=submitted,
+        already_sent=frozenset(sent),
+    )
+    assert [s.label for s in plan.steps] == kept
+    assert [(d.label, d.reason) for d in plan.dropped] == dropped
+    assert all(d.detail for d in plan.dropped)
+
+
+@pytest.mark.parametrize(
+    ("reminders", "message"),
+    [
+        (("-367d",), "more than 366 days away"),
+        (("+9999d",), "more than 366 days away"),
+        (tuple(f"-{n}h" for n in range(1, 22)), "at most 20 items"),
+    ],
+)
+def test_plans_are_bounded(reminders: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        deadline(*reminders)
+
+
+@pytest.mark.parametrize(
+    "due",
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "9999-12-31T23:00:00Z"],
+)
+def test_due_moments_at_the_extremes_are_refused_not_overflowed(due: str) -> None:
+    with pytest.raises(ValidationError, match="must be from 2000-01-01"):
+        Deadline.model_validate(
+            {"id": "x", "title": {"en": "X"}, "due_at": due, "audience": {"all_members": True}}
+        )
+
+
+def test_the_latest_due_moment_with_the_longest_offset_still_plans() -> None:
+    last = datetime(2199, 12, 31, 23, 59, tzinfo=UTC)
+    plan = city_steps(deadline("-366d", "+366d", due=last), ZoneInfo("Pacific/Kiritimati"))
+    assert [s.label for s in plan.steps] == ["366d-before", "366d-overdue"]
