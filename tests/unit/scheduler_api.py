@@ -55,7 +55,7 @@ def scheduler_app(tmp: Path) -> tuple[FastAPI, SchedulerService, Settings]:
 
 async def prepare(service: SchedulerService) -> None:
     """The schema and the sample directory (no dispatcher: nothing is emitted)."""
-    await migrate(service.engine)
+    await migrate(service.engine, "scheduler")
     await store.import_cities(service.engine, load_csv(SAMPLE_DIRECTORY), utc_now())
     service.directory = await store.load_directory(service.engine)
 
