@@ -129,7 +129,7 @@ def test_invalid_input_names_the_field(system: System) -> None:
     for body, field, message in cases:
         response = api.call("POST", "/endpoints", token, json=body)
         assert response.status_code == 422, body
-        [error] = [e for e in response.json()["detail"] if e["loc"][-1] == field]
+        [error] = [e for e in response.json()["detail"] if field in e["loc"]]
         assert message in error["msg"], (field, error)
 
 
