@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import yaml
 from standardwebhooks.webhooks import Webhook
 
 from tests.integration.conftest import System
@@ -63,7 +64,8 @@ def test_a_partner_sees_and_manages_only_its_own_endpoints(system: System) -> No
         ("GET", "/attempts"),
         ("POST", "/replay"),
     ]:
-        body = {"since": "2026-01-01T00:00:00Z"} if path == "/replay" else {}
+        bodies = {"/replay": {"since": "2026-01-01T00:00:00Z"}, "": {"description": "mine"}}
+        body = bodies.get(path, {})
         response = api.call(method, f"/endpoints/{theirs['id']}{path}", a, json=body)
         assert response.status_code == 404, (method, path, response.text)
     assert api.call("GET", f"/endpoints/{theirs['id']}", b).status_code == 200
@@ -133,8 +135,16 @@ def test_invalid_input_names_the_field(system: System) -> None:
         assert message in error["msg"], (field, error)
 
 
+def _no_partners_file(system: System) -> str:
+    empty = system.tmp / "no-partners.yaml"
+    empty.write_text("endpoints: []\n")
+    return str(empty)
+
+
 def test_ssrf_targets_are_refused_with_a_clear_error(system: System) -> None:
-    _service, api = start_webhook(system, GNLC_WEBHOOK_ALLOWED_NETWORKS="")
+    _service, api = start_webhook(
+        system, GNLC_WEBHOOK_ALLOWED_NETWORKS="", GNLC_PARTNERS_PATH=_no_partners_file(system)
+    )
     token = api.partner("partner-s")
     port = free_port()
     cases = {
@@ -159,12 +169,16 @@ def test_ssrf_targets_are_refused_with_a_clear_error(system: System) -> None:
 
 
 def test_ssrf_is_checked_again_at_send_time(system: System) -> None:
-    """The seeded endpoint points at the loopback receiver: without the allowlist the
-    transport refuses to connect after resolving, and the log says why."""
+    """The endpoint seeded while loopback was allowed points at the loopback receiver: after
+    a restart without the allowlist the transport refuses to connect after resolving, and
+    the log says why."""
+    first, _api = start_webhook(system)
+    first.stop()
     _service, api = start_webhook(
         system,
         GNLC_WEBHOOK_ALLOWED_NETWORKS="",
         GNLC_WEBHOOK_RETRY_DELAYS="[0.2]",
+        GNLC_PARTNERS_PATH=_no_partners_file(system),
     )
     _event_id, value = event()
     asyncio.run(produce(system.kafka, f"{system.prefix}deadline.reminder", value))
@@ -180,3 +194,33 @@ def test_ssrf_is_checked_again_at_send_time(system: System) -> None:
     assert all("refused by the SSRF guard" in str(r["error"]) for r in rows)
     assert all("127.0.0.1 is a loopback address" in str(r["error"]) for r in rows)
     assert system.receiver.inbox.deliveries == []
+
+
+def test_a_partners_file_with_a_metadata_url_stops_the_start_naming_endpoint_and_field(
+    system: System,
+) -> None:
+    """The partners file is checked as the API checks: loopback is allowed here (the
+    tests' receivers), the cloud metadata address is not."""
+    partners = system.tmp / "evil-partners.yaml"
+    partners.write_text(
+        yaml.safe_dump(
+            {
+                "endpoints": [
+                    {
+                        "id": "evil",
+                        "partner": "someone",
+                        "url": "http://169.254.169.254/latest/meta-data/",
+                        "event_types": ["deadline.reminder"],
+                        "secret": system.receiver.secret,
+                    }
+                ]
+            }
+        )
+    )
+    service = system.service("webhook", GNLC_PARTNERS_PATH=str(partners))
+    with pytest.raises(RuntimeError, match="exited at start"):
+        service.start()
+    assert (
+        f"{partners}: endpoint evil: url: refused: 169.254.169.254 is a cloud metadata address"
+        in service.log.read_text()
+    )
