@@ -43,7 +43,7 @@ from gnlc_core.ledger import Status
 from gnlc_core.settings import Settings
 from gnlc_webhook.consumer import RESEND_PREFIX
 from gnlc_webhook.registry import Registry
-from gnlc_webhook.signing import new_secret
+from gnlc_webhook.signing import SignatureKind, new_secret, public_key, signature_kind
 from gnlc_webhook.ssrf import Policy, Resolver, system_resolver
 from gnlc_webhook.store import Attempt, EndpointRow, State, Store, StoredMessage
 from gnlc_webhook.validation import (
@@ -239,6 +239,13 @@ class EndpointIn(EndpointFields):
         description="Whose endpoint: required for operators, at most yourself for a partner.",
         examples=["example-institute"],
     )
+    signature: SignatureKind = Field(
+        default=SignatureKind.HMAC,
+        description=(
+            "hmac: v1 signatures with a whsec_ secret (shown to you); ed25519: v1a "
+            "signatures, verified with the whpk_ public key (the signing key stays here)."
+        ),
+    )
 
 
 _NOT_NULLABLE = ("url", "event_types", "description")
@@ -291,6 +298,10 @@ class EndpointOut(BaseModel):
     regions: list[str]
     cities: list[str]
     description: str
+    signature: SignatureKind
+    public_key: str | None = Field(
+        description="ed25519 endpoints: the whpk_ key that verifies their deliveries."
+    )
     state: State
     state_reason: str | None
     failing_since: Timestamp | None
@@ -310,6 +321,8 @@ class EndpointOut(BaseModel):
             regions=list(row.regions),
             cities=list(row.cities),
             description=row.description,
+            signature=signature_kind(row.secret),
+            public_key=public_key(row.secret),
             state=row.state,
             state_reason=row.state_reason,
             failing_since=row.failing_since,
@@ -322,12 +335,33 @@ class EndpointOut(BaseModel):
 
 
 class EndpointCreated(EndpointOut):
-    secret: str = Field(description="The whsec_ signing secret (also at GET .../secret).")
+    secret: str | None = Field(
+        description="hmac: the whsec_ secret (also at GET .../secret); ed25519: none."
+    )
 
 
 class SecretOut(BaseModel):
-    secret: str
+    """What verifies the endpoint's deliveries: its whsec_ secret (hmac), or its whpk_
+    public key (ed25519, whose signing key is never shown); during the grace period after a
+    rotation, the previous key still signs too."""
+
+    signature: SignatureKind
+    secret: str | None = None
+    public_key: str | None = None
+    previous_public_key: str | None = None
     previous_secret_expires_at: Timestamp | None = None
+
+    @classmethod
+    def of(cls, row: EndpointRow) -> "SecretOut":
+        kind = signature_kind(row.secret)
+        signing = row.secrets(datetime.now(UTC))
+        return cls(
+            signature=kind,
+            secret=row.secret if kind is SignatureKind.HMAC else None,
+            public_key=public_key(row.secret),
+            previous_public_key=public_key(signing[-1]) if len(signing) > 1 else None,
+            previous_secret_expires_at=row.previous_secret_expires_at,
+        )
 
 
 class RotateIn(_In):
@@ -505,7 +539,8 @@ def api_router(
         responses=_errors(401, 413),
     )
     async def create_endpoint(body: EndpointIn, who: Caller) -> EndpointCreated:
-        """Subscribe a URL to event types; the answer holds its new whsec_ secret."""
+        """Subscribe a URL to event types; the answer holds its new whsec_ secret (hmac) or
+        the whpk_ public key that verifies its deliveries (ed25519)."""
         owner = body.partner if who.operator else who.partner_id
         wrong: list[Problem] = []
         if who.operator and owner is None:
@@ -523,13 +558,13 @@ def api_router(
             regions=body.regions,
             cities=body.cities,
             description=body.description,
-            secret=new_secret(),
+            secret=new_secret(body.signature),
             max_concurrency=body.max_concurrency,
             rate_per_second=body.rate_per_second,
         )
         await store.insert_endpoint(row)
         await registry.refresh()
-        return EndpointCreated(**EndpointOut.of(row).model_dump(), secret=row.secret)
+        return EndpointCreated(**EndpointOut.of(row).model_dump(), secret=SecretOut.of(row).secret)
 
     @router.get("/endpoints/{endpoint_id}", response_model=EndpointOut, responses=_errors(401, 404))
     async def get_endpoint(endpoint_id: EndpointId, who: Caller) -> EndpointOut:
@@ -592,10 +627,7 @@ def api_router(
         "/endpoints/{endpoint_id}/secret", response_model=SecretOut, responses=_errors(401, 404)
     )
     async def get_secret(endpoint_id: EndpointId, who: Caller) -> SecretOut:
-        row = await owned(endpoint_id, who)
-        return SecretOut(
-            secret=row.secret, previous_secret_expires_at=row.previous_secret_expires_at
-        )
+        return SecretOut.of(await owned(endpoint_id, who))
 
     @router.post(
         "/endpoints/{endpoint_id}/rotate-secret",
@@ -603,8 +635,8 @@ def api_router(
         responses=_errors(401, 404, 413),
     )
     async def rotate_secret(endpoint_id: EndpointId, body: RotateIn, who: Caller) -> SecretOut:
-        """A new secret; during the grace period both secrets sign every delivery (the body
-        is an object: ``{}`` for the default grace period)."""
+        """A new secret (or ed25519 key); during the grace period both sign every delivery
+        (the body is an object: ``{}`` for the default grace period)."""
         row = await owned(endpoint_id, who)
         grace = settings.webhook_secret_grace_seconds
         if body.grace_seconds is not None:
@@ -613,13 +645,13 @@ def api_router(
         row = await store.save_endpoint(
             replace(
                 row,
-                secret=new_secret(),
+                secret=new_secret(signature_kind(row.secret)),
                 previous_secret=row.secret,
                 previous_secret_expires_at=expires,
             )
         )
         await registry.refresh()
-        return SecretOut(secret=row.secret, previous_secret_expires_at=expires)
+        return SecretOut.of(row)
 
     # delivery log and replay -----------------------------------------------------------
 

@@ -13,7 +13,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -54,15 +53,6 @@ MAX_GRACE_SECONDS = 30 * 86400.0
 MAX_LOG_ROWS = 1000
 #: Endpoints a partners file may hold.
 MAX_FILE_ENDPOINTS = 10_000
-
-
-class SignatureKind(StrEnum):
-    """How deliveries to an endpoint are signed (Standard Webhooks): ``hmac`` is ``v1``
-    (HMAC-SHA256, a ``whsec_`` secret), ``ed25519`` is ``v1a`` (a ``whsk_`` signing key whose
-    ``whpk_`` public key the partner reads from the API)."""
-
-    HMAC = "hmac"
-    ED25519 = "ed25519"
 
 
 # -- URLs --------------------------------------------------------------------------------

@@ -45,6 +45,28 @@ def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(system: Syst
         assert row["attempt"] == 1
 
 
+def test_an_ed25519_endpoint_gets_v1a_signatures_its_public_key_from_the_api_verifies(
+    system: System,
+) -> None:
+    _service, api = start_webhook(system)
+    with hooks_server() as (hooks, base):
+        token = api.partner("portal-k")
+        endpoint = api.endpoint(token, f"{base}/k", signature="ed25519")
+        assert endpoint["signature"] == "ed25519"
+        assert endpoint["secret"] is None  # the signing key never leaves the service
+        keys = api.call("GET", f"/endpoints/{endpoint['id']}/secret", token).json()
+        assert keys["public_key"] == endpoint["public_key"]
+        assert keys["public_key"].startswith("whpk_")
+        hooks.secrets["k"] = [keys["public_key"]]  # verified by libsodium
+        event_id, value = event()
+        asyncio.run(produce(system.kafka, f"{system.prefix}deadline.reminder", value))
+
+        assert hooks.wait("k", 1, timeout=60)
+        [hit] = hooks.of("k")
+        assert hit.webhook_id == event_id
+        assert hit.headers["webhook-signature"].startswith("v1a,")
+
+
 def test_a_partner_sees_and_manages_only_its_own_endpoints(system: System) -> None:
     _service, api = start_webhook(system)
     a, b = api.partner("partner-one"), api.partner("partner-two")
