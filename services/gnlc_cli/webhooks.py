@@ -270,7 +270,7 @@ def rotate_secret(
     token: Token = "",
 ) -> None:
     """A new signing secret; the old one keeps signing during the grace period."""
-    body = {"grace_seconds": grace} if grace is not None else None
+    body = {"grace_seconds": grace} if grace is not None else {}
     result = _api(api, token).request(
         "POST", f"/v1/endpoints/{endpoint_id}/rotate-secret", json=body
     )

@@ -2,35 +2,189 @@
 
 A partner authenticates with its own bearer token and sees and manages only its own
 endpoints and their delivery log (another partner's endpoint is a 404, as if it did not
-exist). The operator token sees everything and acts on a partner's behalf. Invalid input is
-a 422 naming the field; a URL the SSRF guard refuses is a 422 on ``url`` saying why.
+exist). The operator token sees everything and acts on a partner's behalf.
+
+Errors: a 422 ``detail`` is always a list of ``{loc, msg, type}`` (FastAPI's own shape, for
+the checks of the field types and for those that need the directory or DNS alike); every
+other error has a string ``detail``. Bodies are read up to ``MAX_BODY_BYTES`` (413 beyond);
+every string and list has a limit (``gnlc_webhook.validation``), and nothing is stored
+before every check passed. Every time in an answer carries its offset (UTC).
 
 (No ``from __future__ import annotations`` here: FastAPI reads the annotations of the
 route functions, which refer to names local to ``api_router``.)
 """
 
 import hmac
+import json
+import math
 import secrets
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from starlette.types import Receive, Scope, Send
 
 from gnlc_core.directory import DirectorySource
-from gnlc_core.events import EVENT_TYPES, Slug, parse_event
+from gnlc_core.events import Slug, parse_event
 from gnlc_core.ledger import Status
-from gnlc_core.retry import Retrier
 from gnlc_core.settings import Settings
 from gnlc_webhook.consumer import RESEND_PREFIX
-from gnlc_webhook.partners import new_secret
 from gnlc_webhook.registry import Registry
-from gnlc_webhook.ssrf import Policy, RefusedTarget, check_target
+from gnlc_webhook.signing import SignatureKind, new_secret, public_key, signature_kind
+from gnlc_webhook.ssrf import Policy, Resolver, system_resolver
 from gnlc_webhook.store import Attempt, EndpointRow, State, Store, StoredMessage
+from gnlc_webhook.validation import (
+    MAX_BODY_BYTES,
+    MAX_GRACE_SECONDS,
+    MAX_LOG_ROWS,
+    Cities,
+    Concurrency,
+    Description,
+    EndpointFields,
+    EventId,
+    EventTypes,
+    Instant,
+    Name,
+    Problem,
+    Rate,
+    Regions,
+    WebhookUrl,
+    json_number,
+    problems,
+)
 
-_bearer = HTTPBearer(auto_error=False)
+_bearer = HTTPBearer(auto_error=False, description="The operator token or a partner's token.")
+_SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+# -- the request body limit --------------------------------------------------------------
+def _too_large() -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        f"request body larger than {MAX_BODY_BYTES} bytes (the limit of this API)",
+    )
+
+
+def _not_finite(text: str) -> float:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+class _LimitedRequest(Request):
+    """A request whose body is read up to ``MAX_BODY_BYTES``: a larger declared
+    ``content-length`` is refused before reading, a longer stream as soon as it passes it."""
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            declared = self.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                raise _too_large()
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in self.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _too_large()
+                chunks.append(chunk)
+            self._body = b"".join(chunks)
+        return self._body
+
+    async def json(self) -> Any:
+        """Strict JSON: no NaN or infinities (which no answer could echo back), and a nesting
+        deeper than the parser's stack is a decode error, not a crash."""
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = json.loads(body, parse_constant=_not_finite, parse_float=_finite)
+            except json.JSONDecodeError:
+                raise
+            except RecursionError:
+                raise json.JSONDecodeError("nested too deeply", "", 0) from None
+            except ValueError as exc:
+                raise json.JSONDecodeError(str(exc), "", 0) from None
+        return self._json
+
+
+class LimitedBodyRoute(APIRoute):
+    """Routes whose handlers read the body through ``_LimitedRequest``, and whose 405
+    answers list every method of their path in ``Allow`` (``allowed``, set by the router
+    once all its routes exist), not only their own."""
+
+    allowed: frozenset[str] = frozenset()
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            allow = ", ".join(sorted(self.allowed or self.methods))
+            raise HTTPException(
+                status.HTTP_405_METHOD_NOT_ALLOWED, "method not allowed", {"Allow": allow}
+            )
+        await super().handle(scope, receive, send)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            return await handler(_LimitedRequest(request.scope, request.receive))
+
+        return limited
+
+
+# -- errors, as documented ---------------------------------------------------------------
+class ErrorOut(BaseModel):
+    """Every error but 422: what went wrong, in words."""
+
+    detail: str
+
+
+_ERRORS = {
+    401: "No bearer token, or one that is neither the operator's nor a partner's.",
+    403: "Operators only.",
+    404: "No such partner, endpoint or event (another partner's endpoint is not yours).",
+    409: "A partner with this id exists.",
+    413: f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of an operation: its error statuses with the error shape (422 is
+    FastAPI's ``HTTPValidationError``, added for every operation that takes input)."""
+    return {code: {"model": ErrorOut, "description": _ERRORS[code]} for code in codes}
+
+
+def _invalid(found: Sequence[Problem]) -> HTTPException:
+    """A 422 in FastAPI's own shape, so clients read every validation error the same way."""
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=[{"loc": ["body", p.field], "msg": p.message, "type": "value_error"} for p in found],
+    )
+
+
+# -- models --------------------------------------------------------------------------------
+def _as_utc(value: datetime) -> datetime:
+    """Times leave the API with their offset (SQLite hands back naive UTC ones)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 @dataclass(frozen=True)
@@ -44,28 +198,20 @@ class Principal:
         return self.partner_id is None
 
 
-def _invalid(field: str, message: str) -> HTTPException:
-    """A 422 in FastAPI's own shape, so clients read every validation error the same way."""
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}],
-    )
-
-
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class PartnerIn(_In):
     id: Slug
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
 
 
 class PartnerOut(BaseModel):
     id: str
     name: str
     has_token: bool
-    created_at: datetime
+    created_at: Timestamp
 
 
 class PartnerToken(BaseModel):
@@ -73,28 +219,75 @@ class PartnerToken(BaseModel):
     token: str = Field(description="Shown once; only its hash is stored.")
 
 
-EventTypes = Annotated[list[str], Field(min_length=1)]
+class EndpointIn(EndpointFields):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://hooks.example.org/gnlc",
+                    "event_types": ["deadline.reminder", "announcement.published"],
+                    "description": "the institute's portal",
+                    "partner": "example-institute",
+                }
+            ]
+        },
+    )
+
+    partner: Slug | None = Field(
+        default=None,
+        description="Whose endpoint: required for operators, at most yourself for a partner.",
+        examples=["example-institute"],
+    )
+    signature: SignatureKind = Field(
+        default=SignatureKind.HMAC,
+        description=(
+            "hmac: v1 signatures with a whsec_ secret (shown to you); ed25519: v1a "
+            "signatures, verified with the whpk_ public key (the signing key stays here)."
+        ),
+    )
 
 
-class EndpointIn(_In):
-    url: Annotated[str, Field(max_length=2000)]
-    event_types: EventTypes
-    regions: list[str] = []
-    cities: list[Slug] = []
-    description: Annotated[str, Field(max_length=1000)] = ""
-    partner: Slug | None = Field(default=None, description="Operator only: whose endpoint.")
-    max_concurrency: Annotated[int, Field(ge=1, le=256)] | None = None
-    rate_per_second: Annotated[float, Field(gt=0, le=10_000)] | None = None
+_NOT_NULLABLE = ("url", "event_types", "description")
+
+
+def _patch_schema(schema: dict[str, Any]) -> None:
+    """The document says what validation does: at least one field, and ``null`` only for
+    the fields it clears."""
+    schema["minProperties"] = 1
+    for name in _NOT_NULLABLE:
+        field = schema["properties"][name]
+        [kept] = [variant for variant in field.pop("anyOf") if variant.get("type") != "null"]
+        field.pop("default", None)
+        field.update(kept)
 
 
 class EndpointPatch(_In):
-    url: Annotated[str, Field(max_length=2000)] | None = None
+    """The fields to change, at least one; a field not given is kept. ``null`` clears the
+    filter and limits (``regions``, ``cities``, ``max_concurrency``, ``rate_per_second``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
+
+    url: WebhookUrl | None = None
     event_types: EventTypes | None = None
-    regions: list[str] | None = None
-    cities: list[Slug] | None = None
-    description: Annotated[str, Field(max_length=1000)] | None = None
-    max_concurrency: Annotated[int, Field(ge=1, le=256)] | None = None
-    rate_per_second: Annotated[float, Field(gt=0, le=10_000)] | None = None
+    regions: Regions | None = None
+    cities: Cities | None = None
+    description: Description | None = None
+    max_concurrency: Concurrency | None = None
+    rate_per_second: Rate | None = None
+
+    @field_validator(*_NOT_NULLABLE)
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> "EndpointPatch":
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: give at least one field")
+        return self
 
 
 class EndpointOut(BaseModel):
@@ -105,14 +298,18 @@ class EndpointOut(BaseModel):
     regions: list[str]
     cities: list[str]
     description: str
+    signature: SignatureKind
+    public_key: str | None = Field(
+        description="ed25519 endpoints: the whpk_ key that verifies their deliveries."
+    )
     state: State
     state_reason: str | None
-    failing_since: datetime | None
+    failing_since: Timestamp | None
     max_concurrency: int | None
     rate_per_second: float | None
-    previous_secret_expires_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    previous_secret_expires_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @classmethod
     def of(cls, row: EndpointRow) -> "EndpointOut":
@@ -124,6 +321,8 @@ class EndpointOut(BaseModel):
             regions=list(row.regions),
             cities=list(row.cities),
             description=row.description,
+            signature=signature_kind(row.secret),
+            public_key=public_key(row.secret),
             state=row.state,
             state_reason=row.state_reason,
             failing_since=row.failing_since,
@@ -136,24 +335,50 @@ class EndpointOut(BaseModel):
 
 
 class EndpointCreated(EndpointOut):
-    secret: str = Field(description="The whsec_ signing secret (also at GET .../secret).")
+    secret: str | None = Field(
+        description="hmac: the whsec_ secret (also at GET .../secret); ed25519: none."
+    )
 
 
 class SecretOut(BaseModel):
-    secret: str
-    previous_secret_expires_at: datetime | None = None
+    """What verifies the endpoint's deliveries: its whsec_ secret (hmac), or its whpk_
+    public key (ed25519, whose signing key is never shown); during the grace period after a
+    rotation, the previous key still signs too."""
+
+    signature: SignatureKind
+    secret: str | None = None
+    public_key: str | None = None
+    previous_public_key: str | None = None
+    previous_secret_expires_at: Timestamp | None = None
+
+    @classmethod
+    def of(cls, row: EndpointRow) -> "SecretOut":
+        kind = signature_kind(row.secret)
+        signing = row.secrets(datetime.now(UTC))
+        return cls(
+            signature=kind,
+            secret=row.secret if kind is SignatureKind.HMAC else None,
+            public_key=public_key(row.secret),
+            previous_public_key=public_key(signing[-1]) if len(signing) > 1 else None,
+            previous_secret_expires_at=row.previous_secret_expires_at,
+        )
 
 
 class RotateIn(_In):
-    grace_seconds: Annotated[float, Field(ge=0, le=30 * 86400)] | None = Field(
-        default=None, description="How long the old secret still signs (default: settings)."
-    )
+    grace_seconds: (
+        Annotated[
+            float,
+            Field(ge=0, le=MAX_GRACE_SECONDS, allow_inf_nan=False),
+            BeforeValidator(json_number),
+        ]
+        | None
+    ) = Field(default=None, description="How long the old secret still signs (default: settings).")
 
 
 class AttemptOut(BaseModel):
     event_id: str
     attempt: int
-    at: datetime
+    at: Timestamp
     status: Status
     status_code: int | None
     latency_ms: float | None
@@ -166,22 +391,42 @@ class AttemptOut(BaseModel):
 
 
 class ReplayIn(_In):
-    since: datetime
+    since: Instant
 
 
 class Queued(BaseModel):
     queued: int
 
 
+class Resender(Protocol):
+    """Where resends and replays go: the channel's retry tiers (``gnlc_core.retry``)."""
+
+    async def schedule(
+        self,
+        value: bytes,
+        *,
+        key: bytes | None,
+        recipient: str,
+        attempt: int,
+        delay: float,
+        reason: str,
+    ) -> None: ...
+
+
+EndpointId = Annotated[str, Path(pattern=_SLUG, description="An endpoint id.")]
+PartnerId = Annotated[str, Path(pattern=_SLUG, description="A partner id.")]
+
+
 def api_router(
     settings: Settings,
     store: Store,
     registry: Registry,
-    retrier: Retrier,
+    retrier: Resender,
     directories: DirectorySource,
     policy: Policy,
+    resolver: Resolver = system_resolver,
 ) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["webhooks"])
+    router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=LimitedBodyRoute)
     operator_token = settings.operator_token
 
     async def principal(
@@ -219,29 +464,35 @@ def api_router(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no endpoint {endpoint_id!r}")
         return row
 
-    async def checked_url(url: str) -> str:
-        try:
-            await check_target(url, policy)
-        except RefusedTarget as exc:
-            raise _invalid("url", f"refused: {exc}") from None
-        return url
-
-    def checked_filter(event_types: list[str], cities: list[str], wanted: list[str]) -> None:
-        directory = directories.directory
-        regions = {city.region for city in directory}
-        unknown = sorted(set(event_types) - set(EVENT_TYPES))
-        if unknown:
-            raise _invalid("event_types", f"unknown event type(s) {unknown}")
-        unknown = directory.unknown_cities(cities)
-        if unknown:
-            raise _invalid("cities", f"unknown city id(s) {sorted(unknown)}")
-        unknown = sorted(set(wanted) - regions)
-        if unknown:
-            raise _invalid("regions", f"unknown region(s) {unknown}; known: {sorted(regions)}")
+    async def refuse_problems(
+        *,
+        url: str | None,
+        regions: Sequence[str] = (),
+        cities: Sequence[str] = (),
+        also: Sequence[Problem] = (),
+    ) -> None:
+        found = [
+            *also,
+            *await problems(
+                url=url,
+                regions=regions,
+                cities=cities,
+                directory=directories.directory,
+                policy=policy,
+                resolver=resolver,
+            ),
+        ]
+        if found:
+            raise _invalid(found)
 
     # partners (operator) --------------------------------------------------------------
 
-    @router.post("/partners", status_code=201, response_model=PartnerToken)
+    @router.post(
+        "/partners",
+        status_code=201,
+        response_model=PartnerToken,
+        responses=_errors(401, 403, 409, 413),
+    )
     async def create_partner(body: PartnerIn, who: Caller) -> PartnerToken:
         """Register a partner; its API token is in the answer, once."""
         operator_only(who)
@@ -250,13 +501,17 @@ def api_router(
             raise HTTPException(status.HTTP_409_CONFLICT, f"partner {body.id!r} exists")
         return PartnerToken(id=body.id, token=token)
 
-    @router.get("/partners", response_model=list[PartnerOut])
+    @router.get("/partners", response_model=list[PartnerOut], responses=_errors(401, 403))
     async def list_partners(who: Caller) -> list[PartnerOut]:
         operator_only(who)
         return [PartnerOut(**p.__dict__) for p in await store.partners()]
 
-    @router.post("/partners/{partner_id}/token", response_model=PartnerToken)
-    async def new_partner_token(partner_id: str, who: Caller) -> PartnerToken:
+    @router.post(
+        "/partners/{partner_id}/token",
+        response_model=PartnerToken,
+        responses=_errors(401, 403, 404),
+    )
+    async def new_partner_token(partner_id: PartnerId, who: Caller) -> PartnerToken:
         """Issue a new token to a partner; the old one stops working."""
         operator_only(who)
         token = f"gnlcp_{secrets.token_urlsafe(32)}"
@@ -266,82 +521,87 @@ def api_router(
 
     # endpoints -----------------------------------------------------------------------
 
-    @router.get("/endpoints", response_model=list[EndpointOut])
+    @router.get("/endpoints", response_model=list[EndpointOut], responses=_errors(401))
     async def list_endpoints(
-        who: Caller, partner: Annotated[str | None, Query()] = None
+        who: Caller,
+        partner: Annotated[
+            str | None, Query(pattern=_SLUG, description="Operators: one partner's only.")
+        ] = None,
     ) -> list[EndpointOut]:
         """Your endpoints (operators: every partner's, or one partner's)."""
         scope = partner if who.operator else who.partner_id
         return [EndpointOut.of(row) for row in await store.endpoints(scope)]
 
-    @router.post("/endpoints", status_code=201, response_model=EndpointCreated)
+    @router.post(
+        "/endpoints",
+        status_code=201,
+        response_model=EndpointCreated,
+        responses=_errors(401, 413),
+    )
     async def create_endpoint(body: EndpointIn, who: Caller) -> EndpointCreated:
-        """Subscribe a URL to event types; the answer holds its new whsec_ secret."""
-        if who.operator:
-            if body.partner is None:
-                raise _invalid("partner", "operators must say whose endpoint this is")
-            owner = body.partner
-        else:
-            if body.partner not in (None, who.partner_id):
-                raise _invalid("partner", "a partner registers endpoints only for itself")
-            owner = who.partner_id or ""
-        if not await store.partner_exists(owner):
-            raise _invalid("partner", f"no partner {owner!r}")
-        checked_filter(body.event_types, body.cities, body.regions)
-        await checked_url(body.url)
+        """Subscribe a URL to event types; the answer holds its new whsec_ secret (hmac) or
+        the whpk_ public key that verifies its deliveries (ed25519)."""
+        owner = body.partner if who.operator else who.partner_id
+        wrong: list[Problem] = []
+        if who.operator and owner is None:
+            wrong.append(Problem("partner", "operators must say whose endpoint this is"))
+        elif not who.operator and body.partner not in (None, who.partner_id):
+            wrong.append(Problem("partner", "a partner registers endpoints only for itself"))
+        elif owner is not None and not await store.partner_exists(owner):
+            wrong.append(Problem("partner", f"no partner {owner!r}"))
+        await refuse_problems(url=body.url, regions=body.regions, cities=body.cities, also=wrong)
         row = EndpointRow(
             id=f"ep-{secrets.token_hex(8)}",
-            partner_id=owner,
+            partner_id=owner or "",
             url=body.url,
             event_types=tuple(dict.fromkeys(body.event_types)),
-            regions=tuple(body.regions),
-            cities=tuple(body.cities),
+            regions=body.regions,
+            cities=body.cities,
             description=body.description,
-            secret=new_secret(),
+            secret=new_secret(body.signature),
             max_concurrency=body.max_concurrency,
             rate_per_second=body.rate_per_second,
         )
         await store.insert_endpoint(row)
         await registry.refresh()
-        return EndpointCreated(**EndpointOut.of(row).model_dump(), secret=row.secret)
+        return EndpointCreated(**EndpointOut.of(row).model_dump(), secret=SecretOut.of(row).secret)
 
-    @router.get("/endpoints/{endpoint_id}", response_model=EndpointOut)
-    async def get_endpoint(endpoint_id: str, who: Caller) -> EndpointOut:
+    @router.get("/endpoints/{endpoint_id}", response_model=EndpointOut, responses=_errors(401, 404))
+    async def get_endpoint(endpoint_id: EndpointId, who: Caller) -> EndpointOut:
         return EndpointOut.of(await owned(endpoint_id, who))
 
-    @router.patch("/endpoints/{endpoint_id}", response_model=EndpointOut)
-    async def edit_endpoint(endpoint_id: str, body: EndpointPatch, who: Caller) -> EndpointOut:
+    @router.patch(
+        "/endpoints/{endpoint_id}",
+        response_model=EndpointOut,
+        responses=_errors(401, 404, 413),
+    )
+    async def edit_endpoint(
+        endpoint_id: EndpointId, body: EndpointPatch, who: Caller
+    ) -> EndpointOut:
         """Change the URL, event types, filter, description or limits."""
         row = await owned(endpoint_id, who)
         changes: dict[str, Any] = body.model_dump(exclude_unset=True)
-        for name in ("url", "event_types"):
-            if name in changes and changes[name] is None:
-                raise _invalid(name, "may not be null")
-        checked_filter(
-            changes.get("event_types") or [],
-            changes.get("cities") or [],
-            changes.get("regions") or [],
+        await refuse_problems(
+            url=changes.get("url"),
+            regions=changes.get("regions") or (),
+            cities=changes.get("cities") or (),
         )
-        if "url" in changes:
-            await checked_url(changes["url"])
         for name in ("event_types", "regions", "cities"):
             if name in changes:
-                changes[name] = tuple(changes[name] or ())
-        if changes.get("description") is None:
-            changes.pop("description", None)
+                changes[name] = tuple(dict.fromkeys(changes[name] or ()))
         row = await store.save_endpoint(replace(row, **changes))
         await registry.refresh()
         return EndpointOut.of(row)
 
-    @router.delete("/endpoints/{endpoint_id}", status_code=204)
-    async def delete_endpoint(endpoint_id: str, who: Caller) -> Response:
+    @router.delete("/endpoints/{endpoint_id}", status_code=204, responses=_errors(401, 404))
+    async def delete_endpoint(endpoint_id: EndpointId, who: Caller) -> Response:
         """Delete the endpoint; what was still due for it is dropped."""
         await owned(endpoint_id, who)
         await store.delete_endpoint(endpoint_id)
         await registry.refresh()
         return Response(status_code=204)
 
-    async def set_state(endpoint_id: str, who: Caller, state: State) -> EndpointOut:
+    async def set_state(endpoint_id: str, who: Principal, state: State) -> EndpointOut:
         row = await owned(endpoint_id, who)
         row = await store.save_endpoint(
             replace(row, state=state, state_reason=None, failing_since=None)
@@ -349,58 +609,66 @@ def api_router(
         await registry.refresh()
         return EndpointOut.of(row)
 
-    @router.post("/endpoints/{endpoint_id}/pause", response_model=EndpointOut)
-    async def pause(endpoint_id: str, who: Caller) -> EndpointOut:
+    @router.post(
+        "/endpoints/{endpoint_id}/pause", response_model=EndpointOut, responses=_errors(401, 404)
+    )
+    async def pause(endpoint_id: EndpointId, who: Caller) -> EndpointOut:
         """Stop sending; what arrives meanwhile is dropped and can be replayed later."""
         return await set_state(endpoint_id, who, State.PAUSED)
 
-    @router.post("/endpoints/{endpoint_id}/resume", response_model=EndpointOut)
-    async def resume(endpoint_id: str, who: Caller) -> EndpointOut:
+    @router.post(
+        "/endpoints/{endpoint_id}/resume", response_model=EndpointOut, responses=_errors(401, 404)
+    )
+    async def resume(endpoint_id: EndpointId, who: Caller) -> EndpointOut:
         """Send again (also re-enables an endpoint that was disabled)."""
         return await set_state(endpoint_id, who, State.ACTIVE)
 
-    @router.get("/endpoints/{endpoint_id}/secret", response_model=SecretOut)
-    async def get_secret(endpoint_id: str, who: Caller) -> SecretOut:
-        row = await owned(endpoint_id, who)
-        return SecretOut(
-            secret=row.secret, previous_secret_expires_at=row.previous_secret_expires_at
-        )
+    @router.get(
+        "/endpoints/{endpoint_id}/secret", response_model=SecretOut, responses=_errors(401, 404)
+    )
+    async def get_secret(endpoint_id: EndpointId, who: Caller) -> SecretOut:
+        return SecretOut.of(await owned(endpoint_id, who))
 
-    @router.post("/endpoints/{endpoint_id}/rotate-secret", response_model=SecretOut)
-    async def rotate_secret(
-        endpoint_id: str, who: Caller, body: RotateIn | None = None
-    ) -> SecretOut:
-        """A new secret; during the grace period both secrets sign every delivery."""
+    @router.post(
+        "/endpoints/{endpoint_id}/rotate-secret",
+        response_model=SecretOut,
+        responses=_errors(401, 404, 413),
+    )
+    async def rotate_secret(endpoint_id: EndpointId, body: RotateIn, who: Caller) -> SecretOut:
+        """A new secret (or ed25519 key); during the grace period both sign every delivery
+        (the body is an object: ``{}`` for the default grace period)."""
         row = await owned(endpoint_id, who)
         grace = settings.webhook_secret_grace_seconds
-        if body is not None and body.grace_seconds is not None:
+        if body.grace_seconds is not None:
             grace = body.grace_seconds
         expires = datetime.now(UTC) + timedelta(seconds=grace)
         row = await store.save_endpoint(
             replace(
                 row,
-                secret=new_secret(),
+                secret=new_secret(signature_kind(row.secret)),
                 previous_secret=row.secret,
                 previous_secret_expires_at=expires,
             )
         )
         await registry.refresh()
-        return SecretOut(secret=row.secret, previous_secret_expires_at=expires)
+        return SecretOut.of(row)
 
     # delivery log and replay -----------------------------------------------------------
 
-    @router.get("/endpoints/{endpoint_id}/attempts", response_model=list[AttemptOut])
+    @router.get(
+        "/endpoints/{endpoint_id}/attempts",
+        response_model=list[AttemptOut],
+        responses=_errors(401, 404),
+    )
     async def list_attempts(
-        endpoint_id: str,
+        endpoint_id: EndpointId,
         who: Caller,
-        since: datetime | None = None,
-        event_id: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        since: Annotated[Instant | None, Query(description="Attempts at or after.")] = None,
+        event_id: Annotated[EventId | None, Query(description="One event's only.")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LOG_ROWS)] = 100,
     ) -> list[AttemptOut]:
         """Every attempt (newest first): time, status code, latency, response, error."""
         await owned(endpoint_id, who)
-        if since is not None:
-            since = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
         rows = await store.attempts(endpoint_id, since=since, event_id=event_id, limit=limit)
         return [AttemptOut.of(row) for row in rows]
 
@@ -420,8 +688,13 @@ def api_router(
         "/endpoints/{endpoint_id}/messages/{event_id}/resend",
         status_code=202,
         response_model=Queued,
+        responses=_errors(401, 404),
     )
-    async def resend(endpoint_id: str, event_id: str, who: Caller) -> Queued:
+    async def resend(
+        endpoint_id: EndpointId,
+        event_id: Annotated[EventId, Path(description="The event's id.")],
+        who: Caller,
+    ) -> Queued:
         """Send one event to this endpoint again, whatever became of it before."""
         await owned(endpoint_id, who)
         message = await store.message_for(endpoint_id, event_id)
@@ -432,15 +705,24 @@ def api_router(
         await enqueue(endpoint_id, [message])
         return Queued(queued=1)
 
-    @router.post("/endpoints/{endpoint_id}/replay", status_code=202, response_model=Queued)
-    async def replay(endpoint_id: str, body: ReplayIn, who: Caller) -> Queued:
+    @router.post(
+        "/endpoints/{endpoint_id}/replay",
+        status_code=202,
+        response_model=Queued,
+        responses=_errors(401, 404, 413),
+    )
+    async def replay(endpoint_id: EndpointId, body: ReplayIn, who: Caller) -> Queued:
         """Send again every event whose delivery here failed or was dropped since ``since``."""
         await owned(endpoint_id, who)
-        since = (body.since if body.since.tzinfo else body.since.replace(tzinfo=UTC)).astimezone(
-            UTC
-        )
-        messages = await store.unsuccessful_since(endpoint_id, since)
+        messages = await store.unsuccessful_since(endpoint_id, body.since)
         await enqueue(endpoint_id, messages)
         return Queued(queued=len(messages))
 
+    methods: dict[str, set[str]] = {}
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            methods.setdefault(route.path, set()).update(route.methods or ())
+    for route in router.routes:
+        if isinstance(route, LimitedBodyRoute):
+            route.allowed = frozenset(methods[route.path])
     return router

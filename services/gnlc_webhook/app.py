@@ -14,6 +14,7 @@ from faststream.middlewares import AckPolicy
 
 from gnlc_core.commits import Commits, next_offsets
 from gnlc_core.db import create_engine, database_url, migrate
+from gnlc_core.directory import Directory
 from gnlc_core.fence import Fence
 from gnlc_core.kafka import make_broker, records_only, topics_for
 from gnlc_core.logs import get_logger
@@ -23,9 +24,9 @@ from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
 from gnlc_webhook.api import api_router
 from gnlc_webhook.consumer import Limits, ShouldSend, WebhookConsumer
-from gnlc_webhook.partners import load_endpoints
+from gnlc_webhook.partners import seed_partners
 from gnlc_webhook.registry import Event, Registry
-from gnlc_webhook.ssrf import Policy, RefusedTarget, check_url
+from gnlc_webhook.ssrf import Policy
 from gnlc_webhook.store import EndpointRow, Store
 from gnlc_webhook.transport import make_poster
 
@@ -56,27 +57,13 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
-async def seed(store: Store, settings: Settings, policy: Policy) -> None:
-    """Endpoints of the partners file go into the database (the file wins for the fields it
-    sets; state, failures and rotations made since are kept)."""
-    if settings.partners_path is None:
-        return
-    for endpoint in load_endpoints(settings.partners_path):
-        try:
-            check_url(endpoint.url, policy)
-        except RefusedTarget as exc:
-            raise ValueError(f"{settings.partners_path}: endpoint {endpoint.id}: {exc}") from None
-        await store.upsert_partner(endpoint.partner, endpoint.partner)
-        await store.upsert_endpoint(
-            EndpointRow(
-                id=endpoint.id,
-                partner_id=endpoint.partner,
-                url=endpoint.url,
-                event_types=endpoint.event_types,
-                description=endpoint.description,
-                secret=endpoint.secret.get_secret_value(),
-            )
-        )
+async def seed(
+    store: Store, settings: Settings, policy: Policy, directory: Directory | None = None
+) -> None:
+    """Endpoints of the partners file go into the database, checked as the API checks
+    them (``gnlc_webhook.partners``); an invalid file stops the start, naming what to fix."""
+    if settings.partners_path is not None:
+        await seed_partners(store, settings.partners_path, policy=policy, directory=directory)
 
 
 async def prepare(settings: Settings) -> None:
@@ -168,7 +155,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
 
     async def start() -> None:
         await migrate(engine, "webhook")
-        await seed(store, settings, policy)
+        await seed(store, settings, policy, directory.directory)
         await registry.start()
         consumer.start()
         ready.set()

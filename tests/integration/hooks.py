@@ -1,7 +1,8 @@
 """A scriptable partner receiver on loopback for the webhook tests.
 
-Each endpoint name (``/hooks/<name>``) has the secrets it verifies with (the official
-``standardwebhooks`` package), a script of answers (status, headers, hang) used in order
+Each endpoint name (``/hooks/<name>``) has the keys it verifies with (``whsec_`` secrets
+through the official ``standardwebhooks`` package, ``whpk_`` ed25519 public keys through
+libsodium), a script of answers (status, headers, hang) used in order
 and then 204, and the list of every request it got, verified or not. ``unique`` is what a
 receiver deduplicating on ``webhook-id`` keeps.
 """
@@ -9,6 +10,7 @@ receiver deduplicating on ``webhook-id`` keeps.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 import time
@@ -17,9 +19,32 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gnlc_devtools.receiver import BackgroundServer
+
+
+def _verifies(key: str, body: bytes, headers: dict[str, str]) -> bool:
+    """A ``whsec_`` secret verifies through the official ``standardwebhooks`` package; a
+    ``whpk_`` public key through libsodium (PyNaCl), over ``id.timestamp.body``."""
+    if not key.startswith("whpk_"):
+        try:
+            Webhook(key).verify(body.decode(), headers)
+        except WebhookVerificationError:
+            return False
+        return True
+    content = f"{headers.get('webhook-id')}.{headers.get('webhook-timestamp')}.".encode() + body
+    verifier = VerifyKey(base64.b64decode(key.removeprefix("whpk_")))
+    for part in headers.get("webhook-signature", "").split(" "):
+        if part.startswith("v1a,"):
+            try:
+                verifier.verify(content, base64.b64decode(part.removeprefix("v1a,")))
+            except BadSignatureError:
+                continue
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -94,14 +119,7 @@ class Hooks:
             more = message.get("more_body", False)
         name = scope["path"].rsplit("/", 1)[-1]
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        verified = False
-        for secret in self.secrets.get(name, []):
-            try:
-                Webhook(secret).verify(body.decode(), headers)
-            except WebhookVerificationError:
-                continue
-            verified = True
-            break
+        verified = any(_verifies(key, body, headers) for key in self.secrets.get(name, []))
         self._add(
             Hit(
                 name=name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import yaml
 from standardwebhooks.webhooks import Webhook
 
 from tests.integration.conftest import System
@@ -44,6 +45,28 @@ def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(system: Syst
         assert row["attempt"] == 1
 
 
+def test_an_ed25519_endpoint_gets_v1a_signatures_its_public_key_from_the_api_verifies(
+    system: System,
+) -> None:
+    _service, api = start_webhook(system)
+    with hooks_server() as (hooks, base):
+        token = api.partner("portal-k")
+        endpoint = api.endpoint(token, f"{base}/k", signature="ed25519")
+        assert endpoint["signature"] == "ed25519"
+        assert endpoint["secret"] is None  # the signing key never leaves the service
+        keys = api.call("GET", f"/endpoints/{endpoint['id']}/secret", token).json()
+        assert keys["public_key"] == endpoint["public_key"]
+        assert keys["public_key"].startswith("whpk_")
+        hooks.secrets["k"] = [keys["public_key"]]  # verified by libsodium
+        event_id, value = event()
+        asyncio.run(produce(system.kafka, f"{system.prefix}deadline.reminder", value))
+
+        assert hooks.wait("k", 1, timeout=60)
+        [hit] = hooks.of("k")
+        assert hit.webhook_id == event_id
+        assert hit.headers["webhook-signature"].startswith("v1a,")
+
+
 def test_a_partner_sees_and_manages_only_its_own_endpoints(system: System) -> None:
     _service, api = start_webhook(system)
     a, b = api.partner("partner-one"), api.partner("partner-two")
@@ -63,7 +86,8 @@ def test_a_partner_sees_and_manages_only_its_own_endpoints(system: System) -> No
         ("GET", "/attempts"),
         ("POST", "/replay"),
     ]:
-        body = {"since": "2026-01-01T00:00:00Z"} if path == "/replay" else {}
+        bodies = {"/replay": {"since": "2026-01-01T00:00:00Z"}, "": {"description": "mine"}}
+        body = bodies.get(path, {})
         response = api.call(method, f"/endpoints/{theirs['id']}{path}", a, json=body)
         assert response.status_code == 404, (method, path, response.text)
     assert api.call("GET", f"/endpoints/{theirs['id']}", b).status_code == 200
@@ -129,12 +153,20 @@ def test_invalid_input_names_the_field(system: System) -> None:
     for body, field, message in cases:
         response = api.call("POST", "/endpoints", token, json=body)
         assert response.status_code == 422, body
-        [error] = [e for e in response.json()["detail"] if e["loc"][-1] == field]
+        [error] = [e for e in response.json()["detail"] if field in e["loc"]]
         assert message in error["msg"], (field, error)
 
 
+def _no_partners_file(system: System) -> str:
+    empty = system.tmp / "no-partners.yaml"
+    empty.write_text("endpoints: []\n")
+    return str(empty)
+
+
 def test_ssrf_targets_are_refused_with_a_clear_error(system: System) -> None:
-    _service, api = start_webhook(system, GNLC_WEBHOOK_ALLOWED_NETWORKS="")
+    _service, api = start_webhook(
+        system, GNLC_WEBHOOK_ALLOWED_NETWORKS="", GNLC_PARTNERS_PATH=_no_partners_file(system)
+    )
     token = api.partner("partner-s")
     port = free_port()
     cases = {
@@ -159,12 +191,16 @@ def test_ssrf_targets_are_refused_with_a_clear_error(system: System) -> None:
 
 
 def test_ssrf_is_checked_again_at_send_time(system: System) -> None:
-    """The seeded endpoint points at the loopback receiver: without the allowlist the
-    transport refuses to connect after resolving, and the log says why."""
+    """The endpoint seeded while loopback was allowed points at the loopback receiver: after
+    a restart without the allowlist the transport refuses to connect after resolving, and
+    the log says why."""
+    first, _api = start_webhook(system)
+    first.stop()
     _service, api = start_webhook(
         system,
         GNLC_WEBHOOK_ALLOWED_NETWORKS="",
         GNLC_WEBHOOK_RETRY_DELAYS="[0.2]",
+        GNLC_PARTNERS_PATH=_no_partners_file(system),
     )
     _event_id, value = event()
     asyncio.run(produce(system.kafka, f"{system.prefix}deadline.reminder", value))
@@ -180,3 +216,33 @@ def test_ssrf_is_checked_again_at_send_time(system: System) -> None:
     assert all("refused by the SSRF guard" in str(r["error"]) for r in rows)
     assert all("127.0.0.1 is a loopback address" in str(r["error"]) for r in rows)
     assert system.receiver.inbox.deliveries == []
+
+
+def test_a_partners_file_with_a_metadata_url_stops_the_start_naming_endpoint_and_field(
+    system: System,
+) -> None:
+    """The partners file is checked as the API checks: loopback is allowed here (the
+    tests' receivers), the cloud metadata address is not."""
+    partners = system.tmp / "evil-partners.yaml"
+    partners.write_text(
+        yaml.safe_dump(
+            {
+                "endpoints": [
+                    {
+                        "id": "evil",
+                        "partner": "someone",
+                        "url": "http://169.254.169.254/latest/meta-data/",
+                        "event_types": ["deadline.reminder"],
+                        "secret": system.receiver.secret,
+                    }
+                ]
+            }
+        )
+    )
+    service = system.service("webhook", GNLC_PARTNERS_PATH=str(partners))
+    with pytest.raises(RuntimeError, match="exited at start"):
+        service.start()
+    assert (
+        f"{partners}: endpoint evil: url: refused: 169.254.169.254 is a cloud metadata address"
+        in service.log.read_text()
+    )
