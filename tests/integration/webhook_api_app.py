@@ -81,7 +81,7 @@ async def webhook_api(
 ) -> InProcess:
     """The API on a migrated database of its own under ``tmp``."""
     engine = engine_for(tmp / "webhook.db")
-    await migrate(engine)
+    await migrate(engine, "webhook")
     store = Store(engine)
     cities = directory()
     resent, resolver = Resent(), Resolver()
