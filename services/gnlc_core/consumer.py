@@ -6,6 +6,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from pydantic import ValidationError
 
+from gnlc_core.errors import message_of
 from gnlc_core.events import AnnouncementPublishedEvent, DeadlineReminderEvent, parse_event
 from gnlc_core.kafka import publish_dead_letter
 from gnlc_core.logs import get_logger
@@ -16,7 +17,7 @@ log = get_logger(__name__)
 def describe(error: ValidationError) -> str:
     """A one-line account of what is wrong, field by field."""
     return "; ".join(
-        f"{'.'.join(str(part) for part in err['loc']) or 'value'}: {err['msg']}"
+        f"{'.'.join(str(part) for part in err['loc']) or 'value'}: {message_of(err)}"
         for err in error.errors()
     )
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError
 
+from gnlc_core.errors import message_of
 from gnlc_core.events import MAX_REGION_CHARS, Audience, LanguageTag, Slug
 
 #: Limits of a directory (README: limits): rows, and the texts and lists of a city.
@@ -192,7 +193,7 @@ def _city(row: Mapping[str, str | None], where: str) -> tuple[City | None, list[
         )
     except ValidationError as exc:
         return None, [
-            Problem((where, *(str(p) for p in err["loc"])), err["msg"], err["type"])
+            Problem((where, *(str(p) for p in err["loc"])), message_of(err), err["type"])
             for err in exc.errors()
         ]
     return city, []

@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from faststream.kafka import KafkaBroker
 
+from gnlc_core.answers import answer_errors
 from gnlc_core.kafka import ensure_topics
 from gnlc_core.logs import configure, get_logger
 from gnlc_core.settings import Settings
@@ -80,6 +81,7 @@ def build_app(
             log.info("service stopped", service=title)
 
     app = FastAPI(title=title, lifespan=lifespan)
+    answer_errors(app)
     for router in routers:
         app.include_router(router)
     return app

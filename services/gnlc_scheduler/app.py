@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gnlc_core.answers import answer_errors
 from gnlc_core.db import create_engine, database_url
 from gnlc_core.kafka import AT_LEAST_ONCE, make_broker, topics_for
 from gnlc_core.service import build_app, health_router
 from gnlc_core.settings import Settings
 from gnlc_scheduler.api import operator_router
 from gnlc_scheduler.limits import BodyLimit
-from gnlc_scheduler.responses import http_error_handler, validation_error_handler
 from gnlc_scheduler.service import SchedulerService
 
 
@@ -44,8 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def harden(app: FastAPI) -> None:
-    """Bodies limited before they are read (413), one shape for every 422, and 405s that
-    name every method of their path."""
+    """Bodies limited before they are read (413), and every service's error shapes
+    (``gnlc_core.answers``; ``build_app`` installs them too, for apps built without it)."""
     app.add_middleware(BodyLimit)
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    answer_errors(app)

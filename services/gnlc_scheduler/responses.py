@@ -1,53 +1,20 @@
-"""What the operator API answers, and how it refuses.
-
-Every instant in every answer carries its offset (``Instant``: SQLite hands naive values
-back, and every stored instant is UTC). Every refusal has one of two shapes: ``422`` with
-``detail`` a list of ``{loc, msg, type}`` (``loc`` names the field: ``["body", "due_at"]``,
-``["body", "line 5", "timezone"]``), every other error a string ``detail``.
+"""What the operator API answers, and how it refuses: its answer models, and the statuses
+each operation documents. The shapes themselves (``Instant``, the two error shapes) are
+every API's, in ``gnlc_core.answers``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Request, Response, status
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from pydantic import BaseModel, Field
 
+from gnlc_core.answers import ErrorDetail, Instant, InvalidRequest
 from gnlc_core.events import Audience
 from gnlc_scheduler.plan import NotScheduled
 from gnlc_scheduler.store import AnnouncementState, DeadlineState, OutboxState
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-#: An instant as answered: always with its offset.
-Instant = Annotated[datetime, AfterValidator(_aware)]
-
-
-# -- errors -------------------------------------------------------------------------------
-
-
-class ErrorDetail(BaseModel):
-    detail: str
-
-
-class FieldError(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class InvalidRequest(BaseModel):
-    detail: list[FieldError]
 
 
 def invalid(loc: Sequence[str | int], msg: str, kind: str = "value_error") -> Exception:
@@ -62,42 +29,7 @@ def errors_at(prefix: Sequence[str | int], errors: Sequence[Any]) -> Exception:
     )
 
 
-async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    """Every 422 in one shape: ``{loc, msg, type}`` per problem, without echoing input."""
-    assert isinstance(exc, RequestValidationError)
-    detail = [
-        {
-            "loc": [p if isinstance(p, int) else str(p) for p in error.get("loc", ())],
-            "msg": str(error.get("msg", "")),
-            "type": str(error.get("type", "value_error")),
-        }
-        for error in exc.errors()
-    ]
-    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
-
-
 Responses = dict[int | str, dict[str, Any]]
-
-
-async def http_error_handler(request: Request, exc: Exception) -> Response:
-    """FastAPI's answer to an ``HTTPException``, but: a 405 lists in ``Allow`` every
-    method of the path (not only those of the first route that matched it), and a body
-    that cannot even be decoded is a 422 like every other invalid body."""
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == status.HTTP_400_BAD_REQUEST and "parsing the body" in str(exc.detail):
-        return await validation_error_handler(
-            request,
-            RequestValidationError([{"loc": ("body",), "msg": exc.detail, "type": "json_invalid"}]),
-        )
-    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
-        allowed = sorted(
-            method
-            for route in request.app.router.routes
-            if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
-            for method in route.methods or ()
-        )
-        exc = StarletteHTTPException(exc.status_code, exc.detail, {"Allow": ", ".join(allowed)})
-    return await http_exception_handler(request, exc)
 
 
 def _error(description: str) -> dict[str, Any]:

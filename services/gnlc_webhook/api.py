@@ -27,7 +27,6 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -37,6 +36,8 @@ from pydantic import (
 )
 from starlette.types import Receive, Scope, Send
 
+from gnlc_core.answers import ErrorDetail
+from gnlc_core.answers import Instant as Timestamp
 from gnlc_core.directory import DirectorySource
 from gnlc_core.events import Slug, parse_event
 from gnlc_core.ledger import Status
@@ -149,12 +150,6 @@ class LimitedBodyRoute(APIRoute):
 
 
 # -- errors, as documented ---------------------------------------------------------------
-class ErrorOut(BaseModel):
-    """Every error but 422: what went wrong, in words."""
-
-    detail: str
-
-
 _ERRORS = {
     401: "No bearer token, or one that is neither the operator's nor a partner's.",
     403: "Operators only.",
@@ -167,7 +162,7 @@ _ERRORS = {
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` of an operation: its error statuses with the error shape (422 is
     FastAPI's ``HTTPValidationError``, added for every operation that takes input)."""
-    return {code: {"model": ErrorOut, "description": _ERRORS[code]} for code in codes}
+    return {code: {"model": ErrorDetail, "description": _ERRORS[code]} for code in codes}
 
 
 def _invalid(found: Sequence[Problem]) -> HTTPException:
@@ -179,12 +174,6 @@ def _invalid(found: Sequence[Problem]) -> HTTPException:
 
 
 # -- models --------------------------------------------------------------------------------
-def _as_utc(value: datetime) -> datetime:
-    """Times leave the API with their offset (SQLite hands back naive UTC ones)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 @dataclass(frozen=True)

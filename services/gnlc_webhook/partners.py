@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from gnlc_core.directory import Directory
+from gnlc_core.errors import message_of
 from gnlc_core.events import Slug
 from gnlc_webhook.signing import new_secret, valid_signing_secret
 from gnlc_webhook.ssrf import Policy, Resolver, system_resolver
@@ -98,7 +99,7 @@ def load_endpoints(path: Path) -> list[Endpoint]:
     try:
         return _file_adapter.validate_python(raw).endpoints
     except ValidationError as exc:
-        lines = [f"{_where(path, raw, tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
+        lines = [f"{_where(path, raw, tuple(e['loc']))}: {message_of(e)}" for e in exc.errors()]
         raise PartnersFileError("\n".join(lines)) from None
 
 

@@ -142,7 +142,7 @@ def test_city_import_is_all_or_nothing(system: System, scheduler: Service) -> No
     assert refused.json()["detail"] == [
         {
             "loc": ["body", "line 3", "timezone"],
-            "msg": "Value error, unknown IANA time zone 'Pacific/Chatam'",
+            "msg": "unknown IANA time zone 'Pacific/Chatam'",
             "type": "value_error",
         }
     ]

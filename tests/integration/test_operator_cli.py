@@ -234,7 +234,7 @@ def test_a_partner_is_onboarded_from_the_cli(system: System) -> None:
         "--url", "http://169.254.169.254/latest", "--event-type", "nope",
     )  # fmt: skip
     assert refused.returncode == 1
-    assert "event_types: unknown event type(s)" in refused.stderr
+    assert "event_types.0: unknown event type 'nope'" in refused.stderr
 
     deleted = cli(system, url, "endpoints", "delete", endpoint_id, "--yes")
     assert deleted.returncode == 0, deleted.stderr

@@ -155,8 +155,9 @@ LIMITS = [
         "description",
         f"at most {MAX_DESCRIPTION_LENGTH}",
     ),
-    ({"cities": ["x" * 64]}, "cities", "should match pattern"),
-    ({"partner": "p" * 64}, "partner", "should match pattern"),
+    ({"cities": ["x" * 64]}, "cities", "at most 63 characters"),
+    ({"partner": "p" * 64}, "partner", "at most 63 characters"),
+    ({"partner": "P-1"}, "partner", "should match pattern"),
     ({"event_types": []}, "event_types", "at least 1 item"),
     ({"event_types": ["deadline.nope"]}, "event_types", "unknown event type 'deadline.nope'"),
     ({"max_concurrency": 10**30}, "max_concurrency", "less than or equal to 256"),
@@ -207,7 +208,7 @@ async def test_non_finite_numbers_and_deep_nesting_are_refused_as_invalid_json(
         )
         error = _only_error(response)
         assert error["type"] == "json_invalid"
-        assert error["ctx"]["error"] == reason
+        assert error["msg"].endswith(reason), error  # the decoder's reason, in words
 
 
 async def test_ids_and_query_values_have_limits_too(client: httpx.AsyncClient) -> None:
@@ -293,7 +294,7 @@ async def test_the_openapi_document_names_every_status_and_the_event_types(
     assert schemas["EndpointIn"]["properties"]["regions"]["maxItems"] == MAX_REGIONS
     assert schemas["EndpointPatch"]["minProperties"] == 1
     assert schemas["ReplayIn"]["properties"]["since"]["format"] == "date-time"
-    error_shape = {"$ref": "#/components/schemas/ErrorOut"}
+    error_shape = {"$ref": "#/components/schemas/ErrorDetail"}
     invalid_shape = {"$ref": "#/components/schemas/HTTPValidationError"}
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
@@ -365,9 +366,9 @@ async def test_the_partners_file_is_checked_as_the_api_checks_and_stores_nothing
             {"regions": ["Arab States"] * 1_000},
             "endpoint evil: regions: Tuple should have at most 20",
         ),
-        ({"event_types": ["deadline.nope"]}, "endpoint evil: event_types.0: Value error, unknown"),
-        ({"url": "ftp://x.example/"}, "endpoint evil: url: Value error, refused: the URL must"),
-        ({"secret": "nope"}, "endpoint evil: secret: Value error, secret must start with whsec_"),
+        ({"event_types": ["deadline.nope"]}, "endpoint evil: event_types.0: unknown"),
+        ({"url": "ftp://x.example/"}, "endpoint evil: url: refused: the URL must"),
+        ({"secret": "nope"}, "endpoint evil: secret: secret must start with whsec_"),
         ({"colour": "red"}, "endpoint evil: colour: Extra inputs are not permitted"),
         ({"description": "x" * 1001}, "endpoint evil: description: String should have at most"),
     ],

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from gnlc_core.answers import answer_errors
 from gnlc_core.db import migrate
 from gnlc_core.directory import Directory, load_csv
 from gnlc_core.settings import Settings
@@ -87,6 +88,7 @@ async def webhook_api(
     resent, resolver = Resent(), Resolver()
     settings = settings or Settings(operator_token=SecretStr(OPERATOR_TOKEN))
     app = FastAPI(title="GNLC Notify webhook service")
+    answer_errors(app)  # as build_app does for the service
     registry = Registry(store, cities, refresh_seconds=60)
     app.include_router(api_router(settings, store, registry, resent, cities, policy, resolver))
     return InProcess(app, store, engine, resent, resolver)
