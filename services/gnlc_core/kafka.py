@@ -9,6 +9,7 @@ committing past it).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -29,6 +30,13 @@ AT_LEAST_ONCE = AckPolicy.NACK_ON_ERROR
 
 #: The producer's batch size (aiokafka's default is 16 KiB): explicit batches stay under it.
 PRODUCER_BATCH_BYTES = 512 * 1024
+
+#: Consumer group membership: a member that dies (kill -9) is noticed after this long (the
+#: broker's minimum by default), so its partitions come back within seconds, not ten or more.
+GROUP_SESSION_MS = 6000
+GROUP_HEARTBEAT_MS = 1000
+
+_RETRY_TIER = re.compile(r"\.retry\.\d+s$")
 
 REASON_HEADER = "x-gnlc-dead-letter-reason"
 RECIPIENT_HEADER = "x-gnlc-recipient"
@@ -92,6 +100,14 @@ class Topics:
     def for_event_type(self, event_type: str) -> str:
         return f"{self.prefix}{event_type}"
 
+    def retry_tier(self, channel: str, seconds: float) -> str:
+        """The tier topic where ``channel``'s retries wait ``seconds`` (gnlc_core.ladder)."""
+        return f"{self.prefix}{channel}.retry.{int(seconds)}s"
+
+    def retry_tiers_pattern(self, channel: str) -> str:
+        """Every tier topic of ``channel``, those of older ladders or schedules included."""
+        return f"^{re.escape(f'{self.prefix}{channel}')}\\.retry\\.\\d+s$"
+
     def group(self, name: str) -> str:
         """A consumer group id under the same prefix (``email``, ``webhook`` ...)."""
         return f"{self.prefix}{name}"
@@ -119,9 +135,7 @@ async def ensure_topics(settings: Settings, extra: Sequence[str] = ()) -> list[s
                         name=name,
                         num_partitions=settings.topic_partitions,
                         replication_factor=settings.topic_replication,
-                        topic_configs=(
-                            {"cleanup.policy": "compact"} if name in topics.compacted else {}
-                        ),
+                        topic_configs=_topic_config(topics, name),
                     )
                     for name in wanted
                 ]
@@ -129,6 +143,16 @@ async def ensure_topics(settings: Settings, extra: Sequence[str] = ()) -> list[s
         return wanted
     finally:
         await admin.close()
+
+
+def _topic_config(topics: Topics, name: str) -> dict[str, str]:
+    if name in topics.compacted:
+        return {"cleanup.policy": "compact"}
+    if _RETRY_TIER.search(name):
+        # the broker stamps each record as it appends it: a tier's records are ready in
+        # offset order, whichever producer wrote them (gnlc_core.ladder)
+        return {"message.timestamp.type": "LogAppendTime"}
+    return {}
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from gnlc_core.kafka import REASON_HEADER, Topics, ensure_topics, make_broker
-from gnlc_core.retry import Retrier, RetrySchedule, one_at_a_time
+from gnlc_core.retry import Retrier, RetrySchedule, concurrently, tier_of_delay
 from gnlc_core.settings import Settings
 from tests.integration.kafka_io import consume, headers_of
 
@@ -39,10 +39,14 @@ async def test_retries_wait_their_turn_and_then_give_up(kafka: str) -> None:
             source_topic="origin",
         )
 
-    retrier.subscribe(one_at_a_time(deliver_one))
+    retrier.subscribe(concurrently(deliver_one), bootstrap_servers=kafka)
     await ensure_topics(settings, retrier.topic_names)
     await broker.start()
+    await retrier.start()
     try:
+        while not retrier.joined:  # as a service is ready only once it consumes
+            await asyncio.sleep(0.05)
+        started = time.monotonic()
         for who in ("a", "b"):
             await retrier.retry_or_give_up(
                 b"payload-" + who.encode(),
@@ -54,6 +58,7 @@ async def test_retries_wait_their_turn_and_then_give_up(kafka: str) -> None:
             )
         await asyncio.wait_for(all_seen.wait(), timeout=40)
     finally:
+        await retrier.stop()
         await broker.stop()
 
     assert sorted((who, attempt) for who, attempt, _ in calls) == [
@@ -64,6 +69,7 @@ async def test_retries_wait_their_turn_and_then_give_up(kafka: str) -> None:
     ]
     for _who, attempt, at in calls:
         assert at >= {2: 1.0, 3: 4.0}[attempt] - 0.2  # never early
+        assert at <= {2: 1.0, 3: 4.0}[attempt] + 1.0  # nor late
     parked = await consume(kafka, topics.email_dead_letter, 2)
     assert len(parked) == 2
     assert all(
@@ -78,8 +84,14 @@ def test_schedule_arithmetic() -> None:
     assert schedule.delay_before(2) == 5
     assert schedule.delay_before(4) == 1800
     assert schedule.delay_before(5) is None
-    assert schedule.tier_for(400) == 300
-    assert schedule.tier_for(2) == 5
     scaled = RetrySchedule(delays=(5, 300), jitter=0.0, scale=0.01)
     assert scaled.delay_before(3) == pytest.approx(3.0)
-    assert scaled.tier_for(3.0) == 300
+    # the tier a delay is published to depends on the ladder alone, never on the schedule
+    assert [tier_of_delay(d) for d in (0.2, 3.0, 5.0, 299.9, 300.0, 86400.0)] == [
+        0.0,
+        1.0,
+        5.0,
+        30.0,
+        300.0,
+        36000.0,
+    ]
