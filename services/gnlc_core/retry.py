@@ -244,6 +244,10 @@ class Retrier:
         """The tier consumer has joined its group (and is reading)."""
         return self._reader is not None and self._reader.joined
 
+    async def wait_joined(self) -> None:
+        if self._reader is not None:
+            await self._reader.wait_joined()
+
     async def _move(self, topic: str, record: Record) -> None:
         headers = {key: bytes(value).decode() for key, value in record.headers or ()}
         await self._broker.publish(record.value, topic=topic, key=record.key, headers=headers)

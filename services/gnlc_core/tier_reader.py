@@ -148,7 +148,15 @@ class TierReader:
         self._tasks: set[asyncio.Task[None]] = set()
         self._held_due: list[tuple[_Partition, Record]] = []
         self._last_commit = 0.0
-        self.joined = False
+        self._joined = asyncio.Event()
+
+    @property
+    def joined(self) -> bool:
+        """The consumer has joined its group (had its first assignment, maybe empty)."""
+        return self._joined.is_set()
+
+    async def wait_joined(self) -> None:
+        await self._joined.wait()
 
     # lifecycle -----------------------------------------------------------------------
 
@@ -358,7 +366,7 @@ class TierReader:
             self._partitions.pop(partition, None)
 
     def _assigned(self, _assigned: set[TopicPartition]) -> None:
-        self.joined = True
+        self._joined.set()
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -44,8 +44,7 @@ async def test_retries_wait_their_turn_and_then_give_up(kafka: str) -> None:
     await broker.start()
     await retrier.start()
     try:
-        while not retrier.joined:  # as a service is ready only once it consumes
-            await asyncio.sleep(0.05)
+        await retrier.wait_joined()  # as a service is ready only once it consumes
         started = time.monotonic()
         for who in ("a", "b"):
             await retrier.retry_or_give_up(
