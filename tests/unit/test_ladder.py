@@ -8,6 +8,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -152,18 +153,22 @@ class Model:
             (tier, p): Partition() for tier in (0.0, *LADDER) for p in range(partitions)
         }
         self.count = partitions
-        self.events: list[tuple[float, int, str, object]] = []
+        self.events: list[tuple[float, int, Callable[[float], None]]] = []
         self.seq = 0
         self.attempted: dict[int, float] = {}
 
-    def at(self, when: float, kind: str, data: object) -> None:
+    def at(self, when: float, action: Callable[[float], None]) -> None:
+        """Run ``action(when)`` at ``when`` (events at one instant in the order given)."""
         self.seq += 1
-        heapq.heappush(self.events, (when, self.seq, kind, data))
+        heapq.heappush(self.events, (when, self.seq, action))
 
     def publish(self, now: float, record: Record, tier: float) -> None:
         """The producer sends at ``now``; the broker appends a little later, in order."""
         key = (tier, self.rng.randrange(self.count))
-        self.at(now + self.rng.uniform(0, APPEND_LATENCY), "append", (key, record, tier))
+        self.at(
+            now + self.rng.uniform(0, APPEND_LATENCY),
+            lambda when: self.append(when, key, record, tier),
+        )
 
     def append(self, now: float, key: tuple[float, int], record: Record, tier: float) -> None:
         partition = self.partitions[key]
@@ -178,7 +183,8 @@ class Model:
             return
         partition.looking = True
         head = partition.queue[0]
-        self.at(max(now, head.ready) + self.rng.uniform(0, READ_LATENCY), "look", key)
+        when = max(now, head.ready) + self.rng.uniform(0, READ_LATENCY)
+        self.at(when, lambda later: self.look(later, key))
 
     def look(self, now: float, key: tuple[float, int]) -> None:
         partition = self.partitions[key]
@@ -186,7 +192,7 @@ class Model:
         record = partition.queue[0]
         step = next_step(now, ready=record.ready, due=record.due)
         if step.action is Action.WAIT:  # paused until ready (cannot happen: looked then)
-            self.at(step.at, "look", key)
+            self.at(step.at, lambda later: self.look(later, key))
             partition.looking = True
             return
         partition.queue.popleft()
@@ -198,17 +204,14 @@ class Model:
             self.publish(now, record, step.tier)
         self.look_soon(now, key)
 
+    def send(self, when: float, record: Record, delay: float) -> None:
+        """A retry ``delay`` seconds away, published at ``when``."""
+        self.at(when, lambda now: self.publish(now, record, tier_of_delay(delay)))
+
     def run(self) -> None:
         while self.events:
-            now, _, kind, data = heapq.heappop(self.events)
-            if kind == "send":
-                record, delay = data  # type: ignore[misc]
-                self.publish(now, record, tier_of_delay(delay))
-            elif kind == "append":
-                key, record, tier = data  # type: ignore[misc]
-                self.append(now, key, record, tier)
-            else:
-                self.look(now, data)  # type: ignore[arg-type]
+            now, _, action = heapq.heappop(self.events)
+            action(now)
 
 
 delays = st.floats(min_value=0.001, max_value=DAY, allow_nan=False, allow_infinity=False)
@@ -253,7 +256,7 @@ def test_no_retry_is_attempted_later_than_a_second_after_its_due_time(
         else:
             delay = value
         due[ident] = when + delay
-        model.at(when, "send", (Record(ident, when + delay), delay))
+        model.send(when, Record(ident, when + delay), delay)
     model.run()
 
     assert model.attempted.keys() == due.keys()  # nothing lost
