@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
+from collections import Counter
+from datetime import datetime
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from gnlc_core.kafka import REASON_HEADER, Topics, ensure_topics, make_broker
 from gnlc_core.retry import Retrier, RetrySchedule, concurrently, tier_of_delay
 from gnlc_core.settings import Settings
+from tests.integration.conftest import System
+from tests.integration.hooks import Answer
 from tests.integration.kafka_io import consume, headers_of
+from tests.integration.webhook_support import event, hooks_server, start_webhook
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +103,85 @@ def test_schedule_arithmetic() -> None:
         300.0,
         36000.0,
     ]
+
+
+#: the default webhook schedule (5 s, 300 s, 1800 s ...) 200 times faster: attempts 2, 3, 4
+#: of one event come 25 ms, 1.5 s and 9 s after the one before, ± 10 % jitter
+SCENARIO_SCALE = 0.005
+DEFAULT_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
+JITTER = 0.1
+LATE = 1.0  # the bound: attempted at most this long after the due time
+
+
+async def spaced(
+    bootstrap: str, topic: str, events: list[tuple[str, bytes]], seconds: float
+) -> None:
+    """One event every ``seconds``, through one producer."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for _, value in events:
+            await producer.send_and_wait(topic, value)
+            await asyncio.sleep(seconds)
+    finally:
+        await producer.stop()
+
+
+def test_no_retry_is_late_beside_an_endpoint_that_refuses_connections(system: System) -> None:
+    """The reported scenario: one endpoint refuses every connection (its retries pile up on
+    every tier), another answers 500 to the first request of each event. Each retry of
+    either comes at most a second after it is due."""
+    _service, api = start_webhook(system, GNLC_WEBHOOK_RETRY_TIME_SCALE=str(SCENARIO_SCALE))
+    with hooks_server() as (hooks, base):
+        token = api.partner("partner-late")
+        refused = api.endpoint(token, f"http://127.0.0.1:{free_port()}/hooks/refused")
+        flaky = api.endpoint(token, f"{base}/flaky")
+        hooks.secrets["flaky"] = [flaky["secret"]]
+        hooks.first["flaky"] = Answer(500)
+        events = [event() for _ in range(12)]
+        ids = [event_id for event_id, _ in events]
+        asyncio.run(spaced(system.kafka, f"{system.prefix}deadline.reminder", events, 0.3))
+        assert hooks.wait("flaky", 24, timeout=30), len(hooks.of("flaky"))
+        # the refused endpoint's fourth attempt comes about 10.5 s after its first
+        wanted_attempts = 4
+        path = f"/endpoints/{refused['id']}/attempts?limit=1000"
+
+        def attempted() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = api.call("GET", path, token).json()
+            return rows
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            counts = Counter(row["event_id"] for row in attempted())
+            if len(counts) == len(ids) and min(counts.values()) >= wanted_attempts:
+                break
+            time.sleep(0.5)
+
+        # the flaky endpoint: its one retry per event, 25 ms (± 10 %) after the 500
+        for event_id in ids:
+            first, second = [h for h in hooks.of("flaky") if h.webhook_id == event_id]
+            gap = second.at - first.at
+            delay = DEFAULT_DELAYS[0] * SCENARIO_SCALE
+            assert delay * (1 - JITTER) - 0.01 <= gap <= delay * (1 + JITTER) + LATE, gap
+
+        # the refused endpoint: every attempt of every event, from its delivery log
+        by_event: dict[str, list[dict[str, Any]]] = {}
+        for row in attempted():
+            by_event.setdefault(row["event_id"], []).append(row)
+        assert set(by_event) == set(ids)
+        lateness = []
+        for event_id in ids:
+            attempts = sorted(by_event[event_id], key=lambda row: row["attempt"])
+            assert [row["attempt"] for row in attempts][:wanted_attempts] == [1, 2, 3, 4]
+            for before, after in itertools.pairwise(attempts):
+                failed = (
+                    datetime.fromisoformat(before["at"]).timestamp()
+                    + (before["latency_ms"] or 0) / 1000
+                )
+                delay = DEFAULT_DELAYS[before["attempt"] - 1] * SCENARIO_SCALE
+                earliest, latest = failed + delay * (1 - JITTER), failed + delay * (1 + JITTER)
+                at = datetime.fromisoformat(after["at"]).timestamp()
+                assert at >= earliest - 0.01, (event_id, after["attempt"], at - earliest)
+                lateness.append(at - latest)
+        assert len(lateness) >= len(ids) * (wanted_attempts - 1)
+        assert max(lateness) <= LATE, sorted(lateness)[-5:]
