@@ -8,8 +8,10 @@ committing past it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -140,9 +142,29 @@ async def ensure_topics(settings: Settings, extra: Sequence[str] = ()) -> list[s
                     for name in wanted
                 ]
             )
+        await _leaders_elected(admin, wanted)
         return wanted
     finally:
         await admin.close()
+
+
+async def _leaders_elected(
+    admin: AIOKafkaAdminClient, names: list[str], *, within: float = 10.0
+) -> None:
+    """Wait (a little while) until every partition of the new topics has a leader: the
+    first records sent to a topic just created would otherwise wait for it in the
+    producer's retries (a retry published then would be late by that long)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        described = await admin.describe_topics(names)
+        if len(described) == len(names) and all(
+            topic["error_code"] == 0
+            and topic["partitions"]
+            and all(partition["leader"] >= 0 for partition in topic["partitions"])
+            for topic in described
+        ):
+            return
+        await asyncio.sleep(0.1)
 
 
 def _topic_config(topics: Topics, name: str) -> dict[str, str]:

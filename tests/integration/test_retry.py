@@ -13,8 +13,21 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from gnlc_core.kafka import REASON_HEADER, Topics, ensure_topics, make_broker
-from gnlc_core.retry import Retrier, RetrySchedule, concurrently, tier_of_delay
+from gnlc_core.kafka import (
+    REASON_HEADER,
+    RECIPIENT_HEADER,
+    Topics,
+    ensure_topics,
+    make_broker,
+)
+from gnlc_core.retry import (
+    ATTEMPT_HEADER,
+    NOT_BEFORE_HEADER,
+    Retrier,
+    RetrySchedule,
+    concurrently,
+    tier_of_delay,
+)
 from gnlc_core.settings import Settings
 from tests.integration.conftest import System
 from tests.integration.hooks import Answer
@@ -185,3 +198,47 @@ def test_no_retry_is_late_beside_an_endpoint_that_refuses_connections(system: Sy
                 lateness.append(at - latest)
         assert len(lateness) >= len(ids) * (wanted_attempts - 1)
         assert max(lateness) <= LATE, sorted(lateness)[-5:]
+
+
+async def test_records_in_the_tiers_of_an_older_schedule_are_still_delivered_on_time(
+    kafka: str,
+) -> None:
+    """A schedule change strands nothing: a record left in a tier topic that the ladder
+    does not have (here 21,600 s, of an older email schedule) is read, and delivered when
+    it is due rather than after its tier's wait."""
+    settings = Settings(KAFKA_BOOTSTRAP_SERVERS=kafka, topic_prefix=f"t{uuid.uuid4().hex[:8]}.")
+    topics = Topics(settings.topic_prefix)
+    legacy = topics.retry_tier("probe", 21600)
+    broker = make_broker(settings, client_id="retry-legacy-test")
+    retrier = Retrier(
+        broker, topics, "probe", RetrySchedule((60.0,)), dead_letter_topic=topics.email_dead_letter
+    )
+    delivered: list[tuple[str, int, float]] = []
+    seen = asyncio.Event()
+
+    async def deliver_one(value: bytes, recipient: str, attempt: int) -> None:
+        delivered.append((recipient, attempt, time.time()))
+        seen.set()
+
+    retrier.subscribe(concurrently(deliver_one), bootstrap_servers=kafka)
+    await ensure_topics(settings, [*retrier.topic_names, legacy])
+    await broker.start()
+    due = time.time() + 3.0
+    await broker.publish(
+        b"left-over",
+        topic=legacy,
+        headers={
+            RECIPIENT_HEADER: "old",
+            ATTEMPT_HEADER: "3",
+            NOT_BEFORE_HEADER: str(int(due * 1000)),
+        },
+    )
+    await retrier.start()
+    try:
+        await asyncio.wait_for(seen.wait(), timeout=30)
+    finally:
+        await retrier.stop()
+        await broker.stop()
+    ((recipient, attempt, at),) = delivered
+    assert (recipient, attempt) == ("old", 3)
+    assert due - 0.01 <= at <= due + LATE
