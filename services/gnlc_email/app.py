@@ -3,6 +3,8 @@ health, over one database (ledger, preferences)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from gnlc_core.db import create_engine, database_url, migrate
@@ -87,6 +89,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     unsubscribe = UnsubscribeState()
 
     async def start() -> None:
+        tiers = asyncio.create_task(retrier.start())  # joins its group meanwhile
         await migrate(engine)
         secrets = [s.get_secret_value() for s in settings.email_unsubscribe_secrets]
         if not secrets:
@@ -99,7 +102,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         preferences = Preferences(engine)
         unsubscribe.tokens, unsubscribe.preferences = tokens, preferences
         consumer.ready(Services(Ledger(engine, CHANNEL), preferences, tokens))
-        await retrier.start()
+        await tiers
 
     async def start_views() -> None:
         await directory.start()

@@ -177,12 +177,13 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     retrier.subscribe(deliver_due, bootstrap_servers=settings.kafka_bootstrap_servers)
 
     async def start() -> None:
+        tiers = asyncio.create_task(retrier.start())  # joins its group meanwhile
         await migrate(engine)
         await seed(store, settings, policy)
         await registry.start()
         consumer.start()
         ready.set()
-        await retrier.start()
+        await tiers
         log.info("webhook endpoints loaded", endpoints=len(registry))
 
     async def start_views() -> None:
