@@ -7,12 +7,13 @@
 #   deploy/bench.sh webhook [ARGS]   webhook throughput, latency at 500/s, a timing-out endpoint
 #   deploy/bench.sh http [ARGS]      the webhook HTTP client alone: CPU per request, by transport
 #   deploy/bench.sh scheduler        scheduler start, lateness and burst (SQLite and PostgreSQL)
+#   deploy/bench.sh restart [ARGS]   email and webhook: start to ready, resume after kill -9 (--rounds)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deploy/setup.sh
 what=all
 case ${1:-} in
-  all | pipeline | email | webhook | http | scheduler) what=$1; shift ;;
+  all | pipeline | email | webhook | http | scheduler | restart) what=$1; shift ;;
 esac
 run() {
   if [[ $what == all || $what == pipeline ]]; then
@@ -30,6 +31,9 @@ run() {
   if [[ $what == all || $what == scheduler ]]; then
     .venv/bin/python -m tests.perf.bench_scheduler
     .venv/bin/python -m tests.perf.bench_scheduler --database-url "$GNLC_TEST_POSTGRES_URL"
+  fi
+  if [[ $what == all || $what == restart ]]; then
+    .venv/bin/python -m tests.perf.bench_restart "$@"
   fi
 }
 export -f run

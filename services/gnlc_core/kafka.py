@@ -8,7 +8,10 @@ committing past it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -35,6 +38,13 @@ PRODUCER_MAX_REQUEST_BYTES = 1024 * 1024
 #: The largest encoded event the APIs accept: the request limit less room for the record's
 #: key, headers and batch framing. Larger events are refused before anything is stored.
 MAX_EVENT_BYTES = PRODUCER_MAX_REQUEST_BYTES - 16 * 1024
+
+#: Consumer group membership: a member that dies (kill -9) is noticed after this long (the
+#: broker's minimum by default), so its partitions come back within seconds, not ten or more.
+GROUP_SESSION_MS = 6000
+GROUP_HEARTBEAT_MS = 1000
+
+_RETRY_TIER = re.compile(r"\.retry\.\d+s$")
 
 REASON_HEADER = "x-gnlc-dead-letter-reason"
 RECIPIENT_HEADER = "x-gnlc-recipient"
@@ -98,6 +108,14 @@ class Topics:
     def for_event_type(self, event_type: str) -> str:
         return f"{self.prefix}{event_type}"
 
+    def retry_tier(self, channel: str, seconds: float) -> str:
+        """The tier topic where ``channel``'s retries wait ``seconds`` (gnlc_core.ladder)."""
+        return f"{self.prefix}{channel}.retry.{int(seconds)}s"
+
+    def retry_tiers_pattern(self, channel: str) -> str:
+        """Every tier topic of ``channel``, those of older ladders or schedules included."""
+        return f"^{re.escape(f'{self.prefix}{channel}')}\\.retry\\.\\d+s$"
+
     def group(self, name: str) -> str:
         """A consumer group id under the same prefix (``email``, ``webhook`` ...)."""
         return f"{self.prefix}{name}"
@@ -125,16 +143,44 @@ async def ensure_topics(settings: Settings, extra: Sequence[str] = ()) -> list[s
                         name=name,
                         num_partitions=settings.topic_partitions,
                         replication_factor=settings.topic_replication,
-                        topic_configs=(
-                            {"cleanup.policy": "compact"} if name in topics.compacted else {}
-                        ),
+                        topic_configs=_topic_config(topics, name),
                     )
                     for name in wanted
                 ]
             )
+        await _leaders_elected(admin, wanted)
         return wanted
     finally:
         await admin.close()
+
+
+async def _leaders_elected(
+    admin: AIOKafkaAdminClient, names: list[str], *, within: float = 10.0
+) -> None:
+    """Wait (a little while) until every partition of the new topics has a leader: the
+    first records sent to a topic just created would otherwise wait for it in the
+    producer's retries (a retry published then would be late by that long)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        described = await admin.describe_topics(names)
+        if len(described) == len(names) and all(
+            topic["error_code"] == 0
+            and topic["partitions"]
+            and all(partition["leader"] >= 0 for partition in topic["partitions"])
+            for topic in described
+        ):
+            return
+        await asyncio.sleep(0.1)
+
+
+def _topic_config(topics: Topics, name: str) -> dict[str, str]:
+    if name in topics.compacted:
+        return {"cleanup.policy": "compact"}
+    if _RETRY_TIER.search(name):
+        # the broker stamps each record as it appends it: a tier's records are ready in
+        # offset order, whichever producer wrote them (gnlc_core.ladder)
+        return {"message.timestamp.type": "LogAppendTime"}
+    return {}
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:

@@ -1,17 +1,22 @@
-"""Delayed retries through Kafka, so a failing recipient never blocks the others.
+"""Delayed retries through Kafka, so a failing recipient never blocks the others, and no
+retry is late.
 
-A notice that failed for a transient reason is published to a *retry tier* topic, one per
-delay (``<prefix><channel>.retry.300s``), with headers saying for whom it is, which attempt
-comes next and when (``x-gnlc-not-before``). Each tier has its own consumer, which reads
-by batches and hands the records that are due to the channel together (one database
-transaction for a batch, not one per record). A record that is not due yet is not handled:
-the consumer seeks back to it, pauses that partition until it is due and then resumes, so
-it keeps polling (and keeps its group membership) meanwhile.
-Records in one tier become due in the order they were written, so waiting for the head of
-a partition never holds back a record that is due earlier. Once the schedule is exhausted
-the notice goes to the channel's dead-letter topic with its last reason.
+A notice that failed for a transient reason (or is deferred, handed off, resent) is
+published with its absolute due time (``x-gnlc-not-before``), for whom it is and which
+attempt comes next, to the tier topic of the *ladder* (``gnlc_core.ladder``: 1 s, 5 s, 30 s,
+5 min, 30 min, 2 h, 10 h, ``<prefix><channel>.retry.<n>s``) that is the longest not longer
+than its delay (a delay under a second goes to the ``0s`` topic, read at once). One
+consumer per channel (``gnlc_core.tier_reader``) reads every tier topic: a record not ready
+yet pauses its partition until it is; a ready record is delivered if it is due, waits in
+memory if it is due within the shortest tier, or else moves on to the tier that fits what
+is left. The ladder does not depend on the retry schedule, so changing
+``GNLC_*_RETRY_DELAYS`` strands nothing; tier topics of an older ladder or schedule are
+read too (the consumer subscribes to every ``<prefix><channel>.retry.<n>s``). Once the
+schedule is exhausted the notice goes to the channel's dead-letter topic with its last
+reason.
 
-``GNLC_RETRY_TIME_SCALE`` shrinks every delay (tests run a day's schedule in seconds).
+``GNLC_*_RETRY_TIME_SCALE`` shrinks every delay of a schedule (tests run a day in seconds);
+the ladder stays in real seconds.
 """
 
 from __future__ import annotations
@@ -21,29 +26,34 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
 
-from gnlc_core.kafka import (
-    PRODUCER_BATCH_BYTES,
-    RECIPIENT_HEADER,
-    Topics,
-    publish_dead_letter,
-    records_only,
-)
+from gnlc_core.kafka import PRODUCER_BATCH_BYTES, RECIPIENT_HEADER, Topics, publish_dead_letter
+from gnlc_core.ladder import LADDER, tier_for
 from gnlc_core.logs import get_logger
+from gnlc_core.tier_reader import (
+    ATTEMPT_HEADER,
+    LAST_ERROR_HEADER,
+    NOT_BEFORE_HEADER,
+    DeliverMany,
+    Due,
+    Record,
+    TierReader,
+)
 
 log = get_logger(__name__)
 
-ATTEMPT_HEADER = "x-gnlc-attempt"
-NOT_BEFORE_HEADER = "x-gnlc-not-before"
-LAST_ERROR_HEADER = "x-gnlc-last-error"
+__all__ = [
+    "ATTEMPT_HEADER",
+    "LAST_ERROR_HEADER",
+    "NOT_BEFORE_HEADER",
+    "DeliverMany",
+    "Due",
+    "Retrier",
+    "RetrySchedule",
+    "concurrently",
+]
 
 
 @dataclass(frozen=True)
@@ -66,37 +76,21 @@ class RetrySchedule:
         spread = (rng or random).uniform(-self.jitter, self.jitter) if self.jitter else 0.0
         return max(0.0, base * (1 + spread)) * self.scale
 
-    def tier_for(self, delay: float) -> float:
-        """The tier (an unscaled delay of the schedule) a scaled ``delay`` is parked in: the
-        longest tier not longer than it, so nothing waits behind a later record."""
-        unscaled = delay / self.scale if self.scale else delay
-        candidates = [d for d in sorted(set(self.delays)) if d <= unscaled + 1e-9]
-        return candidates[-1] if candidates else min(self.delays)
-
-
-def tier_topic(topics: Topics, channel: str, tier: float) -> str:
-    return f"{topics.prefix}{channel}.retry.{int(tier)}s"
-
 
 # under the producer's batch size, with room to spare: each batch is one awaited round trip
 _BATCH_BYTES = PRODUCER_BATCH_BYTES * 3 // 4
 DeliverOne = Callable[[bytes, str, int], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class Due:
-    """A retry record that is due: its notice, for whom, and which attempt it is."""
-
-    value: bytes
-    recipient: str
-    attempt: int
-
-
-DeliverMany = Callable[[Sequence["Due"]], Awaitable[None]]
+def tier_of_delay(delay: float, ladder: tuple[float, ...] = LADDER) -> float:
+    """The tier a retry ``delay`` seconds away is published to: the longest not longer than
+    ``delay``, or for less than the shortest the 0 s tier (read at once, then kept in memory
+    until due)."""
+    return tier_for(delay, ladder) or 0.0
 
 
 class Retrier:
-    """Publishes retries for one channel and runs the consumers of its tiers."""
+    """Publishes retries for one channel and runs the consumer of its tiers."""
 
     def __init__(
         self,
@@ -112,12 +106,19 @@ class Retrier:
         self._channel = channel
         self._schedule = schedule
         self._dead_letter_topic = dead_letter_topic
+        self._ladder = LADDER
+        self._reader: TierReader | None = None
 
     @property
     def topic_names(self) -> list[str]:
-        return [
-            tier_topic(self._topics, self._channel, t) for t in sorted(set(self._schedule.delays))
-        ]
+        """The tier topics: 0 s and the ladder's (the services create them)."""
+        return [self._tier_topic(tier) for tier in (0.0, *self._ladder)]
+
+    def _tier_topic(self, tier: float) -> str:
+        return self._topics.retry_tier(self._channel, tier)
+
+    def _topic_for(self, delay: float) -> str:
+        return self._tier_topic(tier_of_delay(delay, self._ladder))
 
     async def retry_or_give_up(
         self,
@@ -165,7 +166,7 @@ class Retrier:
         """Publish ``attempt`` for ``recipient`` to the tier of ``delay`` (seconds, already
         scaled) without counting a failure: a deferral, a hand-off or a resend."""
         wait = max(delay, 0.0)
-        topic = tier_topic(self._topics, self._channel, self._schedule.tier_for(wait))
+        topic = self._topic_for(wait)
         await self._broker.publish(
             value,
             topic=topic,
@@ -192,7 +193,7 @@ class Retrier:
         Batches stay under the producer's batch size (a record that would not fit is not
         appended to a batch, so larger ones are published one by one)."""
         wait = max(delay, 0.0)
-        topic = tier_topic(self._topics, self._channel, self._schedule.tier_for(wait))
+        topic = self._topic_for(wait)
         headers = {
             RECIPIENT_HEADER: recipient,
             ATTEMPT_HEADER: str(attempt),
@@ -214,93 +215,56 @@ class Retrier:
         if chunk:
             await self._broker.publish_batch(*chunk, topic=topic, headers=headers)
 
-    def subscribe(self, deliver: DeliverMany, *, batch_size: int = 500) -> None:
-        """Register one consumer per tier. It reads the tier by batches; ``deliver`` gets
-        the records that are due (in partition order), then they are committed. A record
-        not due yet stops its partition there until it is (see the module's docstring)."""
-        for topic in self.topic_names:
-            self._broker.subscriber(
-                topic,
-                group_id=self._topics.group(f"{self._channel}-retry"),
-                ack_policy=AckPolicy.MANUAL,
-                auto_offset_reset="earliest",
-                batch=True,
-                max_records=batch_size,
-                decoder=records_only,  # the handler reads each record's headers
-            )(_tier_handler(deliver))
+    def subscribe(
+        self, deliver: DeliverMany, *, bootstrap_servers: str, batch_size: int = 500
+    ) -> None:
+        """Set up the consumer of every tier topic of the channel (``start`` starts it):
+        ``deliver`` gets the records that are due, and they are committed once it returns."""
+        self._reader = TierReader(
+            bootstrap_servers=bootstrap_servers,
+            group_id=self._topics.group(f"{self._channel}-retry"),
+            pattern=self._topics.retry_tiers_pattern(self._channel),
+            deliver=deliver,
+            move=self._move,
+            tier_topic=self._tier_topic,
+            ladder=self._ladder,
+            batch_size=batch_size,
+        )
+
+    async def start(self) -> None:
+        if self._reader is not None:
+            await self._reader.start()
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            await self._reader.stop()
+
+    @property
+    def joined(self) -> bool:
+        """The tier consumer has joined its group (and is reading)."""
+        return self._reader is not None and self._reader.joined
+
+    async def wait_joined(self) -> None:
+        if self._reader is not None:
+            await self._reader.wait_joined()
+
+    async def _move(self, topic: str, record: Record) -> None:
+        headers = {key: bytes(value).decode() for key, value in record.headers or ()}
+        await self._broker.publish(record.value, topic=topic, key=record.key, headers=headers)
 
 
-def one_at_a_time(deliver_one: DeliverOne) -> DeliverMany:
-    """A ``DeliverMany`` that hands the due records to ``deliver_one`` one by one."""
+def concurrently(deliver_one: DeliverOne, *, limit: int = 16) -> DeliverMany:
+    """A ``DeliverMany`` that hands the due records to ``deliver_one``, up to ``limit`` at a
+    time, so one slow notice does not make the others of its batch late."""
+    gate = asyncio.Semaphore(limit)
 
-    async def deliver(due: Sequence[Due]) -> None:
-        for record in due:
+    async def one(record: Due) -> None:
+        async with gate:
             await deliver_one(record.value, record.recipient, record.attempt)
 
+    async def deliver(due: Sequence[Due]) -> None:
+        async with asyncio.TaskGroup() as group:
+            for record in due:
+                group.create_task(one(record))
+
     return deliver
-
-
-def _header(record: ConsumerRecord[Any, Any], name: str, default: str) -> str:
-    for key, value in record.headers or ():
-        if key == name:
-            return bytes(value).decode()
-    return default
-
-
-def _tier_handler(deliver: DeliverMany) -> Callable[[KafkaMessage], Awaitable[None]]:
-    async def handle(message: KafkaMessage) -> None:
-        records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
-        consumer = cast("AIOKafkaConsumer", message.consumer)
-        now = time.time()
-        due: list[Due] = []
-        done: dict[TopicPartition, int] = {}
-        waiting: set[TopicPartition] = set()
-        for record in records:  # in offset order within each partition
-            partition = TopicPartition(record.topic, record.partition)
-            if partition in waiting:
-                continue
-            not_before = int(_header(record, NOT_BEFORE_HEADER, "0")) / 1000
-            if not_before > now:
-                waiting.add(partition)
-                _park_until_due(consumer, partition, record.offset, not_before - now)
-                continue
-            due.append(
-                Due(
-                    record.value or b"",
-                    _header(record, RECIPIENT_HEADER, ""),
-                    int(_header(record, ATTEMPT_HEADER, "2")),
-                )
-            )
-            done[partition] = record.offset + 1
-        if not due:
-            return
-        try:
-            await deliver(due)
-        except Exception:
-            # unexpected: rewind so the records are tried again rather than lost
-            for partition in waiting:
-                consumer.resume(partition)
-            await message.nack()
-            raise
-        assigned = consumer.assignment()
-        offsets = {p: OffsetAndMetadata(o, "") for p, o in done.items() if p in assigned}
-        if offsets:
-            try:
-                await consumer.commit(offsets)
-            except KafkaError as exc:  # rebalanced: read again, and the ledger skips them
-                log.warning("retry tier commit failed", error=str(exc))
-
-    return handle
-
-
-def _park_until_due(
-    consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int, wait: float
-) -> None:
-    consumer.seek(partition, offset)
-    consumer.pause(partition)
-
-    def resume() -> None:
-        if partition in consumer.assignment():
-            consumer.resume(partition)
-
-    asyncio.get_running_loop().call_later(min(wait, 3600.0), resume)

@@ -3,14 +3,23 @@ health, over one database (ledger, preferences)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from gnlc_core.db import create_engine, database_url, migrate
 from gnlc_core.directory import City
-from gnlc_core.kafka import AT_LEAST_ONCE, make_broker, topics_for
+from gnlc_core.kafka import (
+    AT_LEAST_ONCE,
+    GROUP_HEARTBEAT_MS,
+    GROUP_SESSION_MS,
+    make_broker,
+    topics_for,
+)
 from gnlc_core.ledger import Ledger
 from gnlc_core.logs import get_logger
-from gnlc_core.retry import Retrier, RetrySchedule, one_at_a_time
+from gnlc_core.membership import Membership
+from gnlc_core.retry import Retrier, RetrySchedule, concurrently
 from gnlc_core.service import build_app, health_router
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
@@ -61,6 +70,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         renderer=Renderer(catalogs, domain=settings.message_id_domain),
         should_send=should_send or not_submitted,
     )
+    membership = Membership()
     broker.subscriber(
         *topics.domain,
         group_id=topics.group(CHANNEL),
@@ -68,11 +78,18 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         auto_offset_reset="earliest",
         batch=True,
         max_records=settings.email_batch_size,
+        listener=membership,
+        session_timeout_ms=GROUP_SESSION_MS,
+        heartbeat_interval_ms=GROUP_HEARTBEAT_MS,
     )(consumer.handle_batch)
-    retrier.subscribe(one_at_a_time(consumer.deliver_one))
+    retrier.subscribe(
+        concurrently(consumer.deliver_one, limit=settings.smtp_connections),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+    )
     unsubscribe = UnsubscribeState()
 
     async def start() -> None:
+        tiers = asyncio.create_task(retrier.start())  # joins its group meanwhile
         await migrate(engine, "email")
         secrets = [s.get_secret_value() for s in settings.email_unsubscribe_secrets]
         if not secrets:
@@ -85,6 +102,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         preferences = Preferences(engine)
         unsubscribe.tokens, unsubscribe.preferences = tokens, preferences
         consumer.ready(Services(Ledger(engine, CHANNEL), preferences, tokens))
+        await tiers
 
     async def start_views() -> None:
         await directory.start()
@@ -93,7 +111,11 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     def views_ready() -> bool:
         return directory.ready and submissions.ready
 
+    def consuming() -> bool:
+        return membership.joined and retrier.joined
+
     async def stop() -> None:
+        await retrier.stop()  # its deliveries in flight finish first (briefly)
         await directory.stop()
         await submissions.stop()
         await pool.close()
@@ -103,7 +125,10 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         title="GNLC Notify email consumer",
         settings=settings,
         broker=broker,
-        routers=[health_router(broker, views_ready), unsubscribe_router(unsubscribe, catalogs)],
+        routers=[
+            health_router(broker, views_ready, consuming),
+            unsubscribe_router(unsubscribe, catalogs),
+        ],
         before_consuming=[start_views],
         on_startup=[start],
         on_shutdown=[stop],

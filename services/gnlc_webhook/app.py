@@ -16,8 +16,15 @@ from gnlc_core.commits import Commits, next_offsets
 from gnlc_core.db import create_engine, database_url, migrate
 from gnlc_core.directory import Directory
 from gnlc_core.fence import Fence
-from gnlc_core.kafka import make_broker, records_only, topics_for
+from gnlc_core.kafka import (
+    GROUP_HEARTBEAT_MS,
+    GROUP_SESSION_MS,
+    make_broker,
+    records_only,
+    topics_for,
+)
 from gnlc_core.logs import get_logger
+from gnlc_core.membership import Membership
 from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_core.service import build_app, health_router, worker_settings
 from gnlc_core.settings import Settings
@@ -124,6 +131,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
 
     commits = Commits()
     fence = Fence()
+    membership = Membership(commits.listener(also=fence.drop))
 
     async def handle_batch(message: KafkaMessage) -> None:
         await ready.wait()
@@ -148,17 +156,21 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         auto_offset_reset="earliest",
         batch=True,
         max_records=settings.webhook_batch_size,
-        listener=commits.listener(also=fence.drop),
+        listener=membership,
         decoder=records_only,
+        session_timeout_ms=GROUP_SESSION_MS,
+        heartbeat_interval_ms=GROUP_HEARTBEAT_MS,
     )(handle_batch)
-    retrier.subscribe(deliver_due)
+    retrier.subscribe(deliver_due, bootstrap_servers=settings.kafka_bootstrap_servers)
 
     async def start() -> None:
+        tiers = asyncio.create_task(retrier.start())  # joins its group meanwhile
         await migrate(engine, "webhook")
         await seed(store, settings, policy, directory.directory)
         await registry.start()
         consumer.start()
         ready.set()
+        await tiers
         log.info("webhook endpoints loaded", endpoints=len(registry))
 
     async def start_views() -> None:
@@ -168,7 +180,11 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     def views_ready() -> bool:
         return directory.ready and submissions.ready
 
+    def consuming() -> bool:
+        return membership.joined and retrier.joined
+
     async def stop() -> None:
+        await retrier.stop()  # its deliveries in flight finish first (briefly)
         await directory.stop()
         await submissions.stop()
         await commits.close()
@@ -183,7 +199,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         settings=settings,
         broker=broker,
         routers=[
-            health_router(broker, views_ready),
+            health_router(broker, views_ready, consuming),
             api_router(settings, store, registry, retrier, directory, policy),
         ],
         before_consuming=[start_views],

@@ -550,22 +550,28 @@ class WebhookConsumer:
             except Exception:  # the database or the broker away: next time
                 log.exception("releasing held webhook deliveries failed")
 
-    def _may_release(self, endpoint_id: str) -> bool:
+    def _release_limit(self, endpoint_id: str) -> int:
+        """How many held deliveries to release now: all (in rounds), none while the endpoint
+        hangs, or one while its lane is slow with nothing in flight, as a probe: a retry that
+        came while the lane was paused was held too, and nothing else would tell whether
+        the endpoint answers again."""
         endpoint = self._registry.get(endpoint_id)
         if endpoint is None or endpoint.state is not State.ACTIVE:
-            return True  # they come back to be dropped: every delivery ends
+            return _RELEASE_ROWS  # they come back to be dropped: every delivery ends
         lane = self._lanes.get(endpoint_id)
-        return lane is None or not (lane.slow or lane.pause_left() > 0)
+        if lane is None or not (lane.slow or lane.pause_left() > 0):
+            return _RELEASE_ROWS
+        return 1 if lane.pause_left() <= 0 and lane.in_flight == 0 else 0
 
     async def _release_held(self, endpoint_id: str) -> None:
         """Schedule an endpoint's held deliveries again, at the attempt they were held at:
         published first, then marked retrying (unless held again meanwhile), so a crash in
         between sends one twice at worst, and the ledger skips it."""
         for _ in range(100):  # bounded per sweep
-            if not self._may_release(endpoint_id):
+            if not (limit := self._release_limit(endpoint_id)):
                 return
             before = datetime.now(UTC)
-            rows = await self._store.held(endpoint_id, limit=_RELEASE_ROWS)
+            rows = await self._store.held(endpoint_id, limit=limit)
             by_attempt: dict[int, list[bytes]] = {}
             for _event_id, body, attempts in rows:
                 by_attempt.setdefault(attempts + 1, []).append(body)

@@ -99,7 +99,10 @@ def test_health_reports_kafka(system: System) -> None:
     email = system.service("email").start()
     assert httpx.get(f"{email.url}/health/live").status_code == 204
     ready = httpx.get(f"{email.url}/health/ready").json()
-    assert ready == {"ready": True, "checks": {"kafka": True, "views_ready": True}}
+    assert ready == {
+        "ready": True,
+        "checks": {"kafka": True, "views_ready": True, "consuming": True},  # both groups joined
+    }
 
 
 def test_scheduled_announcement_goes_out_at_its_time(system: System) -> None:
