@@ -131,6 +131,6 @@ def parse_rows(rows: Iterable[dict[str, str]], *, first_line: int = 2) -> Direct
 
 
 def load_csv(path: Path) -> Directory:
-    """Load a directory CSV (columns as in ``deploy/local/sample-cities.csv``)."""
+    """Load a directory CSV (columns as in ``gnlc_core/sample-cities.csv``)."""
     with path.open(newline="", encoding="utf-8") as handle:
         return parse_rows(csv.DictReader(handle))

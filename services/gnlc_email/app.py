@@ -11,7 +11,7 @@ from gnlc_core.kafka import AT_LEAST_ONCE, make_broker, topics_for
 from gnlc_core.ledger import Ledger
 from gnlc_core.logs import get_logger
 from gnlc_core.retry import Retrier, RetrySchedule, one_at_a_time
-from gnlc_core.service import build_app, health_router
+from gnlc_core.service import build_app, health_router, tcp_check
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
@@ -103,7 +103,15 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         title="GNLC Notify email consumer",
         settings=settings,
         broker=broker,
-        routers=[health_router(broker, views_ready), unsubscribe_router(unsubscribe, catalogs)],
+        routers=[
+            health_router(
+                broker,
+                views_ready,
+                database=engine,
+                degraded={"smtp": tcp_check(settings.smtp_host, settings.smtp_port)},
+            ),
+            unsubscribe_router(unsubscribe, catalogs),
+        ],
         before_consuming=[start_views],
         on_startup=[start],
         on_shutdown=[stop],

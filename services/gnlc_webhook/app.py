@@ -196,7 +196,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         settings=settings,
         broker=broker,
         routers=[
-            health_router(broker, views_ready),
+            health_router(broker, views_ready, database=engine),
             api_router(settings, store, registry, retrier, directory, policy),
         ],
         before_consuming=[start_views],
