@@ -9,6 +9,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.integration.conftest import System
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -95,11 +96,25 @@ def test_announcement_reaches_region(system: System) -> None:
     assert system.receiver.inbox.wait_for_unique(1, timeout=30)
 
 
-def test_health_reports_kafka(system: System) -> None:
+def test_health_reports_kafka_database_and_smtp(system: System) -> None:
     email = system.service("email").start()
     assert httpx.get(f"{email.url}/health/live").status_code == 204
     ready = httpx.get(f"{email.url}/health/ready").json()
-    assert ready == {"ready": True, "checks": {"kafka": True, "views_ready": True}}
+    assert ready == {
+        "ready": True,
+        "checks": {"kafka": True, "database": True, "views_ready": True, "smtp": True},
+    }
+
+
+def test_unreachable_smtp_server_is_degraded_not_down(system: System) -> None:
+    email = system.service("email", GNLC_SMTP_PORT=str(free_port())).start()
+    answer = httpx.get(f"{email.url}/health/ready")
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "ready": True,
+        "checks": {"kafka": True, "database": True, "views_ready": True, "smtp": False},
+        "degraded": ["smtp"],
+    }
 
 
 def test_scheduled_announcement_goes_out_at_its_time(system: System) -> None:
