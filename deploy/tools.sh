@@ -5,7 +5,7 @@
 #   deploy/tools.sh helm          print the path of helm, building it first if needed
 #   deploy/tools.sh kubeconform   the same for kubeconform
 #
-# Needs Go (1.22 or newer). A build is bounded by TOOLS_BUILD_TIMEOUT seconds (1500); a tool
+# Needs Go (1.24 or newer). A build is bounded by TOOLS_BUILD_TIMEOUT seconds (1500); a tool
 # that cannot be built is an error with the build's log, never a silent skip.
 # GNLC_TOOLS_DIR puts the tools elsewhere.
 set -euo pipefail

@@ -43,7 +43,8 @@ def test_checkout_root(tmp_path: Path, files: list[str], package: str, is_checko
     assert checkout_root(tmp_path / package) == (tmp_path if is_checkout else None)
 
 
-def test_this_checkout_keeps_state_in_local_state() -> None:
+def test_this_checkout_keeps_state_in_local_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GNLC_STATE_DIR", raising=False)
     assert PROJECT_ROOT is not None
     assert (PROJECT_ROOT / "pyproject.toml").is_file()
     assert Settings().state_dir == PROJECT_ROOT / ".local" / "state"
