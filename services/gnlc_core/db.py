@@ -2,8 +2,8 @@
 
 SQLite (one file, nothing to install) is the embedded default; PostgreSQL is the production
 store. Both go through the same code. Unless ``GNLC_DATABASE_URL`` is set, each service
-keeps its own SQLite file under ``.local/state/`` so that services never wait on each
-other's write lock.
+keeps its own SQLite file in the state directory (``GNLC_STATE_DIR``, default
+``.local/state/``) so that services never wait on each other's write lock.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, MetaData, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gnlc_core.settings import PROJECT_ROOT, Settings
+from gnlc_core.settings import Settings
 
 metadata = MetaData(
     naming_convention={
@@ -33,8 +33,14 @@ _MIGRATION_LOCK = 4_711_740  # pg_advisory_xact_lock key: one migrator at a time
 def database_url(settings: Settings, service: str) -> str:
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
-    path = PROJECT_ROOT / ".local" / "state" / f"{service}.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = settings.state_dir / f"{service}.db"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RuntimeError(
+            f"state directory {path.parent}: {exc.strerror}; set GNLC_STATE_DIR to a writable "
+            "directory (a volume in a container) or GNLC_DATABASE_URL to a database"
+        ) from None
     return f"sqlite+aiosqlite:///{path}"
 
 

@@ -256,5 +256,5 @@ def _known(names: Iterable[str]) -> list[str]:
 
 
 def load_csv(path: Path) -> Directory:
-    """Load a directory CSV (columns as in ``deploy/local/sample-cities.csv``)."""
+    """Load a directory CSV (columns as in ``gnlc_core/sample-cities.csv``)."""
     return read_csv(path.read_text(encoding="utf-8-sig"))

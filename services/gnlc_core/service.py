@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from faststream.kafka import KafkaBroker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gnlc_core.answers import answer_errors
 from gnlc_core.kafka import ensure_topics
@@ -22,10 +25,80 @@ log = get_logger(__name__)
 Hook = Callable[[], Awaitable[None]]
 
 
-def health_router(broker: KafkaBroker, *extra: Callable[[], bool]) -> APIRouter:
-    """``/health/live`` (the process answers) and ``/health/ready`` (Kafka answers, and so
-    does every extra check)."""
+AsyncCheck = Callable[[], Awaitable[bool]]
+
+#: How long one readiness check may take; a probe's own timeout must be longer.
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What ``/health/ready`` answers: 503 when a required check fails; 200 otherwise, with
+    failing optional checks (a dependency the service works around) listed as degraded."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+def readiness(required: Mapping[str, bool], optional: Mapping[str, bool]) -> Readiness:
+    ready = all(required.values())
+    degraded = sorted(name for name, ok in optional.items() if not ok)
+    body: dict[str, Any] = {"ready": ready, "checks": {**required, **optional}}
+    if degraded:
+        body["degraded"] = degraded
+    return Readiness(200 if ready else 503, body)
+
+
+def database_check(engine: AsyncEngine, timeout: float = CHECK_TIMEOUT_SECONDS) -> AsyncCheck:
+    """``SELECT 1`` on the service's database within ``timeout``."""
+
+    async def database() -> bool:
+        try:
+            async with asyncio.timeout(timeout), engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means "not ready"; the reason goes to the log
+            log.warning("readiness: database check failed", error=type(exc).__name__)
+            return False
+        return True
+
+    return database
+
+
+def tcp_check(host: str, port: int, timeout: float = CHECK_TIMEOUT_SECONDS) -> AsyncCheck:
+    """A TCP connection to ``host:port`` opens within ``timeout`` (and is closed again)."""
+
+    async def reachable() -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                _reader, writer = await asyncio.open_connection(host, port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with suppress(OSError):
+            await writer.wait_closed()
+        return True
+
+    return reachable
+
+
+def health_router(
+    broker: KafkaBroker,
+    *extra: Callable[[], bool],
+    database: AsyncEngine | None = None,
+    degraded: Mapping[str, AsyncCheck] | None = None,
+) -> APIRouter:
+    """``/health/live`` (the process answers) and ``/health/ready``: Kafka answers, so does
+    the service's ``database`` (``SELECT 1``) and every ``extra`` check; the ``degraded``
+    checks (e.g. the SMTP server) are reported but leave the service ready."""
     router = APIRouter(prefix="/health", tags=["health"])
+    optional = dict(degraded or {})
+
+    async def kafka() -> bool:
+        return await broker.ping(timeout=CHECK_TIMEOUT_SECONDS)
+
+    probes: dict[str, AsyncCheck] = {"kafka": kafka}
+    if database is not None:
+        probes["database"] = database_check(database)
 
     @router.get("/live", status_code=204)
     async def live() -> Response:
@@ -33,11 +106,15 @@ def health_router(broker: KafkaBroker, *extra: Callable[[], bool]) -> APIRouter:
 
     @router.get("/ready")
     async def ready(response: Response) -> dict[str, Any]:
-        kafka_ok = await broker.ping(timeout=3.0)
-        checks = {"kafka": kafka_ok, **{check.__name__: check() for check in extra}}
-        if not all(checks.values()):
-            response.status_code = 503
-        return {"ready": all(checks.values()), "checks": checks}
+        names = [*probes, *optional]
+        checks = [*probes.values(), *optional.values()]  # each bounded by its own timeout
+        results = await asyncio.gather(*(check() for check in checks))
+        outcome = dict(zip(names, results, strict=True))
+        required = {name: outcome[name] for name in probes}
+        required.update({check.__name__: check() for check in extra})
+        answer = readiness(required, {name: outcome[name] for name in optional})
+        response.status_code = answer.status_code
+        return answer.body
 
     return router
 
@@ -96,11 +173,37 @@ def serve(app: FastAPI, *, host: str, port: int) -> None:
     uvicorn.Server(config).run()
 
 
+#: Shortest operator token a service accepts.
+MIN_OPERATOR_TOKEN_LENGTH = 16
+
+
+def operator_token_problem(settings: Settings, service: str) -> str | None:
+    """Why ``service``, which serves the operator API, must not start with these settings:
+    no default secrets, so no token (or a short one) is a refusal naming the variable."""
+    token = settings.operator_token.get_secret_value().strip() if settings.operator_token else ""
+    fix = (
+        "set it to a long random value, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+    if not token:
+        return (
+            f"GNLC_OPERATOR_TOKEN is not set: the {service} serves the operator API and has "
+            f"no default token; {fix}"
+        )
+    if len(token) < MIN_OPERATOR_TOKEN_LENGTH:
+        return (
+            f"GNLC_OPERATOR_TOKEN is too short ({len(token)} characters, at least "
+            f"{MIN_OPERATOR_TOKEN_LENGTH}); {fix}"
+        )
+    return None
+
+
 def run(
     name: str,
     create_app: Callable[[Settings], FastAPI],
     port: Callable[[Settings], int],
     *,
+    operator_api: bool = False,
     workers: Callable[[Settings], int] = lambda _settings: 1,
     worker_factory: str | None = None,
     prepare: Callable[[Settings], Coroutine[Any, Any, None]] | None = None,
@@ -110,9 +213,15 @@ def run(
     With more than one worker (a service that allows it names a ``worker_factory``,
     ``module:function`` building its app from the environment), ``prepare`` runs once here
     (migrations, seeding), then uvicorn runs that many worker processes on one port, each a
-    member of the service's consumer groups; a worker that dies is replaced."""
+    member of the service's consumer groups; a worker that dies is replaced.
+
+    A service with an ``operator_api`` refuses to start without ``GNLC_OPERATOR_TOKEN``."""
     settings = Settings()
     configure(name, level=settings.log_level, fmt=settings.log_format)
+    problem = operator_token_problem(settings, name) if operator_api else None
+    if problem is not None:
+        log.error("refusing to start", service=name, reason=problem)
+        raise SystemExit(f"{name}: {problem}")
     try:
         _run(name, create_app, port, settings, workers, worker_factory, prepare)
     except KeyboardInterrupt:  # SIGINT outside uvicorn's own handling (start-up, workers)

@@ -11,8 +11,28 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_DIRECTORY = PROJECT_ROOT / "deploy" / "local" / "sample-cities.csv"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def checkout_root(package_dir: Path) -> Path | None:
+    """The project's root when the code runs from a source checkout (``services/gnlc_core``
+    beside ``pyproject.toml``); ``None`` for an installed package, whose parents are
+    site-packages and the interpreter's library, never a place for state."""
+    root = package_dir.parent.parent
+    if package_dir.parent.name == "services" and (root / "pyproject.toml").is_file():
+        return root
+    return None
+
+
+PROJECT_ROOT = checkout_root(_PACKAGE_DIR)
+"""The source checkout, or ``None`` for an installed package."""
+SAMPLE_DIRECTORY = _PACKAGE_DIR / "sample-cities.csv"
+
+
+def default_state_dir() -> Path:
+    """``.local/state`` in the source checkout; for an installed package, in the current
+    directory (an image sets ``GNLC_STATE_DIR`` to its volume)."""
+    return (PROJECT_ROOT or Path.cwd()) / ".local" / "state"
 
 
 class Settings(BaseSettings):
@@ -31,6 +51,10 @@ class Settings(BaseSettings):
     topic_replication: int = Field(default=1, ge=1, description="Replication factor.")
 
     # State
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="Directory of the services' SQLite files (when GNLC_DATABASE_URL is unset).",
+    )
     database_url: SecretStr | None = Field(
         default=None,
         description="SQLAlchemy async URL (postgresql+asyncpg://...); default: SQLite per service.",

@@ -20,7 +20,7 @@ from gnlc_core.ledger import Ledger
 from gnlc_core.logs import get_logger
 from gnlc_core.membership import Membership
 from gnlc_core.retry import Retrier, RetrySchedule, concurrently
-from gnlc_core.service import build_app, health_router
+from gnlc_core.service import build_app, health_router, tcp_check
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
@@ -126,7 +126,13 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         settings=settings,
         broker=broker,
         routers=[
-            health_router(broker, views_ready, consuming),
+            health_router(
+                broker,
+                views_ready,
+                consuming,
+                database=engine,
+                degraded={"smtp": tcp_check(settings.smtp_host, settings.smtp_port)},
+            ),
             unsubscribe_router(unsubscribe, catalogs),
         ],
         before_consuming=[start_views],

@@ -33,7 +33,10 @@ def create_app(settings: Settings) -> FastAPI:
         title="GNLC Notify scheduler",
         settings=settings,
         broker=broker,
-        routers=[health_router(broker, dispatcher_running), operator_router(settings, service)],
+        routers=[
+            health_router(broker, dispatcher_running, database=engine),
+            operator_router(settings, service),
+        ],
         on_startup=[service.start],
         on_shutdown=[service.stop],
     )

@@ -11,4 +11,5 @@ if __name__ == "__main__":
         workers=lambda settings: settings.webhook_workers,
         worker_factory="gnlc_webhook.app:worker_app",
         prepare=prepare,
+        operator_api=True,
     )

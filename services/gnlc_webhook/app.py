@@ -199,7 +199,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         settings=settings,
         broker=broker,
         routers=[
-            health_router(broker, views_ready, consuming),
+            health_router(broker, views_ready, consuming, database=engine),
             api_router(settings, store, registry, retrier, directory, policy),
         ],
         before_consuming=[start_views],

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import System
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -95,13 +96,24 @@ def test_announcement_reaches_region(system: System) -> None:
     assert system.receiver.inbox.wait_for_unique(1, timeout=30)
 
 
-def test_health_reports_kafka(system: System) -> None:
+def test_health_reports_kafka_database_and_smtp(system: System) -> None:
     email = system.service("email").start()
     assert httpx.get(f"{email.url}/health/live").status_code == 204
     ready = httpx.get(f"{email.url}/health/ready").json()
     assert ready == {
         "ready": True,
-        "checks": {"kafka": True, "views_ready": True, "consuming": True},  # both groups joined
+        "checks": {"kafka": True, "database": True, "views_ready": True, "consuming": True, "smtp": True},
+    }
+
+
+def test_unreachable_smtp_server_is_degraded_not_down(system: System) -> None:
+    email = system.service("email", GNLC_SMTP_PORT=str(free_port())).start()
+    answer = httpx.get(f"{email.url}/health/ready")
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "ready": True,
+        "checks": {"kafka": True, "database": True, "views_ready": True, "consuming": True, "smtp": False},
+        "degraded": ["smtp"],
     }
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import statistics
 import tempfile
 import threading
@@ -172,6 +173,7 @@ def run(bootstrap: str, events: int, rate: float, seconds: float) -> dict[str, A
                 GNLC_SMTP_PORT=str(smtp.port),
                 GNLC_PARTNERS_PATH=str(partners),
                 GNLC_LOG_LEVEL="WARNING",
+                GNLC_OPERATOR_TOKEN=secrets.token_urlsafe(24),  # the webhook service needs one
                 GNLC_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
                 GNLC_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / name}-{prefix}db",
                 **{f"GNLC_{name.upper()}_PORT": str(port)},

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The Helm chart's validation tools, built once from the Go module proxy into .cache/tools/
+# (the tests call this; a second call finds the built tool at once):
+#
+#   deploy/tools.sh helm          print the path of helm, building it first if needed
+#   deploy/tools.sh kubeconform   the same for kubeconform
+#
+# Needs Go (1.24 or newer). A build is bounded by TOOLS_BUILD_TIMEOUT seconds (1500); a tool
+# that cannot be built is an error with the build's log, never a silent skip.
+# GNLC_TOOLS_DIR puts the tools elsewhere.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools=${GNLC_TOOLS_DIR:-$root/.cache/tools}
+
+helm_version=v3.19.0
+kubeconform_version=v0.6.7
+
+say() { printf 'tools: %s\n' "$*" >&2; }
+
+case ${1:-} in
+  helm)
+    module=helm.sh/helm/v3/cmd/helm version=$helm_version
+    # what the release builds stamp in: helm's version and the Kubernetes version that
+    # `helm template` assumes (otherwise 1.20)
+    ldflags="-X helm.sh/helm/v3/internal/version.version=$helm_version"
+    ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
+    ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=34"
+    ;;
+  kubeconform)
+    module=github.com/yannh/kubeconform/cmd/kubeconform version=$kubeconform_version
+    ldflags="-X main.version=$kubeconform_version"
+    ;;
+  *) say "usage: deploy/tools.sh helm|kubeconform"; exit 2 ;;
+esac
+name=$1
+dir=$tools/$name-$version
+bin=$dir/$name
+
+if [[ ! -x $bin ]]; then
+  command -v go >/dev/null || { say "Go is needed to build $name $version (go install $module)"; exit 1; }
+  mkdir -p "$tools"
+  exec 9>"$tools/.$name.lock"
+  flock 9 # one build at a time; a second caller waits, then finds the tool
+  if [[ ! -x $bin ]]; then
+    say "building $name $version from the Go module proxy (once; helm takes a few minutes) ..."
+    rm -rf "$dir.partial"
+    mkdir -p "$dir.partial"
+    log=$tools/$name-$version.build.log
+    if ! GOBIN=$dir.partial GOFLAGS="-mod=mod -buildvcs=false" \
+      timeout "${TOOLS_BUILD_TIMEOUT:-1500}" go install -ldflags "$ldflags" "$module@$version" >"$log" 2>&1; then
+      tail -n 30 "$log" >&2
+      say "building $name $version failed (or took longer than ${TOOLS_BUILD_TIMEOUT:-1500} s); the log is $log"
+      exit 1
+    fi
+    rm -rf "$dir"
+    mv "$dir.partial" "$dir"
+  fi
+fi
+printf '%s\n' "$bin"
