@@ -155,10 +155,9 @@ class Choice:
 
 
 def city_languages(city: City) -> LanguageChain:
-    """A city's languages in order of preference, ending in English. The directory holds one
-    language per city today; a ``languages`` list, once it has one, takes its place here."""
-    listed: Sequence[str] | None = getattr(city, "languages", None)
-    return chain(*(listed or (city.language,)))
+    """A city's languages in order of preference (the directory's chain, ``language``
+    first), ending in English."""
+    return chain(*(city.languages or (city.language,)))
 
 
 def inline_css(source: str, css: str) -> str:

@@ -16,7 +16,13 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Reques
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gnlc_core.auth import require_token
-from gnlc_core.directory import MAX_CITIES, City, Directory, DirectoryError
+from gnlc_core.directory import (
+    MAX_CITIES,
+    MAX_CITY_LANGUAGES,
+    City,
+    Directory,
+    DirectoryError,
+)
 from gnlc_core.events import Audience, Slug, UtcDatetime
 from gnlc_core.settings import Settings
 from gnlc_scheduler import store
@@ -151,7 +157,9 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
         description=(
             f"At most {MAX_IMPORT_BODY} bytes and {MAX_CITIES} cities. A CSV starts with a "
             "header naming the columns (id, name, country, region, timezone, language, "
-            "contact_email; active optional), separated by commas, semicolons or tabs. "
+            "contact_email; active optional; languages, the city's languages in order of "
+            f'preference such as "ar;fr", at most {MAX_CITY_LANGUAGES}, may stand for '
+            "language, which must then be the first), separated by commas, semicolons or tabs. "
             "Every problem of every row is answered at once (422, loc names the line and "
             "the column). YAML anchors and aliases are refused."
         ),

@@ -106,6 +106,7 @@ async def import_cities(engine: AsyncEngine, directory: Directory, now: datetime
                     "region",
                     "timezone",
                     "language",
+                    "languages",
                     "contacts",
                     "active",
                     "updated_at",

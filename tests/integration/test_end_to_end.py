@@ -102,7 +102,13 @@ def test_health_reports_kafka_database_and_smtp(system: System) -> None:
     ready = httpx.get(f"{email.url}/health/ready").json()
     assert ready == {
         "ready": True,
-        "checks": {"kafka": True, "database": True, "views_ready": True, "consuming": True, "smtp": True},
+        "checks": {
+            "kafka": True,
+            "database": True,
+            "views_ready": True,
+            "consuming": True,
+            "smtp": True,
+        },
     }
 
 
@@ -112,7 +118,13 @@ def test_unreachable_smtp_server_is_degraded_not_down(system: System) -> None:
     assert answer.status_code == 200
     assert answer.json() == {
         "ready": True,
-        "checks": {"kafka": True, "database": True, "views_ready": True, "consuming": True, "smtp": False},
+        "checks": {
+            "kafka": True,
+            "database": True,
+            "views_ready": True,
+            "consuming": True,
+            "smtp": False,
+        },
         "degraded": ["smtp"],
     }
 

@@ -311,6 +311,69 @@ async def test_semicolon_separated_cities_are_read(api: OperatorApi) -> None:
     assert response.json() == {"imported": 1}
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body", "languages"),
+    [
+        (
+            "text/csv",
+            "id,name,country,region,timezone,languages,contact_email\n"
+            'casablanca,Casablanca,MA,Arab States,Africa/Casablanca,"ar;fr",a@c.example.org\n',
+            ["ar", "fr"],
+        ),
+        (
+            "application/yaml",
+            "- {id: casablanca, name: Casablanca, country: MA, region: Arab States,\n"
+            "   timezone: Africa/Casablanca, languages: [ar, fr], contacts: [a@c.example.org]}\n",
+            ["ar", "fr"],
+        ),
+        (
+            "application/json",
+            json.dumps(
+                [
+                    {
+                        "id": "casablanca",
+                        "name": "Casablanca",
+                        "country": "MA",
+                        "region": "Arab States",
+                        "timezone": "Africa/Casablanca",
+                        "language": "ar",
+                        "languages": ["ar", "fr", "en"],
+                        "contacts": ["a@c.example.org"],
+                    }
+                ]
+            ),
+            ["ar", "fr", "en"],
+        ),
+    ],
+)
+async def test_a_citys_chain_is_imported_stored_and_answered(
+    api: OperatorApi, content_type: str, body: str, languages: list[str]
+) -> None:
+    response = await api.client.post(
+        "/v1/cities/import", content=body.encode(), headers={"content-type": content_type}
+    )
+    assert response.json() == {"imported": 1}, response.json()
+    city = (await api.client.get("/v1/cities/casablanca")).json()
+    assert (city["language"], city["languages"]) == (languages[0], languages)
+    stored = (await store.load_directory(api.service.engine)).by_id["casablanca"]
+    assert list(stored.languages) == languages
+
+
+async def test_a_bad_chain_is_refused_naming_the_line(api: OperatorApi) -> None:
+    body = (
+        "- {id: casablanca, name: Casablanca, country: MA, region: Arab States,\n"
+        "   timezone: Africa/Casablanca, language: fr, languages: [ar, fr],\n"
+        "   contacts: [a@c.example.org]}\n"
+    )
+    response = await api.client.post(
+        "/v1/cities/import", content=body.encode(), headers={"content-type": "application/yaml"}
+    )
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", "item 1"]
+    assert "language 'fr' must be the first of languages (ar, fr)" in problem["msg"]
+
+
 async def test_an_import_of_another_content_type_is_415(api: OperatorApi) -> None:
     response = await api.client.post(
         "/v1/cities/import", content=b"x", headers={"content-type": "text/plain"}
