@@ -35,11 +35,11 @@ from gnlc_email.i18n import (
     Direction,
     Language,
     LanguageChain,
-    candidates,
     chain,
     dates_locale,
     direction_of,
 )
+from gnlc_email.i18n import pick_language as pick_language  # the renderer's callers use it
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FALLBACK_LANGUAGE = SOURCE_LANGUAGE
@@ -94,18 +94,6 @@ class RenderedEmail:
             text=self.text.replace(UNSUBSCRIBE_PLACEHOLDER, url),
             html=self.html.replace(UNSUBSCRIBE_PLACEHOLDER, str(escape(url))),
         )
-
-
-def pick_language(texts: Mapping[str, str], languages: str | Sequence[str]) -> str:
-    """Which of ``texts`` suits a reader of ``languages`` (one tag or a chain): the first
-    language of the chain the text exists in (exactly, else in the same language and script:
-    ``fr-CA`` takes ``fr``, ``pt`` takes ``pt-BR``), else English, else the first given."""
-    wanted = chain(languages) if isinstance(languages, str) else chain(*languages)
-    for tag in wanted:
-        found = candidates(tag, texts)
-        if found:
-            return found[0]
-    return next(iter(texts))
 
 
 def pick_text(texts: Mapping[str, str], languages: str | Sequence[str]) -> str:

@@ -26,6 +26,7 @@ from gnlc_core.directory import (
 from gnlc_core.events import Audience, Slug, UtcDatetime
 from gnlc_core.settings import Settings
 from gnlc_scheduler import store
+from gnlc_scheduler.coverage import warnings
 from gnlc_scheduler.deadlines import Announcement, AnnouncementPatch, Deadline, DeadlinePatch
 from gnlc_scheduler.dispatcher import utc_now
 from gnlc_scheduler.imports import read_directory
@@ -97,8 +98,11 @@ def _check_audience(audience: Audience, directory: Directory) -> None:
         raise invalid(("body", "audience"), "matches no active member city")
 
 
-def accepted(deadline_id: str, planned: store.Planned) -> DeadlineAccepted:
-    """The answer to a saved deadline: what is scheduled, what is not and why, counted."""
+def accepted(
+    deadline_id: str, planned: store.Planned, gaps: list[str] | None = None
+) -> DeadlineAccepted:
+    """The answer to a saved deadline: what is scheduled, what is not and why, counted, and
+    the audience's languages without a text of their own (``gaps``)."""
     return DeadlineAccepted(
         deadline_id=deadline_id,
         scheduled=[
@@ -113,6 +117,7 @@ def accepted(deadline_id: str, planned: store.Planned) -> DeadlineAccepted:
             scheduled=len(planned.rows),
             not_scheduled=dict(Counter(d.reason for d in planned.not_scheduled)),
         ),
+        warnings=gaps or [],
     )
 
 
@@ -211,7 +216,9 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
         if deadline.due_at <= utc_now():
             raise invalid(("body", "due_at"), f"{deadline.due_at.isoformat()} is in the past")
         planned = await guarded(lambda: service.save_deadline(deadline))
-        return accepted(deadline.id, planned)
+        texts = {"title": deadline.title, "description": deadline.description}
+        readers = service.directory.resolve(deadline.audience)
+        return accepted(deadline.id, planned, warnings({**texts, "link": deadline.link}, readers))
 
     def _stored_deadline(row: dict[str, Any]) -> dict[str, Any]:
         out = DeadlineOut.model_validate(row).model_dump(mode="json")
@@ -313,8 +320,12 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
                 "(leave it out to publish now)",
             )
         row = await guarded(lambda: service.save_announcement(announcement))
+        texts = {"title": announcement.title, "body": announcement.body, "link": announcement.link}
         return AnnouncementAccepted(
-            announcement_id=announcement.id, event_id=row["event_id"], publish_at=row["fire_at"]
+            announcement_id=announcement.id,
+            event_id=row["event_id"],
+            publish_at=row["fire_at"],
+            warnings=warnings(texts, service.directory.resolve(announcement.audience)),
         )
 
     def _stored_announcement(row: dict[str, Any]) -> dict[str, Any]:
