@@ -65,7 +65,12 @@ AllMembers = Annotated[bool, typer.Option("--all", help="Every member city.")]
 Regions = Annotated[list[str] | None, typer.Option("--region", help="A UNESCO region.")]
 CityIds = Annotated[list[str] | None, typer.Option("--city", help="A city id.")]
 Language = Annotated[
-    str, typer.Option("--language", help="Language of --title/--body/--description/--link.")
+    str,
+    typer.Option(
+        "--language",
+        help="Language of --title/--body/--description (--link is one link for every language; "
+        "a link per language: link: {en: ..., fr: ...} in --from-file).",
+    ),
 ]
 
 
@@ -123,6 +128,12 @@ def list_cities(api: ApiUrl = DEFAULT_API, token: Token = "") -> None:
 # -- deadlines ----------------------------------------------------------------------------
 
 
+def print_warnings(result: dict[str, Any]) -> None:
+    """The audience's languages that have no text of their own, one line each."""
+    for warning in result.get("warnings") or []:
+        typer.echo(f"warning: {warning}")
+
+
 def print_plan(result: dict[str, Any], zones: dict[str, tzinfo]) -> None:
     """What a deadline's save scheduled, and what it did not and why."""
     steps = sorted(result.get("scheduled") or [], key=lambda s: s["fire_at"])
@@ -134,6 +145,7 @@ def print_plan(result: dict[str, Any], zones: dict[str, tzinfo]) -> None:
         if reasons:
             summary += " (" + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) + ")"
     typer.echo(summary)
+    print_warnings(result)
     if steps:
         output.table(
             ("city", "step", "UTC", "city's local time"),
@@ -428,6 +440,7 @@ def _print_announcement(announcement_id: str, result: dict[str, Any]) -> None:
     typer.echo(
         f"{announcement_id} goes out at {output.utc(when)} ({output.local(when, _local_zone())})"
     )
+    print_warnings(result)
 
 
 @announcements.command("edit")

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from gnlc_cli import output
 from gnlc_cli.client import DEFAULT_API, Api, fail, resolve_token
 from gnlc_cli.operator import ApiUrl, Token
-from gnlc_core.directory import City, DirectoryError, load_csv
+from gnlc_core.directory import MAX_CITY_LANGUAGES, City, DirectoryError, load_csv
 from gnlc_core.settings import Settings
 
 
@@ -236,7 +236,12 @@ def preview(
         raise fail(f"city: {exc}", 2) from None
     if language:
         try:
-            target = target.model_validate({**target.model_dump(), "language": language})
+            # the language asked for first, then the city's own chain
+            others = [tag for tag in target.languages if tag.lower() != language.lower()]
+            chain = (language, *others)[:MAX_CITY_LANGUAGES]
+            target = target.model_validate(
+                {**target.model_dump(), "language": language, "languages": chain}
+            )
         except ValidationError as exc:
             raise fail(f"language: {describe(exc)}", 2) from None
     if event is None:

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from gnlc_core.errors import message_of
 from gnlc_core.events import MAX_REGION_CHARS, Audience, LanguageTag, Slug
@@ -21,8 +30,12 @@ MAX_CITIES = 5_000
 MAX_NAME_CHARS = 200
 MAX_CONTACTS = 10
 MAX_EMAIL_CHARS = 254
+#: A city's languages in order of preference: at most this many.
+MAX_CITY_LANGUAGES = 5
 COLUMNS = ("id", "name", "country", "region", "timezone", "language", "contact_email")
-OPTIONAL_COLUMNS = ("active",)
+#: ``languages`` ("ar;fr": the chain, the first the primary) may stand for ``language``.
+OPTIONAL_COLUMNS = ("active", "languages")
+_LIST_SEPARATORS = re.compile(r"[;,\s]+")
 _DELIMITERS = (",", ";", "\t")
 
 
@@ -50,11 +63,45 @@ class City(BaseModel):
     region: Annotated[str, Field(min_length=1, max_length=MAX_REGION_CHARS)]
     timezone: Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
     language: LanguageTag
+    #: The city's languages in order of preference, ``language`` first; a city given only
+    #: ``language`` (older records and uploads) has that one alone.
+    languages: Annotated[
+        tuple[LanguageTag, ...], Field(min_length=1, max_length=MAX_CITY_LANGUAGES)
+    ] = ()
     contacts: Annotated[
         tuple[Annotated[EmailStr, Field(max_length=MAX_EMAIL_CHARS)], ...],
         Field(min_length=1, max_length=MAX_CONTACTS),
     ]
     active: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chain(cls, data: Any) -> Any:
+        """``language`` alone, ``languages`` alone, or both with ``language`` first."""
+        if not isinstance(data, dict):
+            return data
+        language, languages = data.get("language"), data.get("languages")
+        if languages in (None, "", [], ()):
+            if language in (None, ""):
+                raise ValueError("give language (or languages, in order of preference)")
+            return {**data, "languages": (language,)}
+        if isinstance(languages, str):
+            languages = tuple(tag for tag in _LIST_SEPARATORS.split(languages) if tag)
+        if not isinstance(languages, list | tuple) or not languages:
+            return data  # the field's own validation names it
+        if language in (None, ""):
+            return {**data, "language": languages[0], "languages": tuple(languages)}
+        if language != languages[0]:
+            listed = ", ".join(map(str, languages))
+            raise ValueError(f"language {language!r} must be the first of languages ({listed})")
+        return {**data, "languages": tuple(languages)}
+
+    @model_validator(mode="after")
+    def _each_once(self) -> City:
+        lowered = [tag.lower() for tag in self.languages]
+        if len(set(lowered)) != len(lowered):
+            raise ValueError(f"languages lists a language twice: {', '.join(self.languages)}")
+        return self
 
     @property
     def zone(self) -> ZoneInfo:
@@ -181,15 +228,18 @@ def _city(row: Mapping[str, str | None], where: str) -> tuple[City | None, list[
     if not contacts:
         return None, [Problem((where, "contact_email"), "no contact_email", "missing")]
     try:
-        city = City(
-            id=text("id"),
-            name=text("name"),
-            country=text("country"),
-            region=text("region"),
-            timezone=text("timezone"),
-            language=text("language"),
-            contacts=contacts,
-            active=text("active", "true").lower() not in {"false", "0", "no"},
+        city = City.model_validate(
+            {
+                "id": text("id"),
+                "name": text("name"),
+                "country": text("country"),
+                "region": text("region"),
+                "timezone": text("timezone"),
+                "language": text("language") or None,
+                "languages": text("languages") or None,
+                "contacts": contacts,
+                "active": text("active", "true").lower() not in {"false", "0", "no"},
+            }
         )
     except ValidationError as exc:
         return None, [
@@ -219,7 +269,11 @@ def read_csv(text: str, *, limit: int = MAX_CITIES) -> Directory:
                 )
             ]
         )
-    missing = [name for name in COLUMNS if name not in header]
+    missing = [
+        name
+        for name in COLUMNS
+        if name not in header and not (name == "language" and "languages" in header)
+    ]
     if missing:
         unknown = [name for name in header if name not in COLUMNS + OPTIONAL_COLUMNS]
         hint = f" (unknown column(s): {', '.join(unknown)})" if unknown else ""

@@ -73,6 +73,12 @@ _LANGUAGES = Field(min_length=1, max_length=MAX_LANGUAGES)
 LocalizedText = Annotated[dict[LanguageTag, _Text], _LANGUAGES, AfterValidator(_non_empty_texts)]
 LocalizedTitle = Annotated[dict[LanguageTag, _Title], _LANGUAGES, AfterValidator(_non_empty_texts)]
 Link = Annotated[str, Field(pattern=r"^https?://", max_length=MAX_LINK_CHARS)]
+#: A link per language (``{"en": "https://...", "fr": "https://..."}``): at most
+#: ``MAX_LANGUAGES``; a reader gets the one of the first language of its chain there is one
+#: for, as with texts.
+LocalizedLink = Annotated[dict[LanguageTag, Link], _LANGUAGES]
+#: One link for every reader, or a link per language.
+AnyLink = Link | LocalizedLink
 Region = Annotated[str, Field(min_length=1, max_length=MAX_REGION_CHARS)]
 
 
@@ -114,7 +120,7 @@ class DeadlineReminder(_Model):
     step: Annotated[str, Field(pattern=r"^(due|\d+[dhms]-(before|overdue))$")]
     offset_seconds: int
     audience: Audience
-    link: Link | None = None
+    link: AnyLink | None = None
 
 
 class AnnouncementPublished(_Model):
@@ -126,7 +132,7 @@ class AnnouncementPublished(_Model):
     body: LocalizedText
     audience: Audience
     published_at: UtcDatetime
-    link: Link | None = None
+    link: AnyLink | None = None
 
 
 class DeadlineSubmitted(_Model):

@@ -26,6 +26,9 @@ notices = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # the language the notice was written in; on the email branch only (0201), so it is
+    # written only for rows that carry one (``Notice.language``)
+    Column("language", String(35), nullable=True),
 )
 
 
@@ -50,6 +53,9 @@ class Notice:
     status: Status
     attempts: int = 1
     error: str | None = None
+    #: The language it was written in (email: the wording's language along the city's
+    #: chain); only channels whose ledger has the column (email) give one.
+    language: str | None = None
 
 
 class Ledger:
@@ -118,6 +124,7 @@ class Ledger:
             return
         now = datetime.now(UTC)
         last = {(row.event_id, row.recipient): row for row in rows}  # one upsert per key
+        languages = any(row.language is not None for row in last.values())
         values = [
             {
                 "event_id": row.event_id,
@@ -127,16 +134,18 @@ class Ledger:
                 "attempts": row.attempts,
                 "last_error": row.error[:2000] if row.error else None,
                 "updated_at": now,
+                **({"language": row.language} if languages else {}),
             }
             for row in last.values()
         ]
+        updated = ["status", "attempts", "last_error", "updated_at"]
+        if languages:  # a later state without a language keeps the one recorded
+            updated.append("language")
         insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         statement = insert(notices)
         statement = statement.on_conflict_do_update(
             index_elements=["event_id", "channel", "recipient"],
-            set_={
-                k: statement.excluded[k] for k in ("status", "attempts", "last_error", "updated_at")
-            },
+            set_={k: statement.excluded[k] for k in updated},
         )
         await connection.execute(statement, values)
 

@@ -380,7 +380,9 @@ class EmailConsumer:
             )
             return Notice(job.event.id, job.key, Status.FAILED, job.attempt, failure.reason)
         # no log line per message: at a thousand a second it would cost more than the send
-        return Notice(job.event.id, job.key, Status.DELIVERED, job.attempt)
+        return Notice(
+            job.event.id, job.key, Status.DELIVERED, job.attempt, language=job.rendered.language
+        )
 
     async def deliver_one(self, value: bytes, recipient: str, attempt: int) -> None:
         """A retry that has come due (called by the retry tiers)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import gettext
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache, cached_property
@@ -144,6 +144,18 @@ def chain(*languages: str | None) -> LanguageChain:
         if tag and normalize(tag) not in {normalize(t) for t in seen}:
             seen.append(tag)
     return tuple(seen)
+
+
+def pick_language(texts: Mapping[str, str], languages: str | Sequence[str]) -> str:
+    """Which of ``texts`` suits a reader of ``languages`` (one tag or a chain): the first
+    language of the chain the text exists in (exactly, else in the same language and script:
+    ``fr-CA`` takes ``fr``, ``pt`` takes ``pt-BR``), else English, else the first given."""
+    wanted = chain(languages) if isinstance(languages, str) else chain(*languages)
+    for tag in wanted:
+        found = candidates(tag, texts)
+        if found:
+            return found[0]
+    return next(iter(texts))
 
 
 @cache

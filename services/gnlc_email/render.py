@@ -35,11 +35,11 @@ from gnlc_email.i18n import (
     Direction,
     Language,
     LanguageChain,
-    candidates,
     chain,
     dates_locale,
     direction_of,
 )
+from gnlc_email.i18n import pick_language as pick_language  # the renderer's callers use it
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FALLBACK_LANGUAGE = SOURCE_LANGUAGE
@@ -96,18 +96,6 @@ class RenderedEmail:
         )
 
 
-def pick_language(texts: Mapping[str, str], languages: str | Sequence[str]) -> str:
-    """Which of ``texts`` suits a reader of ``languages`` (one tag or a chain): the first
-    language of the chain the text exists in (exactly, else in the same language and script:
-    ``fr-CA`` takes ``fr``, ``pt`` takes ``pt-BR``), else English, else the first given."""
-    wanted = chain(languages) if isinstance(languages, str) else chain(*languages)
-    for tag in wanted:
-        found = candidates(tag, texts)
-        if found:
-            return found[0]
-    return next(iter(texts))
-
-
 def pick_text(texts: Mapping[str, str], languages: str | Sequence[str]) -> str:
     """The text for a reader of ``languages`` (see ``pick_language``)."""
     return texts[pick_language(texts, languages)]
@@ -155,10 +143,9 @@ class Choice:
 
 
 def city_languages(city: City) -> LanguageChain:
-    """A city's languages in order of preference, ending in English. The directory holds one
-    language per city today; a ``languages`` list, once it has one, takes its place here."""
-    listed: Sequence[str] | None = getattr(city, "languages", None)
-    return chain(*(listed or (city.language,)))
+    """A city's languages in order of preference (the directory's chain, ``language``
+    first), ending in English."""
+    return chain(*(city.languages or (city.language,)))
 
 
 def inline_css(source: str, css: str) -> str:

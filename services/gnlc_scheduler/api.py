@@ -16,10 +16,17 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Reques
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gnlc_core.auth import require_token
-from gnlc_core.directory import MAX_CITIES, City, Directory, DirectoryError
+from gnlc_core.directory import (
+    MAX_CITIES,
+    MAX_CITY_LANGUAGES,
+    City,
+    Directory,
+    DirectoryError,
+)
 from gnlc_core.events import Audience, Slug, UtcDatetime
 from gnlc_core.settings import Settings
 from gnlc_scheduler import store
+from gnlc_scheduler.coverage import warnings
 from gnlc_scheduler.deadlines import Announcement, AnnouncementPatch, Deadline, DeadlinePatch
 from gnlc_scheduler.dispatcher import utc_now
 from gnlc_scheduler.imports import read_directory
@@ -91,8 +98,11 @@ def _check_audience(audience: Audience, directory: Directory) -> None:
         raise invalid(("body", "audience"), "matches no active member city")
 
 
-def accepted(deadline_id: str, planned: store.Planned) -> DeadlineAccepted:
-    """The answer to a saved deadline: what is scheduled, what is not and why, counted."""
+def accepted(
+    deadline_id: str, planned: store.Planned, gaps: list[str] | None = None
+) -> DeadlineAccepted:
+    """The answer to a saved deadline: what is scheduled, what is not and why, counted, and
+    the audience's languages without a text of their own (``gaps``)."""
     return DeadlineAccepted(
         deadline_id=deadline_id,
         scheduled=[
@@ -107,6 +117,7 @@ def accepted(deadline_id: str, planned: store.Planned) -> DeadlineAccepted:
             scheduled=len(planned.rows),
             not_scheduled=dict(Counter(d.reason for d in planned.not_scheduled)),
         ),
+        warnings=gaps or [],
     )
 
 
@@ -151,7 +162,9 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
         description=(
             f"At most {MAX_IMPORT_BODY} bytes and {MAX_CITIES} cities. A CSV starts with a "
             "header naming the columns (id, name, country, region, timezone, language, "
-            "contact_email; active optional), separated by commas, semicolons or tabs. "
+            "contact_email; active optional; languages, the city's languages in order of "
+            f'preference such as "ar;fr", at most {MAX_CITY_LANGUAGES}, may stand for '
+            "language, which must then be the first), separated by commas, semicolons or tabs. "
             "Every problem of every row is answered at once (422, loc names the line and "
             "the column). YAML anchors and aliases are refused."
         ),
@@ -203,7 +216,9 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
         if deadline.due_at <= utc_now():
             raise invalid(("body", "due_at"), f"{deadline.due_at.isoformat()} is in the past")
         planned = await guarded(lambda: service.save_deadline(deadline))
-        return accepted(deadline.id, planned)
+        texts = {"title": deadline.title, "description": deadline.description}
+        readers = service.directory.resolve(deadline.audience)
+        return accepted(deadline.id, planned, warnings({**texts, "link": deadline.link}, readers))
 
     def _stored_deadline(row: dict[str, Any]) -> dict[str, Any]:
         out = DeadlineOut.model_validate(row).model_dump(mode="json")
@@ -305,8 +320,12 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
                 "(leave it out to publish now)",
             )
         row = await guarded(lambda: service.save_announcement(announcement))
+        texts = {"title": announcement.title, "body": announcement.body, "link": announcement.link}
         return AnnouncementAccepted(
-            announcement_id=announcement.id, event_id=row["event_id"], publish_at=row["fire_at"]
+            announcement_id=announcement.id,
+            event_id=row["event_id"],
+            publish_at=row["fire_at"],
+            warnings=warnings(texts, service.directory.resolve(announcement.audience)),
         )
 
     def _stored_announcement(row: dict[str, Any]) -> dict[str, Any]:

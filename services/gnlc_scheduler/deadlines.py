@@ -16,6 +16,7 @@ from gnlc_core.events import (
     MAX_REGIONS,
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
+    AnyLink,
     Audience,
     LanguageTag,
     Link,
@@ -79,7 +80,8 @@ class Deadline(BaseModel):
         "+3d",
     )
     delivery_hour: Annotated[int, Field(ge=0, le=23)] | None = 9
-    link: Link | None = None
+    #: One link for everyone, or a link per language (``{en: ..., fr: ...}``).
+    link: AnyLink | None = None
 
 
 class Announcement(BaseModel):
@@ -93,7 +95,8 @@ class Announcement(BaseModel):
     body: LocalizedText
     audience: Audience
     publish_at: UtcDatetime | None = None
-    link: Link | None = None
+    #: One link for everyone, or a link per language (``{en: ..., fr: ...}``).
+    link: AnyLink | None = None
 
 
 class DeadlineFile(BaseModel):
@@ -124,6 +127,9 @@ _TextPatch = Annotated[
     dict[LanguageTag, Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)] | None],
     Field(max_length=MAX_LANGUAGES),
 ]
+#: One link (replaces what is stored), or links per language (merged key by key when a link
+#: per language is stored; ``null`` removes a language's).
+_LinkPatch = Link | Annotated[dict[LanguageTag, Link | None], Field(max_length=MAX_LANGUAGES)]
 
 
 class AudiencePatch(BaseModel):
@@ -146,7 +152,7 @@ class DeadlinePatch(BaseModel):
     audience: AudiencePatch | None = None
     reminders: Annotated[list[Offset], Field(min_length=1, max_length=MAX_STEPS)] | None = None
     delivery_hour: Annotated[int, Field(ge=0, le=23)] | None = None
-    link: Link | None = None
+    link: _LinkPatch | None = None
 
 
 class AnnouncementPatch(BaseModel):
@@ -160,4 +166,4 @@ class AnnouncementPatch(BaseModel):
     body: _TextPatch | None = None
     audience: AudiencePatch | None = None
     publish_at: UtcDatetime | None = None
-    link: Link | None = None
+    link: _LinkPatch | None = None

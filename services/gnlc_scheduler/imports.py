@@ -65,11 +65,13 @@ def _rows(items: list[Any], problems: list[Problem]) -> Iterator[dict[str, str |
         row: dict[str, str | None] = {}
         for key, value in item.items():
             if (
-                key in ("contacts", "contact_email")
+                key in ("contacts", "contact_email", "languages")
                 and isinstance(value, list)
                 and all(_scalar(v) for v in value)
             ):
-                row["contact_email"] = ";".join(str(v) for v in value)
+                row["languages" if key == "languages" else "contact_email"] = ";".join(
+                    str(v) for v in value
+                )
                 continue
             if not _scalar(value):
                 problems.append(Problem((where, str(key)), "must be a single value"))

@@ -85,6 +85,14 @@ class DeadlineAccepted(BaseModel):
         description="Every step of every city of the audience that is not scheduled, and why."
     )
     counts: PlanCounts
+    warnings: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Languages of the audience (each city's first, along the cities' chains) with no "
+            "text of their own, and what their readers get instead: 'no title in ar "
+            "(3 cities: aswan, amman, chefchaouen), they get fr'."
+        ),
+    )
 
 
 class OutboxRow(BaseModel):
@@ -110,7 +118,7 @@ class DeadlineOut(BaseModel):
     audience: Audience
     reminders: list[str]
     delivery_hour: int | None
-    link: str | None
+    link: str | dict[str, str] | None = Field(description="One link, or a link per language.")
     state: DeadlineState
     updated_at: Instant
     outbox: dict[OutboxState, int] = Field(description="Reminders by state.")
@@ -125,7 +133,7 @@ class AnnouncementOut(BaseModel):
     title: dict[str, str]
     body: dict[str, str]
     audience: Audience
-    link: str | None
+    link: str | dict[str, str] | None = Field(description="One link, or a link per language.")
     publish_at: Instant
     state: AnnouncementState
     published_at: Instant | None
@@ -155,6 +163,14 @@ class AnnouncementAccepted(BaseModel):
     announcement_id: str
     event_id: str
     publish_at: Instant
+    warnings: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Languages of the audience (each city's first, along the cities' chains) with no "
+            "text of their own, and what their readers get instead: 'no title in ar "
+            "(3 cities: aswan, amman, chefchaouen), they get fr'."
+        ),
+    )
 
 
 class ImportResult(BaseModel):

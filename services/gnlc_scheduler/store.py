@@ -106,6 +106,7 @@ async def import_cities(engine: AsyncEngine, directory: Directory, now: datetime
                     "region",
                     "timezone",
                     "language",
+                    "languages",
                     "contacts",
                     "active",
                     "updated_at",
@@ -133,10 +134,27 @@ async def load_directory(engine: AsyncEngine) -> Directory:
 # -- deadlines ----------------------------------------------------------------------------
 
 
+def link_columns(link: str | dict[str, str] | None) -> dict[str, Any]:
+    """A link as stored: one link in ``link``, a link per language in ``links``."""
+    if isinstance(link, dict):
+        return {"link": None, "links": link}
+    return {"link": link, "links": None}
+
+
+def _with_link(row: Any) -> dict[str, Any]:
+    """A stored row with its link as the API gives it: one, or one per language."""
+    out = dict(row)
+    links = out.pop("links", None)
+    if links:
+        out["link"] = links
+    return out
+
+
 def _deadline_row(deadline: Deadline, now: datetime) -> dict[str, Any]:
     data = deadline.model_dump(mode="json")
     return {
         **data,
+        **link_columns(data.get("link")),
         "due_at": deadline.due_at,
         "reminders": list(deadline.reminders),
         "state": DeadlineState.ACTIVE,
@@ -326,6 +344,7 @@ async def save_deadline(
                     "reminders",
                     "delivery_hour",
                     "link",
+                    "links",
                     "updated_at",
                 )
             },
@@ -376,7 +395,7 @@ async def get_deadline(engine: AsyncEngine, deadline_id: str) -> dict[str, Any]:
             connection, and_(outbox.c.deadline_id == deadline_id, outbox.c.state == PARKED)
         )
     return {
-        **row,
+        **_with_link(row),
         "state": deadline_state(row["state"], _aware(row["due_at"]), counts, _utc_now()),
         "outbox": counts,
         "parked": parked,
@@ -402,7 +421,7 @@ async def list_deadlines(engine: AsyncEngine) -> list[dict[str, Any]]:
     now = _utc_now()
     return [
         {
-            **row,
+            **_with_link(row),
             "state": deadline_state(
                 row["state"], _aware(row["due_at"]), counts.get(row["id"], {}), now
             ),
@@ -568,7 +587,7 @@ async def save_announcement(
             "title": announcement.title,
             "body": announcement.body,
             "audience": announcement.audience.model_dump(mode="json"),
-            "link": announcement.link,
+            **link_columns(announcement.link),
             "publish_at": publish_at,
             "state": AnnouncementState.SCHEDULED,
             "published_at": None,
@@ -624,7 +643,7 @@ async def get_announcement(engine: AsyncEngine, announcement_id: str) -> dict[st
         if row is None:
             raise NotFound(f"no announcement {announcement_id!r}")
         rows = await _outbox_rows(connection, outbox.c.announcement_id == announcement_id)
-    return {**row, "outbox": rows[0] if rows else None}
+    return {**_with_link(row), "outbox": rows[0] if rows else None}
 
 
 async def list_announcements(engine: AsyncEngine, *, limit: int) -> list[dict[str, Any]]:
@@ -638,7 +657,7 @@ async def list_announcements(engine: AsyncEngine, *, limit: int) -> list[dict[st
             .order_by(announcements.c.publish_at.desc())
             .limit(limit)
         )
-        return [dict(row) for row in rows.mappings()]
+        return [_with_link(row) for row in rows.mappings()]
 
 
 # -- the outbox ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The scheduler's tables (migrations: gnlc_core/migrations/versions/0100_scheduler.py,
-0101_outbox_attempts.py)."""
+0101_outbox_attempts.py,
+0102_languages.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ cities = Table(
     Column("region", String(100), nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("language", String(35), nullable=False),
+    Column("languages", JSON, nullable=True),  # the chain, ``language`` first; null: just it
     Column("contacts", JSON, nullable=False),
     Column("active", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -43,6 +45,7 @@ deadlines = Table(
     Column("reminders", JSON, nullable=False),
     Column("delivery_hour", Integer, nullable=True),
     Column("link", Text, nullable=True),
+    Column("links", JSON, nullable=True),  # a link per language, where ``link`` is null
     Column("state", String(16), nullable=False),  # store.DeadlineState: active | cancelled
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -65,6 +68,7 @@ announcements = Table(
     Column("body", JSON, nullable=False),
     Column("audience", JSON, nullable=False),
     Column("link", Text, nullable=True),
+    Column("links", JSON, nullable=True),  # a link per language, where ``link`` is null
     Column("publish_at", DateTime(timezone=True), nullable=False),
     Column("state", String(16), nullable=False),  # store.AnnouncementState
     Column("published_at", DateTime(timezone=True), nullable=True),

@@ -247,6 +247,46 @@ def test_announcements_publish_from_file_edit_and_list(api: FakeApi, tmp_path: P
     assert "Education day" in listed.output
 
 
+WARNINGS = [
+    "no title in ar (2 cities: amman, aswan), they get en",
+    "no link in vi (1 city: hue), they get fr",
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "method", "path", "answer"),
+    [
+        (["deadlines", "add", "r", "--from-file", "texts.yaml", "--due", "2027-01-17T09:00Z",
+          "--all"], "POST", "/v1/deadlines", {**PLAN, "warnings": WARNINGS}),
+        (["deadlines", "edit", "report", "--from-file", "texts.yaml"], "PATCH",
+         "/v1/deadlines/report", {**PLAN, "warnings": WARNINGS}),
+        (["announcements", "publish", "r", "--from-file", "texts.yaml", "--category", "event",
+          "--body", "B", "--all"], "POST", "/v1/announcements",
+         {"publish_at": "2027-01-20T07:00:00+00:00", "warnings": WARNINGS}),
+        (["announcements", "edit", "day", "--from-file", "texts.yaml"], "PATCH",
+         "/v1/announcements/day", {"publish_at": "2027-01-20T07:00:00+00:00",
+                                   "warnings": WARNINGS}),
+    ],
+)  # fmt: skip
+def test_links_per_language_are_sent_and_the_warnings_printed(
+    api: FakeApi, tmp_path: Path, args: list[str], method: str, path: str, answer: Any
+) -> None:
+    (tmp_path / "texts.yaml").write_text(
+        "title: {en: Report, fr: Rapport}\n"
+        "link: {en: 'https://example.org/en', fr: 'https://example.org/fr'}\n",
+        encoding="utf-8",
+    )
+    api.on(method, path, 201 if method == "POST" else 200, answer)
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    for warning in WARNINGS:
+        assert f"warning: {warning}\n" in result.output
+    assert body(api.sent(method, path))["link"] == {
+        "en": "https://example.org/en",
+        "fr": "https://example.org/fr",
+    }
+
+
 def test_a_file_naming_another_id_is_refused(api: FakeApi, tmp_path: Path) -> None:
     file = tmp_path / "x.yaml"
     file.write_text("id: other\ntitle: X\n", encoding="utf-8")

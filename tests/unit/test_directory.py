@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gnlc_core.directory import DirectoryError, load_csv, parse_rows, read_csv
+from gnlc_core.directory import City, DirectoryError, load_csv, parse_rows, read_csv
 from gnlc_core.events import Audience
 from gnlc_core.settings import SAMPLE_DIRECTORY
 
@@ -122,3 +122,82 @@ def test_csv_rows_are_bounded() -> None:
     rows = [GOOD.replace("kathmandu", f"city-{n}", 1) for n in range(4)]
     with pytest.raises(DirectoryError, match="more than 3 cities"):
         read_csv("\n".join([HEADER, *rows]), limit=3)
+
+
+# -- a city's languages in order of preference -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "language", "languages"),
+    [
+        ({"language": "fr"}, "fr", ("fr",)),  # one language, as before
+        ({"language": "", "languages": "ar;fr"}, "ar", ("ar", "fr")),
+        ({"language": "ar", "languages": "ar;fr"}, "ar", ("ar", "fr")),
+        ({"language": "", "languages": " ar , fr "}, "ar", ("ar", "fr")),
+        ({"language": "vi", "languages": "vi fr en"}, "vi", ("vi", "fr", "en")),
+        ({"language": "fr", "languages": ""}, "fr", ("fr",)),
+        ({"language": "fr-CA", "languages": "fr-CA;fr"}, "fr-CA", ("fr-CA", "fr")),
+    ],
+)
+def test_a_row_gives_a_chain_or_one_language(
+    given: dict[str, str], language: str, languages: tuple[str, ...]
+) -> None:
+    city = parse_rows([row(**given)]).by_id["kathmandu"]
+    assert (city.language, city.languages) == (language, languages)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"language": "fr", "languages": "ar;fr"}, "language 'fr' must be the first of languages"),
+        ({"language": "", "languages": "fr-CA;ar;fr-ca"}, "lists a language twice"),
+        ({"language": "", "languages": ""}, "give language (or languages"),
+        ({"language": "", "languages": "ar;Fr_fr"}, "String should match pattern"),
+        (
+            {"language": "", "languages": "ar;fr;en;es;pt;ru"},
+            "Tuple should have at most 5 items",
+        ),
+    ],
+)
+def test_a_bad_chain_is_named(given: dict[str, str], message: str) -> None:
+    with pytest.raises(DirectoryError) as raised:
+        parse_rows([row(**given)])
+    assert any(message in p.msg for p in raised.value.problems), raised.value.problems
+    assert all(p.where[0] == "line 2" for p in raised.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("header", "values", "languages"),
+    [
+        (HEADER, "en", ("en",)),
+        (HEADER.replace("language", "languages"), '"ar;fr"', ("ar", "fr")),
+        (HEADER.replace("language", "language,languages"), 'ar,"ar,fr"', ("ar", "fr")),
+        (HEADER.replace("language", "language,languages"), "en,", ("en",)),
+    ],
+)
+def test_csv_takes_a_languages_column(header: str, values: str, languages: tuple[str, ...]) -> None:
+    line = GOOD.replace(",en,", f",{values},")
+    assert read_csv(f"{header}\n{line}\n").by_id["kathmandu"].languages == languages
+
+
+def test_sample_directory_has_chains() -> None:
+    directory = load_csv(SAMPLE_DIRECTORY)
+    assert directory.by_id["chefchaouen"].languages == ("ar", "fr")
+    assert directory.by_id["hue"].languages == ("vi", "fr")
+    assert directory.by_id["durban"].languages == ("en",)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        # a record from before chains (the directory topic keeps the latest per city)
+        '{"id":"hue","name":"Hue","country":"VN","region":"Asia and the Pacific",'
+        '"timezone":"Asia/Ho_Chi_Minh","language":"vi","contacts":["a@hue.example.org"],'
+        '"active":true}',
+    ],
+)
+def test_old_directory_records_stay_readable(record: str) -> None:
+    city = City.model_validate_json(record)
+    assert city.languages == ("vi",)
+    again = City.model_validate_json(city.model_dump_json())
+    assert again == city

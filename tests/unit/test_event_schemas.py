@@ -69,8 +69,17 @@ def test_invalid_examples_fail_schema_and_model(event_type: str, path: Path) -> 
         ALL_EVENT_TYPES[event_type].model_validate_json(raw)
 
 
-def test_events_the_scheduler_emits_match_the_schema() -> None:
+@pytest.mark.parametrize(
+    "link",
+    [
+        None,
+        "https://example.org/report",  # one link for every reader
+        {"en": "https://example.org/report", "fr": "https://example.org/fr/rapport"},
+    ],
+)
+def test_events_the_scheduler_emits_match_the_schema(link: str | dict[str, str] | None) -> None:
     deadline = Deadline(
+        link=link,
         id="progress-report-2027",
         title={"en": "Biennial progress report", "fr": "Rapport d'étape"},
         due_at=datetime(2027, 1, 17, 23, 59, tzinfo=UTC),
@@ -103,8 +112,10 @@ def test_events_the_scheduler_emits_match_the_schema() -> None:
             body={"en": "24 January"},
             audience=Audience(all_members=True),
             published_at=datetime(2027, 1, 20, 7, tzinfo=UTC),
+            link=link,
         )
     )
+    assert announcement.data.link == link
     validator("announcement.published").validate(json.loads(encode_event(announcement)))
     submitted = submission_event(
         DeadlineSubmitted(

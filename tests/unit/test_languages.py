@@ -20,7 +20,7 @@ from gnlc_email.dates import days, hours, local_date, local_datetime, minutes
 from gnlc_email.i18n import Catalogs, Direction, chain, dates_locale
 from gnlc_email.message import Recipient, compose
 from gnlc_email.preview import SAMPLE_NOW, SAMPLES, Sample, sample_event
-from gnlc_email.render import Kind, Renderer, pick_language
+from gnlc_email.render import Kind, Renderer, city_languages, pick_language
 
 CATALOGS = Catalogs()
 BY_NAME = {sample.name: sample for sample in SAMPLES}
@@ -509,5 +509,38 @@ def test_the_notice_records_the_language_used() -> None:
     )
     assert '<h1 lang="fr" dir="ltr" align="left"' in rendered.html
     assert rendered.language == "ar"
-    # the city's own field is a chain of one for now
+    # a city of one language without a catalog: English
     assert Renderer().render(reminder_in(7), city).language == "en"
+    # the directory's chain is the city's own: no chain given, it is followed
+    chained = city.model_copy(update={"languages": ("ber", "ar", "fr")})
+    assert Renderer().render(reminder_in(7), chained).language == "ar"
+
+
+@pytest.mark.parametrize(
+    ("language", "languages", "expected", "wording"),
+    [
+        ("fr", None, ("fr", "en"), "fr"),  # one language, as before chains
+        ("ar", "ar;fr", ("ar", "fr", "en"), "ar"),  # Casablanca
+        ("vi", "vi;fr", ("vi", "fr", "en"), "fr"),  # no Vietnamese catalog: French
+        ("ja", "ja;ko;en", ("ja", "ko", "en"), "ko"),
+        ("ber", "ber", ("ber", "en"), "en"),
+        ("en", "en;fr", ("en", "fr"), "en"),
+    ],
+)
+def test_city_languages_reads_the_directory_chain(
+    language: str, languages: str | None, expected: tuple[str, ...], wording: str
+) -> None:
+    city = City.model_validate(
+        {
+            "id": "somewhere",
+            "name": "Somewhere",
+            "country": "MA",
+            "region": "Arab States",
+            "timezone": "Africa/Casablanca",
+            "language": language,
+            "languages": languages,
+            "contacts": ("a@somewhere.example.org",),
+        }
+    )
+    assert city_languages(city) == expected
+    assert Renderer().render(reminder_in(7), city).language == wording

@@ -2,8 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from gnlc_core.db import create_engine, migrate
-from gnlc_core.ledger import Ledger, Status
+from gnlc_core.ledger import Ledger, Notice, Status, notices
 
 
 async def test_ledger_settles_and_updates(tmp_path: Path) -> None:
@@ -23,4 +27,48 @@ async def test_ledger_settles_and_updates(tmp_path: Path) -> None:
     assert await webhook.settled("evt-1", ["kathmandu:a@x.org"]) == set()
     assert await email.status("evt-1", "laval:b@x.org") is Status.FAILED
     assert await email.status("evt-2", "laval:b@x.org") is None
+    await engine.dispose()
+
+
+async def _languages(engine: AsyncEngine) -> dict[str, str | None]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(select(notices.c.recipient, notices.c.language))
+        return {row.recipient: row.language for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([Notice("e", "a", Status.DELIVERED, language="fr")], {"a": "fr"}),
+        ([Notice("e", "a", Status.RETRYING)], {"a": None}),
+        (
+            # a retry without a language, then the delivery with one
+            [Notice("e", "a", Status.RETRYING), Notice("e", "b", Status.DELIVERED, language="ar")],
+            {"a": None, "b": "ar"},
+        ),
+    ],
+)
+async def test_email_notices_record_their_language(
+    tmp_path: Path, rows: list[Notice], expected: dict[str, str | None]
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    await migrate(engine, "email")
+    ledger = Ledger(engine, "email")
+    for row in rows:
+        await ledger.record_many([row])
+    assert await _languages(engine) == expected
+    # a later state without a language keeps the one recorded
+    await ledger.record_many([Notice("e", next(iter(expected)), Status.DELIVERED)])
+    assert await _languages(engine) == expected
+    await engine.dispose()
+
+
+async def test_a_webhook_ledger_without_the_column_records_as_before(tmp_path: Path) -> None:
+    """The column is on the email branch: the webhook's own database has no such column,
+    and its notices (no language) are written without it."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'webhook.db'}")
+    await migrate(engine, "webhook")
+    ledger = Ledger(engine, "webhook")
+    await ledger.record_many([Notice("e", "endpoint", Status.DELIVERED)])
+    assert await ledger.settled_many([("e", "endpoint")]) == {("e", "endpoint")}
     await engine.dispose()

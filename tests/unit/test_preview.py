@@ -110,7 +110,7 @@ def test_the_city_comes_from_the_schedulers_directory_when_it_answers(
     def scheduler(request: httpx.Request) -> httpx.Response:
         asked.append(request.url.path)
         if request.url.path == "/v1/cities/laval":
-            return httpx.Response(200, json={**laval, "language": "es"})
+            return httpx.Response(200, json={**laval, "language": "es", "languages": ["es"]})
         return httpx.Response(404, json={"detail": "no city"})
 
     monkeypatch.setattr(client, "transport", httpx.MockTransport(scheduler))

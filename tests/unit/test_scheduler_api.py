@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from gnlc_core.directory import MAX_CITIES
 from gnlc_core.events import MAX_LANGUAGES
@@ -21,6 +22,7 @@ from gnlc_core.kafka import MAX_EVENT_BYTES
 from gnlc_scheduler import store
 from gnlc_scheduler.deadlines import Deadline
 from gnlc_scheduler.limits import MAX_IMPORT_BODY, MAX_JSON_BODY
+from gnlc_scheduler.tables import outbox
 from tests.unit.scheduler_api import OperatorApi, operator_api
 
 EXTREMES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
@@ -311,6 +313,69 @@ async def test_semicolon_separated_cities_are_read(api: OperatorApi) -> None:
     assert response.json() == {"imported": 1}
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body", "languages"),
+    [
+        (
+            "text/csv",
+            "id,name,country,region,timezone,languages,contact_email\n"
+            'casablanca,Casablanca,MA,Arab States,Africa/Casablanca,"ar;fr",a@c.example.org\n',
+            ["ar", "fr"],
+        ),
+        (
+            "application/yaml",
+            "- {id: casablanca, name: Casablanca, country: MA, region: Arab States,\n"
+            "   timezone: Africa/Casablanca, languages: [ar, fr], contacts: [a@c.example.org]}\n",
+            ["ar", "fr"],
+        ),
+        (
+            "application/json",
+            json.dumps(
+                [
+                    {
+                        "id": "casablanca",
+                        "name": "Casablanca",
+                        "country": "MA",
+                        "region": "Arab States",
+                        "timezone": "Africa/Casablanca",
+                        "language": "ar",
+                        "languages": ["ar", "fr", "en"],
+                        "contacts": ["a@c.example.org"],
+                    }
+                ]
+            ),
+            ["ar", "fr", "en"],
+        ),
+    ],
+)
+async def test_a_citys_chain_is_imported_stored_and_answered(
+    api: OperatorApi, content_type: str, body: str, languages: list[str]
+) -> None:
+    response = await api.client.post(
+        "/v1/cities/import", content=body.encode(), headers={"content-type": content_type}
+    )
+    assert response.json() == {"imported": 1}, response.json()
+    city = (await api.client.get("/v1/cities/casablanca")).json()
+    assert (city["language"], city["languages"]) == (languages[0], languages)
+    stored = (await store.load_directory(api.service.engine)).by_id["casablanca"]
+    assert list(stored.languages) == languages
+
+
+async def test_a_bad_chain_is_refused_naming_the_line(api: OperatorApi) -> None:
+    body = (
+        "- {id: casablanca, name: Casablanca, country: MA, region: Arab States,\n"
+        "   timezone: Africa/Casablanca, language: fr, languages: [ar, fr],\n"
+        "   contacts: [a@c.example.org]}\n"
+    )
+    response = await api.client.post(
+        "/v1/cities/import", content=body.encode(), headers={"content-type": "application/yaml"}
+    )
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", "item 1"]
+    assert "language 'fr' must be the first of languages (ar, fr)" in problem["msg"]
+
+
 async def test_an_import_of_another_content_type_is_415(api: OperatorApi) -> None:
     response = await api.client.post(
         "/v1/cities/import", content=b"x", headers={"content-type": "text/plain"}
@@ -513,3 +578,74 @@ async def test_openapi_documents_every_status_and_the_error_shapes(api: Operator
     assert schemas["Audience"]["properties"]["cities"]["maxItems"] == 2000
     patch = document["paths"]["/v1/deadlines/{deadline_id}"]["patch"]["requestBody"]["content"]
     assert set(patch) == {"application/merge-patch+json", "application/json"}
+
+
+# -- texts and links per language, and the languages left without ----------------------
+
+LINKS = {"en": "https://example.org/survey", "fr": "https://example.org/fr/enquete"}
+
+
+async def test_a_deadline_takes_a_link_per_language_and_warns_of_gaps(api: OperatorApi) -> None:
+    c = api.client
+    body = deadline(audience={"regions": ["Arab States"]}, link=LINKS)
+    created = await c.post("/v1/deadlines", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["warnings"] == [
+        # the sample's Arab States: Amman and Aswan (ar, en), Chefchaouen (ar, fr)
+        "no title in ar (2 cities: amman, aswan), they get en",
+        "no title in ar (1 city: chefchaouen), they get fr",
+        "no link in ar (2 cities: amman, aswan), they get en",
+        "no link in ar (1 city: chefchaouen), they get fr",
+    ]
+    assert (await c.get("/v1/deadlines/survey-2027")).json()["link"] == LINKS
+    # the reminders carry the links per language
+    async with api.service.engine.connect() as connection:
+        data = (await connection.execute(select(outbox.c.data))).scalars().all()
+    assert len(data) == 6
+    assert all(item["link"] == LINKS for item in data)
+    # a title in Arabic and one link for all: nothing left to say
+    patched = await c.patch(
+        "/v1/deadlines/survey-2027",
+        json={"title": {"ar": "استبيان"}, "link": "https://example.org/one"},
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["warnings"] == []
+    assert (await c.get("/v1/deadlines/survey-2027")).json()["link"] == "https://example.org/one"
+    # and back to links per language, then one language's link removed (merge patch)
+    await c.patch("/v1/deadlines/survey-2027", json={"link": LINKS})
+    await c.patch("/v1/deadlines/survey-2027", json={"link": {"fr": None}})
+    assert (await c.get("/v1/deadlines/survey-2027")).json()["link"] == {"en": LINKS["en"]}
+
+
+async def test_an_announcement_takes_a_link_per_language_and_warns_of_gaps(
+    api: OperatorApi,
+) -> None:
+    c = api.client
+    body = announcement(audience={"cities": ["hue", "durban"]}, link=LINKS)
+    created = await c.post("/v1/announcements", json=body)
+    assert created.status_code == 202, created.text
+    # Hue reads Vietnamese, then French: French title, body and link; Durban has English
+    assert created.json()["warnings"] == [
+        "no title in vi (1 city: hue), they get fr",
+        "no body in vi (1 city: hue), they get fr",
+        "no link in vi (1 city: hue), they get fr",
+    ]
+    shown = (await c.get("/v1/announcements/study-visit")).json()
+    assert shown["link"] == LINKS
+    assert [a["link"] for a in (await c.get("/v1/announcements")).json()] == [LINKS]
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        {"fr": "ftp://example.org"},
+        {},
+        {"Fr_fr": "https://example.org"},
+        {f"l{chr(97 + i)}": "https://example.org" for i in range(17)},  # 17 languages
+        {"fr": "https://example.org/" + "x" * 2000},
+    ],
+)
+async def test_bad_links_per_language_are_refused(api: OperatorApi, link: dict[str, str]) -> None:
+    response = await api.client.post("/v1/deadlines", json=deadline(link=link))
+    assert response.status_code == 422, response.text
+    assert all(d["loc"][:2] == ["body", "link"] for d in response.json()["detail"])
