@@ -41,10 +41,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
-from gnlc_core.consumer import describe
-from gnlc_core.events import encode_event, parse_event
+from gnlc_core.consumer import always, dead_letter, decode
+from gnlc_core.events import encode_event
 from gnlc_core.fence import Fence
 from gnlc_core.kafka import Topics, publish_dead_letter
 from gnlc_core.ledger import Ledger, Notice, Status
@@ -66,10 +65,6 @@ log = get_logger(__name__)
 RESEND_PREFIX = "resend:"  # recipient prefix of a resend or replay: goes out even if settled
 ShouldSend = Callable[[Event, EndpointRow], Awaitable[bool]]
 RELEASED = "released: the endpoint answers again"
-
-
-async def always(_event: Event, _endpoint: EndpointRow) -> bool:
-    return True
 
 
 class Phase(Enum):
@@ -188,9 +183,11 @@ class WebhookConsumer:
         jobs: list[Job] = []
         to_check: list[Job] = []
         parked: list[Awaitable[None]] = []
+        dead_letters = self._topics.webhook_dead_letter
         for record, handled_before in zip(records, maybe_handled, strict=True):
-            event = self._parse(record, parked)
-            if event is None:
+            event = decode(record.value or b"")
+            if isinstance(event, str):  # why it is not an event: parked with the batch
+                parked.append(dead_letter(self._broker, dead_letters, record, event))
                 continue
             subscribed = self._registry.subscribed(event)
             if not subscribed:
@@ -216,10 +213,9 @@ class WebhookConsumer:
         forced: set[tuple[str, str]] = set()
         for record in due:
             endpoint_id = record.recipient.removeprefix(RESEND_PREFIX)
-            try:
-                event = parse_event(record.value)
-            except (ValidationError, UnicodeDecodeError) as exc:  # cannot happen: we wrote it
-                log.error("unreadable retry record dropped", recipient=endpoint_id, error=str(exc))
+            event = decode(record.value)
+            if isinstance(event, str):  # cannot happen: we wrote it
+                log.error("unreadable retry record dropped", recipient=endpoint_id, error=event)
                 continue
             key = (event.id, endpoint_id)
             if record.recipient.startswith(RESEND_PREFIX) and key not in forced:
@@ -655,29 +651,6 @@ class WebhookConsumer:
         log.warning("webhook endpoint disabled", endpoint=endpoint.id, reason=reason)
 
     # I/O helpers ---------------------------------------------------------------------
-
-    def _parse(
-        self, record: ConsumerRecord[bytes, bytes], parked: list[Awaitable[None]]
-    ) -> Event | None:
-        value = record.value or b""
-        try:
-            return parse_event(value)
-        except ValidationError as exc:
-            reason = f"invalid event: {describe(exc)}"
-        except UnicodeDecodeError:
-            reason = "invalid event: record value is not UTF-8 JSON"
-        parked.append(
-            publish_dead_letter(
-                self._broker,
-                self._topics.webhook_dead_letter,
-                value=value,
-                key=record.key,
-                reason=reason,
-                source_topic=record.topic,
-            )
-        )
-        log.warning("record dead-lettered", topic=record.topic, offset=record.offset, reason=reason)
-        return None
 
     async def _write(self, results: Results) -> None:
         if not results:

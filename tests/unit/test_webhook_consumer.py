@@ -172,12 +172,17 @@ class Rig:
     clock: Clock
     engine: Any
 
-    async def batch(self, *numbers: int) -> list[str]:
-        """One batch of events from the domain topic; returns their ids."""
-        ids, records = [], []
-        for offset, number in enumerate(numbers):
-            event_id, value = event_value(number)
-            ids.append(event_id)
+    async def batch(self, *numbers: int, garbage: bytes | None = None) -> list[str]:
+        """One batch of events from the domain topic (``garbage`` first, when given);
+        returns their ids."""
+        ids: list[str] = []
+        values = [event_value(number) for number in numbers]
+        if garbage is not None:
+            values.insert(0, ("", garbage))
+        records = []
+        for offset, (event_id, value) in enumerate(values):
+            if event_id:
+                ids.append(event_id)
             records.append(
                 ConsumerRecord(
                     TOPICS.deadline_reminder, 0, offset, 0, 0, b"k", value, None, 1, len(value), []
@@ -439,3 +444,22 @@ async def test_an_endpoint_failing_too_long_is_disabled(rig: RigOf) -> None:
     assert row is not None
     assert row.state is State.DISABLED
     assert row.state_reason == "failing continuously for 7200s"
+
+
+@pytest.mark.parametrize(
+    ("garbage", "reason"),
+    [
+        (b"{not json", "invalid event: value: Invalid JSON"),
+        (b"\xff\xfe", "invalid event: value: Invalid JSON"),
+        (b'{"specversion": "1.0"}', "invalid event: "),
+    ],
+)
+async def test_a_poison_record_is_parked_and_the_batch_goes_on(
+    rig: RigOf, garbage: bytes, reason: str
+) -> None:
+    r = rig(status(200))
+    [event_id] = await r.batch(1, garbage=garbage)
+    [(value, headers)] = r.broker.on(TOPICS.webhook_dead_letter)
+    assert value == garbage
+    assert headers[REASON_HEADER].startswith(reason)
+    assert await r.row(event_id) == (Status.DELIVERED, 1, None)
