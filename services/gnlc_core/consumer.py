@@ -1,9 +1,16 @@
-"""What every consumer does with a record before its own work: parse it, or park it."""
+"""What every channel's consumer does with a record before its own work: decode it, or park
+it on the channel's dead-letter topic with the reason. Also the default ``should_send``.
+
+``decode`` is pure (the event, or why the record is not one) so a consumer can park the
+records of a batch concurrently; ``dead_letter`` parks one.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
-from faststream.kafka.message import KafkaMessage
 from pydantic import ValidationError
 
 from gnlc_core.errors import message_of
@@ -12,6 +19,9 @@ from gnlc_core.kafka import publish_dead_letter
 from gnlc_core.logs import get_logger
 
 log = get_logger(__name__)
+
+Event = DeadlineReminderEvent | AnnouncementPublishedEvent
+NOT_UTF8 = "invalid event: record value is not UTF-8 JSON"
 
 
 def describe(error: ValidationError) -> str:
@@ -22,30 +32,31 @@ def describe(error: ValidationError) -> str:
     )
 
 
-async def parse_or_dead_letter(
-    broker: KafkaBroker, message: KafkaMessage, *, dead_letter_topic: str
-) -> DeadlineReminderEvent | AnnouncementPublishedEvent | None:
-    """The record's event, or ``None`` once an invalid record is on the dead-letter topic."""
-    raw = message.raw_message
+def decode(value: bytes) -> Event | str:
+    """The event in a record's value, or (a string) why it is not a valid one."""
     try:
-        return parse_event(message.body)
+        return parse_event(value)
     except ValidationError as exc:
-        reason = f"invalid event: {describe(exc)}"
+        return f"invalid event: {describe(exc)}"
     except UnicodeDecodeError:
-        reason = "invalid event: record value is not UTF-8 JSON"
-    source_topic = getattr(raw, "topic", "")
+        return NOT_UTF8
+
+
+async def dead_letter(
+    broker: KafkaBroker, topic: str, record: ConsumerRecord[Any, Any], reason: str
+) -> None:
+    """Park ``record`` on the dead-letter ``topic`` with ``reason`` (and its source topic)."""
     await publish_dead_letter(
         broker,
-        dead_letter_topic,
-        value=message.body,
-        key=getattr(raw, "key", None),
+        topic,
+        value=record.value or b"",
+        key=record.key,
         reason=reason,
-        source_topic=source_topic,
+        source_topic=record.topic,
     )
-    log.warning(
-        "record dead-lettered",
-        topic=source_topic,
-        offset=getattr(raw, "offset", None),
-        reason=reason,
-    )
-    return None
+    log.warning("record dead-lettered", topic=record.topic, offset=record.offset, reason=reason)
+
+
+async def always(_event: Any, _recipient: Any) -> bool:
+    """The default ``should_send`` of every channel: every recipient gets the notice."""
+    return True

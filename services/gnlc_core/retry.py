@@ -137,14 +137,13 @@ class Retrier:
         next_attempt = failed_attempt + 1
         planned = self._schedule.delay_before(next_attempt)
         if planned is None:
-            await publish_dead_letter(
-                self._broker,
-                self._dead_letter_topic,
-                value=value,
+            await self.give_up(
+                value,
                 key=key,
-                reason=f"gave up after {failed_attempt} attempts: {reason}",
-                source_topic=source_topic,
                 recipient=recipient,
+                attempts=failed_attempt,
+                reason=reason,
+                source_topic=source_topic,
             )
             return False
         wait = planned if delay is None else max(delay, 0.0)
@@ -152,6 +151,27 @@ class Retrier:
             value, key=key, recipient=recipient, attempt=next_attempt, delay=wait, reason=reason
         )
         return True
+
+    async def give_up(
+        self,
+        value: bytes,
+        *,
+        key: bytes | None,
+        recipient: str,
+        attempts: int,
+        reason: str,
+        source_topic: str,
+    ) -> None:
+        """Park the notice on the dead-letter topic after ``attempts`` requests."""
+        await publish_dead_letter(
+            self._broker,
+            self._dead_letter_topic,
+            value=value,
+            key=key,
+            reason=f"gave up after {attempts} attempts: {reason}",
+            source_topic=source_topic,
+            recipient=recipient,
+        )
 
     async def schedule(
         self,

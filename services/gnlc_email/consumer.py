@@ -35,15 +35,13 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
-from gnlc_core.consumer import describe
+from gnlc_core.consumer import always, dead_letter, decode
 from gnlc_core.directory import City, DirectorySource
 from gnlc_core.events import (
     AnnouncementPublishedEvent,
     DeadlineReminderEvent,
     encode_event,
-    parse_event,
 )
 from gnlc_core.kafka import Topics, publish_dead_letter
 from gnlc_core.ledger import Ledger, Notice, Status
@@ -64,11 +62,6 @@ ShouldSend = Callable[[Event, City], Awaitable[bool]]
 FLUSH_SECONDS = 0.1
 #: Per event, the cities (and which of their contacts) still to send to.
 Plan = list[tuple[Event, list[tuple[City, list[str]]]]]
-
-
-async def always(_event: Event, _city: City) -> bool:
-    """The default ``should_send``: every city in the audience gets the notice."""
-    return True
 
 
 def recipient_key(city: City, address: str) -> str:
@@ -186,8 +179,10 @@ class EmailConsumer:
         started = time.monotonic()
         events: list[Event] = []
         for record in records:
-            event = await self._parse(record)
-            if event is not None:
+            event = decode(record.value or b"")
+            if isinstance(event, str):  # why it is not an event
+                await dead_letter(self._broker, self._topics.email_dead_letter, record, event)
+            else:
                 events.append(event)
         writer = LedgerWriter(services.ledger)
         try:
@@ -204,24 +199,6 @@ class EmailConsumer:
                 seconds=round(time.monotonic() - started, 3),
                 **counts,
             )
-
-    async def _parse(self, record: ConsumerRecord[Any, Any]) -> Event | None:
-        try:
-            return parse_event(record.value or b"")
-        except ValidationError as exc:
-            reason = f"invalid event: {describe(exc)}"
-        except UnicodeDecodeError:
-            reason = "invalid event: record value is not UTF-8 JSON"
-        await publish_dead_letter(
-            self._broker,
-            self._topics.email_dead_letter,
-            value=record.value or b"",
-            key=record.key,
-            reason=reason,
-            source_topic=record.topic,
-        )
-        log.warning("record dead-lettered", topic=record.topic, offset=record.offset, reason=reason)
-        return None
 
     async def _plan(self, events: list[Event], services: Services, writer: LedgerWriter) -> Plan:
         """Per event, the cities and their contacts still to send to."""
@@ -387,9 +364,8 @@ class EmailConsumer:
     async def deliver_one(self, value: bytes, recipient: str, attempt: int) -> None:
         """A retry that has come due (called by the retry tiers)."""
         services = await self._wait_ready()
-        try:
-            event = parse_event(value)
-        except (ValidationError, UnicodeDecodeError):
+        event = decode(value)
+        if isinstance(event, str):
             await publish_dead_letter(
                 self._broker,
                 self._topics.email_dead_letter,

@@ -14,9 +14,13 @@ delivery settled. While an endpoint hangs (its lane slow, and full or paused), i
 deliveries are *held*: a ledger row each, no attempt used, no Kafka record; every
 ``webhook_hold_check_seconds`` the held deliveries of endpoints that answer again (or are
 no longer active, to be dropped) are scheduled again at the attempt they were held at.
-Over an endpoint's rate limit, a delivery is retried as a failed attempt ("endpoint
+Over an endpoint's rate limit, a delivery is sent later at the same attempt ("endpoint
 busy"). The log rows, ledger rows, payloads and endpoint changes of a
 batch are written in one transaction before the commit.
+
+Every decision is taken by ``gnlc_webhook.policy`` (pure functions, table-driven tests);
+this module carries them out. The ledger's ``attempts`` is the number of requests actually
+made (``policy.requests_made``).
 
 ``should_send(event, endpoint)`` is awaited before each delivery (default: always True);
 False drops the delivery (e.g. the event no longer applies).
@@ -37,18 +41,20 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
-from gnlc_core.consumer import describe
-from gnlc_core.events import encode_event, parse_event
+from gnlc_core.consumer import always, dead_letter, decode
+from gnlc_core.events import encode_event
 from gnlc_core.fence import Fence
 from gnlc_core.kafka import Topics, publish_dead_letter
 from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
 from gnlc_core.retry import Due, Retrier, RetrySchedule
+from gnlc_webhook import policy
 from gnlc_webhook.lanes import Lane
 from gnlc_webhook.operations import endpoint_disabled
 from gnlc_webhook.outcome import Outcome, Verdict, classify, transport_failure
+from gnlc_webhook.policy import Action, Decision, requests_made
+from gnlc_webhook.policy import Limits as Limits
 from gnlc_webhook.registry import Event, Registry
 from gnlc_webhook.signing import signed_headers
 from gnlc_webhook.store import CHANNEL, Attempt, EndpointRow, State, Store, StoredMessage
@@ -58,29 +64,7 @@ log = get_logger(__name__)
 
 RESEND_PREFIX = "resend:"  # recipient prefix of a resend or replay: goes out even if settled
 ShouldSend = Callable[[Event, EndpointRow], Awaitable[bool]]
-SLOW_DOWN = "the endpoint asked us to slow down"
 RELEASED = "released: the endpoint answers again"
-_RELEASE_ROWS = 2000  # held deliveries scheduled again per round
-
-
-async def always(_event: Event, _endpoint: EndpointRow) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The knobs of delivery (from Settings; tests pass small ones)."""
-
-    timeout: float = 15.0
-    handoff: float = 1.0
-    endpoint_concurrency: int = 16
-    endpoint_rate: float | None = None
-    slow_down: float = 5.0
-    max_retry_after: float = 86400.0
-    disable_after: float = 5 * 86400.0
-    body_limit: int = 1024
-    workers: int = 1  # processes sharing the endpoints: each keeps its share of the limits
-    hold_check: float = 5.0  # how often held deliveries are looked at for release
 
 
 class Phase(Enum):
@@ -138,9 +122,9 @@ class Results:
     notices: list[Notice] = field(default_factory=list)
     messages: list[StoredMessage] = field(default_factory=list)
     finished: list[Attempt] = field(default_factory=list)  # log rows to close as failed
-    spills: dict[tuple[str, int], list[Job]] = field(default_factory=dict)  # busy: retry later
-    # paused by a slow-down: the same attempt later (delay, reason, jobs)
-    deferred: dict[tuple[str, int], tuple[float, str, list[Job]]] = field(default_factory=dict)
+    # deferred (a slow-down) or busy (the rate limit): the same attempt later, published
+    # together per (endpoint, attempt, reason): (delay, jobs)
+    deferred: dict[tuple[str, int, str], tuple[float, list[Job]]] = field(default_factory=dict)
     endpoint_changes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
@@ -160,7 +144,7 @@ class WebhookConsumer:
         retrier: Retrier,
         schedule: RetrySchedule,
         *,
-        limits: Limits = Limits(),
+        limits: Limits | None = None,
         should_send: ShouldSend = always,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -172,7 +156,7 @@ class WebhookConsumer:
         self._client = client
         self._retrier = retrier
         self._schedule = schedule
-        self._limits = limits
+        self._limits = limits or Limits()
         self._should_send = should_send
         self._clock = clock
         self._lanes: dict[str, Lane] = {}
@@ -199,9 +183,11 @@ class WebhookConsumer:
         jobs: list[Job] = []
         to_check: list[Job] = []
         parked: list[Awaitable[None]] = []
+        dead_letters = self._topics.webhook_dead_letter
         for record, handled_before in zip(records, maybe_handled, strict=True):
-            event = self._parse(record, parked)
-            if event is None:
+            event = decode(record.value or b"")
+            if isinstance(event, str):  # why it is not an event: parked with the batch
+                parked.append(dead_letter(self._broker, dead_letters, record, event))
                 continue
             subscribed = self._registry.subscribed(event)
             if not subscribed:
@@ -227,10 +213,9 @@ class WebhookConsumer:
         forced: set[tuple[str, str]] = set()
         for record in due:
             endpoint_id = record.recipient.removeprefix(RESEND_PREFIX)
-            try:
-                event = parse_event(record.value)
-            except (ValidationError, UnicodeDecodeError) as exc:  # cannot happen: we wrote it
-                log.error("unreadable retry record dropped", recipient=endpoint_id, error=str(exc))
+            event = decode(record.value)
+            if isinstance(event, str):  # cannot happen: we wrote it
+                log.error("unreadable retry record dropped", recipient=endpoint_id, error=event)
                 continue
             key = (event.id, endpoint_id)
             if record.recipient.startswith(RESEND_PREFIX) and key not in forced:
@@ -247,7 +232,7 @@ class WebhookConsumer:
                 continue
             if job.attempt > self._schedule.max_attempts:  # a hand-off's final check
                 last = await self._store.last_error(job.event.id, job.endpoint_id)
-                await self._give_up(job, last or "no answer before the timeout", results)
+                await self._give_up(job, policy.on_due(job.attempt, self._schedule, last), results)
             else:
                 to_run.append(job)
         await self._run(to_run, results)
@@ -280,17 +265,10 @@ class WebhookConsumer:
         lane = self._lanes.get(job.endpoint_id)
         if lane is None:
             return False
-        pause = lane.pause_left()
-        hangs = lane.slow and (lane.full or pause > 0)
-        if not hangs and pause <= 0:
+        decision = policy.put_off(self._registry.get(job.endpoint_id), lane)
+        if decision.action is Action.SEND:
             return False
-        endpoint = self._registry.get(job.endpoint_id)
-        if endpoint is None or endpoint.state is not State.ACTIVE:
-            return False
-        if hangs:
-            self._hold(job, f"{lane.in_flight} requests in flight", results)
-        else:
-            self._defer(job, pause, SLOW_DOWN, results)
+        self._put_aside(job, decision, results)
         return True
 
     async def _run_tasks(self, jobs: Sequence[Job], results: Results) -> None:
@@ -316,7 +294,7 @@ class WebhookConsumer:
             now = time.monotonic()
             for job in unsettled:
                 in_flight = now - (job.deadline - self._limits.timeout)
-                if job.phase is Phase.SENDING and in_flight >= self._limits.handoff:
+                if job.phase is Phase.SENDING and policy.is_slow(in_flight, self._limits):
                     self._lanes[job.endpoint_id].slow = True
             # every request of a lane found slow is handed off, not only those that were in
             # flight for the whole round: the rest would otherwise hold the batch a round more
@@ -328,7 +306,7 @@ class WebhookConsumer:
                     handoffs.append(self._hand_off(job))
                 elif job.phase is Phase.WAITING:
                     tasks[job].cancel()
-                    self._hold(job, "waited too long for a free slot", results)
+                    self._put_aside(job, policy.WAITED_FOR_SLOT, results)
             await asyncio.gather(*handoffs)
             wait = self._next_round(jobs)
 
@@ -357,47 +335,41 @@ class WebhookConsumer:
 
     async def _deliver_inner(self, job: Job, results: Results) -> None:
         endpoint = self._registry.get(job.endpoint_id)
-        if endpoint is None:
-            return self._drop(job, None, "the endpoint was deleted", results)
-        if endpoint.state is State.DISABLED:
-            reason = f"the endpoint is disabled ({endpoint.state_reason or 'no reason'})"
-            return self._drop(job, endpoint, reason, results)
-        if endpoint.state is State.PAUSED:
-            return self._drop(job, endpoint, "the endpoint is paused", results)
+        decision = policy.admit(endpoint)
+        if decision.action is Action.DROP:
+            return self._drop(job, endpoint, decision, results)
+        assert endpoint is not None
         if not await self._should_send(job.event, endpoint):
-            return self._drop(job, endpoint, "not sent: no longer applies", results)
+            return self._drop(job, endpoint, policy.NOT_WANTED, results)
         lane = self._lane(endpoint)
-        if (pause := lane.pause_left()) > 0:
+        decision = policy.at_lane(lane)
+        if decision.action is not Action.SEND:
             job.phase = Phase.SETTLING
-            if lane.slow:
-                return self._hold(job, "its lane is paused", results)
-            return self._defer(job, pause, SLOW_DOWN, results)
+            return self._put_aside(job, decision, results)
         started = time.monotonic()
         while (wait := lane.rate_wait()) > 0:
-            if time.monotonic() - started + wait > self._limits.handoff:
+            waited = time.monotonic() - started
+            decision = policy.over_rate(waited, wait, job.attempt, self._schedule, self._limits)
+            if decision.action is Action.BUSY:
                 job.phase = Phase.SETTLING
-                return await self._busy(job, "over the endpoint's rate limit", results)
-            await asyncio.sleep(wait)
-        if lane.full and lane.slow:  # a healthy lane queues within the batch instead
+                return self._put_aside(job, decision, results)
+            await asyncio.sleep(decision.delay)
+        decision = policy.before_request(lane)
+        if decision.action is not Action.SEND:
             job.phase = Phase.SETTLING
-            return self._hold(job, f"{lane.in_flight} requests in flight", results)
+            return self._put_aside(job, decision, results)
         await lane.acquire()
         job.phase = Phase.SENDING
         job.deadline = time.monotonic() + self._limits.timeout
-        if lane.slow and not job.handed_off:
+        if policy.hand_off_at_once(lane, job.handed_off):
             await self._hand_off(job)  # a slow endpoint never holds a batch
         ok = False
         slow_down: float | None = None
         try:
             outcome, attempt = await self._post(job, endpoint)
-            lane.slow = (attempt.latency_ms or 0) >= self._limits.handoff * 1000
+            lane.slow = policy.is_slow((attempt.latency_ms or 0) / 1000, self._limits)
             ok = outcome.verdict is Verdict.DELIVERED
-            if outcome.slow_down:
-                slow_down = (
-                    outcome.retry_after
-                    if outcome.retry_after is not None
-                    else self._limits.slow_down
-                )
+            slow_down = policy.slow_down_for(outcome, self._limits)
         finally:
             await lane.release(ok=ok, slow_down=slow_down)
         job.phase = Phase.SETTLING
@@ -458,35 +430,58 @@ class WebhookConsumer:
         attempt: Attempt,
         results: Results,
     ) -> None:
-        if outcome.verdict is Verdict.DELIVERED:
+        verdict = outcome.verdict
+        now = None if verdict is Verdict.DELIVERED else self._clock()
+        current = self._registry.get(endpoint.id) or endpoint
+        health = policy.health(current, verdict, now, self._limits)
+        if health.action is not Action.SEND:  # a delivery that goes well awaits nothing more
+            await self._health(current, health, now, results)
+        decision = policy.settle(outcome, job.attempt, job.handed_off, self._schedule)
+        action = decision.action
+        if action is Action.DELIVERED:
             self._record(job, attempt, Status.DELIVERED, None, results)
-            if endpoint.failing_since is not None:
-                self._change(endpoint.id, results, failing_since=None)
             return
-        await self._failing(endpoint, results)
         reason = outcome.error or "failed"
-        if outcome.verdict is Verdict.GONE:
-            await self._disable(endpoint, "the endpoint answered 410 Gone", results)
+        if action is Action.PARK:
+            await self._disable(endpoint, decision.reason or reason, results)
             await self._park(job, reason, results, attempt)
-            return
-        if job.handed_off:  # its retry was scheduled at hand-off
+        elif action is Action.SCHEDULED:
             self._record(job, attempt, Status.RETRYING, reason, results)
-            return
-        scheduled = await self._retry_or_give_up(job, reason, delay=outcome.retry_after)
-        status = Status.RETRYING if scheduled else Status.FAILED
-        self._record(job, attempt, status, reason if scheduled else f"gave up: {reason}", results)
+        elif action is Action.RETRY:
+            await self._retrier.schedule(
+                job.body,
+                key=job.key,
+                recipient=job.endpoint_id,
+                attempt=job.attempt + 1,
+                delay=decision.delay,
+                reason=reason,
+            )
+            self._record(job, attempt, Status.RETRYING, reason, results)
+        else:  # GIVE_UP
+            await self._park_given_up(job, reason)
+            self._record(job, attempt, Status.FAILED, f"gave up: {reason}", results)
 
     def _record(
         self, job: Job, attempt: Attempt, status: Status, error: str | None, results: Results
     ) -> None:
+        """A request's outcome: its log row and the notice (``attempt`` requests made)."""
         row = Attempt(**{**attempt.__dict__, "status": status, "error": error})
         results.attempts.append(row)
         results.notices.append(Notice(job.event.id, job.endpoint_id, status, job.attempt, error))
 
-    def _drop(self, job: Job, endpoint: EndpointRow | None, reason: str, results: Results) -> None:
+    def _drop(
+        self, job: Job, endpoint: EndpointRow | None, decision: Decision, results: Results
+    ) -> None:
+        """Not sent on purpose: a log row, and the notice dropped with the requests made."""
         partner = endpoint.partner_id if endpoint else ""
-        attempt = Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.DROPPED)
-        self._record(job, attempt, Status.DROPPED, reason, results)
+        reason = decision.reason
+        results.attempts.append(
+            Attempt(
+                job.event.id, job.endpoint_id, partner, job.attempt, Status.DROPPED, error=reason
+            )
+        )
+        made = requests_made(job.attempt, Action.DROP)
+        results.notices.append(Notice(job.event.id, job.endpoint_id, Status.DROPPED, made, reason))
         log.info("webhook dropped", event_id=job.event.id, endpoint=job.endpoint_id, reason=reason)
 
     async def _park(self, job: Job, reason: str, results: Results, attempt: Attempt) -> None:
@@ -501,40 +496,36 @@ class WebhookConsumer:
         )
         self._record(job, attempt, Status.FAILED, reason, results)
 
-    async def _give_up(self, job: Job, reason: str, results: Results) -> None:
-        """The final check after a handed-off last attempt that did not succeed: park the
-        notice and mark that attempt's log row failed."""
+    async def _give_up(self, job: Job, decision: Decision, results: Results) -> None:
+        """The final check after a handed-off last attempt that did not succeed (``job`` is
+        one past the schedule, no request of its own): park the notice and mark the last
+        attempt's log row failed."""
         endpoint = self._registry.get(job.endpoint_id)
         partner = endpoint.partner_id if endpoint else ""
-        job.attempt -= 1
-        await self._retry_or_give_up(job, reason)
+        reason = decision.reason or "failed"
+        made = requests_made(job.attempt, decision.action)
+        await self._park_given_up(job, reason, attempts=made)
         error = f"gave up: {reason}"
         results.finished.append(
-            Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.FAILED, error=error)
+            Attempt(job.event.id, job.endpoint_id, partner, made, Status.FAILED, error=error)
         )
-        results.notices.append(
-            Notice(job.event.id, job.endpoint_id, Status.FAILED, job.attempt, error)
-        )
+        results.notices.append(Notice(job.event.id, job.endpoint_id, Status.FAILED, made, error))
 
-    def _defer(self, job: Job, delay: float, reason: str, results: Results) -> None:
-        """Send the same attempt later (the endpoint is paused): no attempt is used. The
-        deferrals of a batch are published together, with the spills."""
-        _, _, jobs = results.deferred.setdefault(
-            (job.endpoint_id, job.attempt), (delay, reason, [])
-        )
-        jobs.append(job)
-        results.notices.append(
-            Notice(job.event.id, job.endpoint_id, Status.RETRYING, job.attempt - 1, reason)
-        )
-        job.release()
-
-    def _hold(self, job: Job, detail: str, results: Results) -> None:
-        """Put a delivery aside while its endpoint hangs: a ledger row, no attempt used, no
-        Kafka record. ``_sweep_held`` schedules it again once the endpoint answers (or is
-        no longer active, to be dropped)."""
-        results.notices.append(
-            Notice(job.event.id, job.endpoint_id, Status.HELD, job.attempt - 1, f"held: {detail}")
-        )
+    def _put_aside(self, job: Job, decision: Decision, results: Results) -> None:
+        """Send the same attempt later, no request made: HOLD (a ledger row, no Kafka
+        record; ``_sweep_held`` schedules it again once the endpoint answers, or is no
+        longer active, to be dropped), or DEFER / BUSY (published with the batch's other
+        deferrals, one Kafka batch per endpoint, attempt and reason)."""
+        reason = decision.reason or ""
+        made = requests_made(job.attempt, decision.action)
+        if decision.action is Action.HOLD:
+            notice = Notice(job.event.id, job.endpoint_id, Status.HELD, made, f"held: {reason}")
+        else:
+            key = (job.endpoint_id, job.attempt, reason)
+            _, jobs = results.deferred.setdefault(key, (decision.delay, []))
+            jobs.append(job)
+            notice = Notice(job.event.id, job.endpoint_id, Status.RETRYING, made, reason)
+        results.notices.append(notice)
         job.release()
 
     def start(self) -> None:
@@ -555,13 +546,7 @@ class WebhookConsumer:
         hangs, or one while its lane is slow with nothing in flight, as a probe: a retry that
         came while the lane was paused was held too, and nothing else would tell whether
         the endpoint answers again."""
-        endpoint = self._registry.get(endpoint_id)
-        if endpoint is None or endpoint.state is not State.ACTIVE:
-            return _RELEASE_ROWS  # they come back to be dropped: every delivery ends
-        lane = self._lanes.get(endpoint_id)
-        if lane is None or not (lane.slow or lane.pause_left() > 0):
-            return _RELEASE_ROWS
-        return 1 if lane.pause_left() <= 0 and lane.in_flight == 0 else 0
+        return policy.release_limit(self._registry.get(endpoint_id), self._lanes.get(endpoint_id))
 
     async def _release_held(self, endpoint_id: str) -> None:
         """Schedule an endpoint's held deliveries again, at the attempt they were held at:
@@ -582,56 +567,24 @@ class WebhookConsumer:
             await self._store.unhold(endpoint_id, [row[0] for row in rows], before=before)
             if rows:
                 log.info("held webhook deliveries released", endpoint=endpoint_id, count=len(rows))
-            if len(rows) < _RELEASE_ROWS:
+            if len(rows) < policy.RELEASE_ROWS:
                 return
 
-    async def _busy(self, job: Job, detail: str, results: Results) -> None:
-        """The endpoint is over its rate limit: this attempt counts as failed, and is
-        retried. The retries of a batch are published together, one Kafka batch per
-        endpoint and attempt."""
-        endpoint = self._registry.get(job.endpoint_id)
-        partner = endpoint.partner_id if endpoint else ""
-        reason = f"endpoint busy: {detail}"
-        attempt = Attempt(job.event.id, job.endpoint_id, partner, job.attempt, Status.RETRYING)
-        if job.attempt < self._schedule.max_attempts:
-            results.spills.setdefault((job.endpoint_id, job.attempt + 1), []).append(job)
-            self._record(job, attempt, Status.RETRYING, reason, results)
-        else:
-            await self._retry_or_give_up(job, reason)
-            self._record(job, attempt, Status.FAILED, f"gave up: {reason}", results)
-        job.release()
-
-    async def _retry_or_give_up(self, job: Job, reason: str, delay: float | None = None) -> bool:
-        """The next attempt after ``job``'s on the retry tier, or (schedule exhausted, False)
-        the notice on the dead-letter topic."""
-        return await self._retrier.retry_or_give_up(
+    async def _park_given_up(self, job: Job, reason: str, *, attempts: int | None = None) -> None:
+        """The notice on the dead-letter topic once its schedule is exhausted."""
+        await self._retrier.give_up(
             job.body,
             key=job.key,
             recipient=job.endpoint_id,
-            failed_attempt=job.attempt,
+            attempts=job.attempt if attempts is None else attempts,
             reason=reason,
             source_topic=self._topics.for_event_type(job.event.type),
-            delay=delay,
         )
 
     async def _flush_spills(self, results: Results) -> None:
-        spills, results.spills = results.spills, {}
+        """Publish the batch's deferrals: one Kafka batch per endpoint, attempt and reason."""
         deferred, results.deferred = results.deferred, {}
-        later = [
-            (
-                endpoint_id,
-                attempt,
-                self._schedule.delay_before(attempt) or 0.0,
-                "endpoint busy",
-                jobs,
-            )
-            for (endpoint_id, attempt), jobs in spills.items()
-        ]
-        later += [
-            (endpoint_id, attempt, delay, reason, jobs)
-            for (endpoint_id, attempt), (delay, reason, jobs) in deferred.items()
-        ]
-        for endpoint_id, attempt, delay, reason, jobs in later:
+        for (endpoint_id, attempt, reason), (delay, jobs) in deferred.items():
             await self._retrier.schedule_many(
                 [job.body for job in jobs],
                 recipient=endpoint_id,
@@ -644,14 +597,13 @@ class WebhookConsumer:
         """Release the batch from a request still in flight: its next attempt is scheduled
         for after its timeout (a final check once the schedule is exhausted)."""
         job.handed_off = True
-        left = max(job.deadline - time.monotonic(), 0.0) + 1.0
-        planned = self._schedule.delay_before(job.attempt + 1)
+        left = job.deadline - time.monotonic()
         await self._retrier.schedule(
             job.body,
             key=job.key,
             recipient=job.endpoint_id,
             attempt=job.attempt + 1,
-            delay=left + (planned or 0.0),
+            delay=policy.handoff_delay(left, job.attempt, self._schedule),
             reason="handed off while in flight",
         )
         job.release()
@@ -675,16 +627,17 @@ class WebhookConsumer:
         self._registry.update(endpoint_id, **values)
         results.endpoint_changes.setdefault(endpoint_id, {}).update(values)
 
-    async def _failing(self, endpoint: EndpointRow, results: Results) -> None:
-        current = self._registry.get(endpoint.id) or endpoint
-        now = self._clock()
-        if current.failing_since is None:
+    async def _health(
+        self, endpoint: EndpointRow, decision: Decision, now: datetime | None, results: Results
+    ) -> None:
+        """Carry out what ``policy.health`` decided for the endpoint."""
+        action = decision.action
+        if action is Action.RECOVERED:
+            self._change(endpoint.id, results, failing_since=None)
+        elif action is Action.MARK_FAILING:
             self._change(endpoint.id, results, failing_since=now)
-            return
-        failing_for = (now - current.failing_since).total_seconds()
-        if current.state is State.ACTIVE and failing_for >= self._limits.disable_after:
-            reason = f"failing continuously for {failing_for:.0f}s"
-            await self._disable(current, reason, results)
+        elif action is Action.DISABLE:
+            await self._disable(endpoint, decision.reason or "failing", results)
 
     async def _disable(self, endpoint: EndpointRow, reason: str, results: Results) -> None:
         current = self._registry.get(endpoint.id) or endpoint
@@ -698,29 +651,6 @@ class WebhookConsumer:
         log.warning("webhook endpoint disabled", endpoint=endpoint.id, reason=reason)
 
     # I/O helpers ---------------------------------------------------------------------
-
-    def _parse(
-        self, record: ConsumerRecord[bytes, bytes], parked: list[Awaitable[None]]
-    ) -> Event | None:
-        value = record.value or b""
-        try:
-            return parse_event(value)
-        except ValidationError as exc:
-            reason = f"invalid event: {describe(exc)}"
-        except UnicodeDecodeError:
-            reason = "invalid event: record value is not UTF-8 JSON"
-        parked.append(
-            publish_dead_letter(
-                self._broker,
-                self._topics.webhook_dead_letter,
-                value=value,
-                key=record.key,
-                reason=reason,
-                source_topic=record.topic,
-            )
-        )
-        log.warning("record dead-lettered", topic=record.topic, offset=record.offset, reason=reason)
-        return None
 
     async def _write(self, results: Results) -> None:
         if not results:

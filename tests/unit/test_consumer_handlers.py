@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from sqlalchemy import select
 
 from gnlc_core.db import create_engine, migrate
 from gnlc_core.directory import City, load_csv
 from gnlc_core.kafka import AT_LEAST_ONCE, REASON_HEADER, RECIPIENT_HEADER, Topics
-from gnlc_core.ledger import Ledger, Status
+from gnlc_core.ledger import Ledger, Status, notices
 from gnlc_core.retry import Retrier, RetrySchedule
 from gnlc_core.settings import SAMPLE_DIRECTORY, Settings
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services
@@ -32,9 +33,10 @@ TOPICS = Topics("unit.")
 
 
 class Wired:
-    def __init__(self, broker: KafkaBroker, ledger: Ledger) -> None:
+    def __init__(self, broker: KafkaBroker, ledger: Ledger, consumer: EmailConsumer) -> None:
         self.broker = broker
         self.ledger = ledger
+        self.consumer = consumer
         self.parked: list[dict[str, Any]] = []
         self.retried: list[dict[str, Any]] = []
 
@@ -65,7 +67,7 @@ def wire(engine: Any, *, renderer: Renderer | None = None, should_send: Any = No
     broker.subscriber(
         *TOPICS.domain, group_id="g", ack_policy=AT_LEAST_ONCE, batch=True, max_records=10
     )(consumer.handle_batch)
-    wired = Wired(broker, ledger)
+    wired = Wired(broker, ledger, consumer)
 
     @broker.subscriber(TOPICS.email_dead_letter)
     async def collect(message: KafkaMessage) -> None:
@@ -144,3 +146,30 @@ async def test_a_refused_connection_is_retried_later_through_the_retry_topic(eng
     event_id = "1fbcfa17-9717-5eed-b918-c4062534eda3"
     key = "laval:apprendre@laval.example.org"
     assert await wired.ledger.status(event_id, key) is Status.RETRYING
+
+
+async def test_attempts_count_the_requests_made(engine: Any) -> None:
+    """The ledger's ``attempts`` is the number of sends actually tried, as in the webhook
+    channel: a refused send counts, a notice dropped before its send does not."""
+    wired = wire(engine)  # the SMTP port is closed: every send is refused
+    event_id = "1fbcfa17-9717-5eed-b918-c4062534eda3"
+    laval, gone = "laval:apprendre@laval.example.org", "nowhere:someone@example.org"
+    async with TestKafkaBroker(wired.broker):
+        await wired.consumer.deliver_one(EXAMPLE.read_bytes(), laval, 1)
+        first = await attempts_of(engine, event_id, laval)
+        await wired.consumer.deliver_one(EXAMPLE.read_bytes(), laval, 2)  # the last attempt
+        second = await attempts_of(engine, event_id, laval)
+        await wired.consumer.deliver_one(EXAMPLE.read_bytes(), gone, 2)  # before its 2nd send
+    assert first == (Status.RETRYING, 1)
+    assert second == (Status.FAILED, 2)
+    assert await attempts_of(engine, event_id, gone) == (Status.DROPPED, 1)
+    assert [p[RECIPIENT_HEADER] for p in wired.parked] == [laval]
+
+
+async def attempts_of(engine: Any, event_id: str, recipient: str) -> tuple[Status, int]:
+    query = select(notices.c.status, notices.c.attempts).where(
+        notices.c.event_id == event_id, notices.c.recipient == recipient
+    )
+    async with engine.connect() as connection:
+        row = (await connection.execute(query)).one()
+    return Status(row.status), row.attempts
