@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 from gnlc_core.answers import answer_errors
 from gnlc_core.db import migrate
 from gnlc_core.directory import Directory, load_csv
-from gnlc_core.settings import Settings
+from gnlc_core.settings import SAMPLE_DIRECTORY, Settings
 from gnlc_webhook.api import api_router
 from gnlc_webhook.registry import Registry
 from gnlc_webhook.ssrf import IPAddress, Policy
@@ -31,7 +31,7 @@ PUBLIC = ipaddress.ip_address("93.184.215.14")
 
 
 def directory() -> Directory:
-    return load_csv(ROOT / "deploy" / "local" / "sample-cities.csv")
+    return load_csv(SAMPLE_DIRECTORY)
 
 
 @dataclass
