@@ -155,6 +155,9 @@ def image() -> Iterator[Image]:
         shutil.rmtree(base)
 
 
+RECEIVER_HOST = "receiver"  # the demo receiver's name on compose's network
+
+
 def service_env(name: str, image: Image, kafka: str, prefix: str, port: int) -> dict[str, str]:
     """The image's and the compose file's environment for ``name``, container paths mapped."""
     compose = compose_config()["services"][name]
@@ -166,6 +169,8 @@ def service_env(name: str, image: Image, kafka: str, prefix: str, port: int) -> 
         compose["environment"]["GNLC_PARTNERS_PATH"]: str(partners),
     }
     env = {key: mapped.get(value, value) for key, value in env.items()}
+    if "GNLC_WEBHOOK_ALLOWED_NETWORKS" in env:  # the receiver's one address: loopback here
+        env["GNLC_WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.1/32"
     env.update(
         {
             "KAFKA_BOOTSTRAP_SERVERS": kafka,  # the test broker instead of kafka:9092
@@ -251,6 +256,10 @@ def wait_ready(service: Running, timeout: float = 90) -> dict[str, Any]:
 
 def test_installed_image_starts_each_service_unprivileged(image: Image, kafka: str) -> None:
     make_demo_partners(image)
+    # compose's network names the receiver; here it is loopback (the webhook service checks
+    # the file's URLs at start, DNS and SSRF guard included, as it does in a container)
+    partners = image.demo / "partners.yaml"
+    partners.write_text(partners.read_text().replace(f"//{RECEIVER_HOST}:", "//127.0.0.1:"))
     before = tree(image.venv)
     prefix = f"img{uuid.uuid4().hex[:8]}."
     running: list[Running] = []
