@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gnlc_core.answers import answer_errors
 from gnlc_core.kafka import ensure_topics
+from gnlc_core.limits import BodyLimit, default_limit
 from gnlc_core.logs import configure, get_logger
 from gnlc_core.settings import Settings
 
@@ -129,6 +130,7 @@ def build_app(
     on_shutdown: list[Hook] | None = None,
     extra_topics: Sequence[str] = (),
     before_consuming: list[Hook] | None = None,
+    body_limit: Callable[[str], int] = default_limit,
 ) -> FastAPI:
     """A FastAPI app whose lifespan creates the topics, runs ``before_consuming`` (views that
     handlers need must be ready before the first record), starts the broker, then the
@@ -158,6 +160,7 @@ def build_app(
             log.info("service stopped", service=title)
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.add_middleware(BodyLimit, limit_for=body_limit)
     answer_errors(app)
     for router in routers:
         app.include_router(router)

@@ -7,10 +7,11 @@ from fastapi import FastAPI
 from gnlc_core.answers import answer_errors
 from gnlc_core.db import create_engine, database_url
 from gnlc_core.kafka import AT_LEAST_ONCE, make_broker, topics_for
+from gnlc_core.limits import BodyLimit
 from gnlc_core.service import build_app, health_router
 from gnlc_core.settings import Settings
 from gnlc_scheduler.api import operator_router
-from gnlc_scheduler.limits import BodyLimit
+from gnlc_scheduler.limits import body_limit_for
 from gnlc_scheduler.service import SchedulerService
 
 
@@ -29,7 +30,7 @@ def create_app(settings: Settings) -> FastAPI:
     def dispatcher_running() -> bool:
         return service.ready
 
-    app = build_app(
+    return build_app(
         title="GNLC Notify scheduler",
         settings=settings,
         broker=broker,
@@ -39,13 +40,12 @@ def create_app(settings: Settings) -> FastAPI:
         ],
         on_startup=[service.start],
         on_shutdown=[service.stop],
+        body_limit=body_limit_for,
     )
-    harden(app)
-    return app
 
 
 def harden(app: FastAPI) -> None:
-    """Bodies limited before they are read (413), and every service's error shapes
-    (``gnlc_core.answers``; ``build_app`` installs them too, for apps built without it)."""
-    app.add_middleware(BodyLimit)
+    """What ``build_app`` adds to the API, for an app built without it (tests): bodies
+    limited by path before they are read (413), and every service's error shapes."""
+    app.add_middleware(BodyLimit, limit_for=body_limit_for)
     answer_errors(app)

@@ -36,6 +36,7 @@ from gnlc_webhook.registry import Event, Registry
 from gnlc_webhook.ssrf import Policy
 from gnlc_webhook.store import EndpointRow, Store
 from gnlc_webhook.transport import make_poster
+from gnlc_webhook.validation import MAX_BODY_BYTES
 
 log = get_logger(__name__)
 CHANNEL = "webhook"
@@ -206,4 +207,5 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         on_startup=[start],
         on_shutdown=[stop],
         extra_topics=[*retrier.topic_names, consumer.operations_topic],
+        body_limit=lambda _path: MAX_BODY_BYTES,
     )
