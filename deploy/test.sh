@@ -15,4 +15,7 @@ echo "== mypy" >&2
 mypy
 
 echo "== pytest" >&2
-deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" "$@"
+# Two workers (one per core): most integration tests wait on wall-clock events (a reminder
+# falling due, a retry's delay, a service starting), so two files at a time share the
+# machine well; a file's tests stay on one worker (--dist loadfile).
+deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 2 --dist loadfile "$@"
