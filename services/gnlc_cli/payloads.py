@@ -131,18 +131,30 @@ def deadline_changes(
     return changes
 
 
+def _whole(
+    resource_id: str,
+    changes: dict[str, Any],
+    file_fields: dict[str, Any],
+    required: dict[str, str],
+) -> dict[str, Any]:
+    """A whole resource for ``POST``: the file's fields, then the options'; ``required``
+    maps each field it must have to the option that gives it."""
+    body = merge({"id": resource_id, **file_fields}, changes)
+    missing = [flag for name, flag in required.items() if not body.get(name)]
+    if missing:
+        raise PayloadError("missing " + ", ".join(missing) + " (or give them in --from-file)")
+    return body
+
+
+_AUDIENCE_FLAGS = "--all/--region/--city"
+
+
 def new_deadline(
     deadline_id: str, changes: dict[str, Any], file_fields: dict[str, Any]
 ) -> dict[str, Any]:
     """A whole deadline for ``POST``: the file's fields, then the options'."""
-    body = merge({"id": deadline_id, **file_fields}, changes)
-    missing = [name for name in ("title", "due_at", "audience") if not body.get(name)]
-    if missing:
-        flags = {"title": "--title", "due_at": "--due", "audience": "--all/--region/--city"}
-        raise PayloadError(
-            "missing " + ", ".join(flags[m] for m in missing) + " (or give them in --from-file)"
-        )
-    return body
+    required = {"title": "--title", "due_at": "--due", "audience": _AUDIENCE_FLAGS}
+    return _whole(deadline_id, changes, file_fields, required)
 
 
 def announcement_changes(
@@ -174,16 +186,10 @@ def new_announcement(
     announcement_id: str, changes: dict[str, Any], file_fields: dict[str, Any]
 ) -> dict[str, Any]:
     """A whole announcement for ``POST``: the file's fields, then the options'."""
-    body = merge({"id": announcement_id, **file_fields}, changes)
-    missing = [n for n in ("title", "body", "category", "audience") if not body.get(n)]
-    if missing:
-        flags = {
-            "title": "--title",
-            "body": "--body",
-            "category": "--category",
-            "audience": "--all/--region/--city",
-        }
-        raise PayloadError(
-            "missing " + ", ".join(flags[m] for m in missing) + " (or give them in --from-file)"
-        )
-    return body
+    required = {
+        "title": "--title",
+        "body": "--body",
+        "category": "--category",
+        "audience": _AUDIENCE_FLAGS,
+    }
+    return _whole(announcement_id, changes, file_fields, required)

@@ -29,7 +29,11 @@ from gnlc_webhook.validation import (
     MAX_REGIONS,
     MAX_URL_LENGTH,
 )
-from tests.integration.webhook_api_app import OPERATOR_TOKEN, InProcess, webhook_api
+from tests.integration.webhook_api_app import (
+    InProcess,
+    api_client,
+    in_process_api,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +42,13 @@ REMINDER = "deadline.reminder"
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[InProcess]:
-    made = await webhook_api(tmp_path)
-    yield made
-    await made.engine.dispose()
+    async with in_process_api(tmp_path) as made:
+        yield made
 
 
 @pytest.fixture
 async def client(api: InProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=api.app),
-        base_url="http://webhook.test/v1",
-        headers={"authorization": f"Bearer {OPERATOR_TOKEN}"},
-    ) as http:
+    async with api_client(api) as http:
         yield http
 
 

@@ -20,25 +20,24 @@ from standardwebhooks.webhooks import Webhook
 from gnlc_webhook.partners import seed_partners
 from gnlc_webhook.signing import signed_headers
 from gnlc_webhook.ssrf import Policy
-from tests.integration.webhook_api_app import OPERATOR_TOKEN, InProcess, webhook_api
+from tests.integration.webhook_api_app import (
+    InProcess,
+    api_client,
+    in_process_api,
+)
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[InProcess]:
-    made = await webhook_api(tmp_path)
-    yield made
-    await made.engine.dispose()
+    async with in_process_api(tmp_path) as made:
+        yield made
 
 
 @pytest.fixture
 async def client(api: InProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=api.app),
-        base_url="http://webhook.test/v1",
-        headers={"authorization": f"Bearer {OPERATOR_TOKEN}"},
-    ) as http:
+    async with api_client(api) as http:
         token = (await http.post("/partners", json={"id": "p1", "name": "P1"})).json()["token"]
         http.headers["authorization"] = f"Bearer {token}"  # from here on, as the partner
         yield http

@@ -5,10 +5,12 @@ table so that URL checks never leave the machine."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -92,3 +94,26 @@ async def webhook_api(
     registry = Registry(store, cities, refresh_seconds=60)
     app.include_router(api_router(settings, store, registry, resent, cities, policy, resolver))
     return InProcess(app, store, engine, resent, resolver)
+
+
+@asynccontextmanager
+async def api_client(
+    api: InProcess, token: str = OPERATOR_TOKEN
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the in-process API under ``/v1``, with a bearer token."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api.app),
+        base_url="http://webhook.test/v1",
+        headers={"authorization": f"Bearer {token}"},
+    ) as http:
+        yield http
+
+
+@asynccontextmanager
+async def in_process_api(tmp_path: Path) -> AsyncIterator[InProcess]:
+    """``webhook_api`` for the length of a ``with``: the engine is disposed after."""
+    made = await webhook_api(tmp_path)
+    try:
+        yield made
+    finally:
+        await made.engine.dispose()
