@@ -4,7 +4,7 @@ goes out once in practice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -58,12 +58,34 @@ class Notice:
     language: str | None = None
 
 
+#: Told of every change of notice state a ledger writes: the channel and the rows, after
+#: they are written (after the commit when the ledger owns the transaction, inside the
+#: caller's transaction otherwise). The one seam through which receipts, metrics and
+#: anything else that follows notices learn of them.
+Listener = Callable[[str, Sequence[Notice]], Awaitable[None]]
+
+
 class Ledger:
     """One channel's view of the ledger."""
 
-    def __init__(self, engine: AsyncEngine, channel: str) -> None:
+    def __init__(
+        self, engine: AsyncEngine, channel: str, *, listeners: Sequence[Listener] = ()
+    ) -> None:
         self._engine = engine
         self._channel = channel
+        self._listeners: list[Listener] = list(listeners)
+
+    @property
+    def channel(self) -> str:
+        return self._channel
+
+    def listen(self, listener: Listener) -> None:
+        """Tell ``listener`` of every state this ledger records from now on."""
+        self._listeners.append(listener)
+
+    async def _tell(self, rows: Sequence[Notice]) -> None:
+        for listener in self._listeners:
+            await listener(self._channel, rows)
 
     async def settled(self, event_id: str, recipients: Iterable[str]) -> set[str]:
         """The recipients among ``recipients`` whose notice for this event is settled
@@ -90,13 +112,14 @@ class Ledger:
         error: str | None = None,
     ) -> None:
         """Insert or update one notice's state."""
+        error = error[:2000] if error else None
         values: dict[str, Any] = {
             "event_id": event_id,
             "channel": self._channel,
             "recipient": recipient,
             "status": status.value,
             "attempts": attempts,
-            "last_error": error[:2000] if error else None,
+            "last_error": error,
             "updated_at": datetime.now(UTC),
         }
         async with self._engine.begin() as connection:
@@ -110,6 +133,7 @@ class Ledger:
                 },
             )
             await connection.execute(statement)
+        await self._tell([Notice(event_id, recipient, status, attempts, error)])
 
     async def record_many(
         self, rows: Sequence[Notice], *, connection: AsyncConnection | None = None
@@ -148,6 +172,7 @@ class Ledger:
             set_={k: statement.excluded[k] for k in updated},
         )
         await connection.execute(statement, values)
+        await self._tell(list(last.values()))
 
     async def status(self, event_id: str, recipient: str) -> Status | None:
         query = select(notices.c.status).where(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -71,4 +72,30 @@ async def test_a_webhook_ledger_without_the_column_records_as_before(tmp_path: P
     ledger = Ledger(engine, "webhook")
     await ledger.record_many([Notice("e", "endpoint", Status.DELIVERED)])
     assert await ledger.settled_many([("e", "endpoint")]) == {("e", "endpoint")}
+    await engine.dispose()
+
+
+async def test_listeners_hear_every_recorded_state(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    await migrate(engine, "email")
+    heard: list[tuple[str, list[tuple[str, str, Status]]]] = []
+
+    async def listener(channel: str, rows: Sequence[Notice]) -> None:
+        heard.append((channel, [(r.event_id, r.recipient, r.status) for r in rows]))
+
+    ledger = Ledger(engine, "email", listeners=[listener])
+    await ledger.record("e1", "a", Status.RETRYING, error="421")
+    # two states of one key in one call: only the last is written, and only it is told
+    await ledger.record_many(
+        [
+            Notice("e1", "a", Status.DELIVERED),
+            Notice("e2", "b", Status.HELD),
+            Notice("e2", "b", Status.DROPPED),
+        ]
+    )
+    await ledger.record_many([])
+    assert heard == [
+        ("email", [("e1", "a", Status.RETRYING)]),
+        ("email", [("e1", "a", Status.DELIVERED), ("e2", "b", Status.DROPPED)]),
+    ]
     await engine.dispose()
