@@ -82,7 +82,7 @@ class ReturnPaths:
             return None
         payload = event + bytes([kind]) + recipient_digest(recipient_key)
         raw = payload + self._mac(self._keys[0], payload)
-        return base64.b32encode(raw).decode().lower()
+        return base64.b32encode(raw).decode().rstrip("=").lower()
 
     def address(self, token: str) -> str:
         """The return path that carries ``token``."""
@@ -92,7 +92,7 @@ class ReturnPaths:
         if len(token) != TOKEN_LENGTH:
             raise BadBounceToken("not a bounce token (length)")
         try:
-            raw = base64.b32decode(token.upper())
+            raw = base64.b32decode(token.upper() + "====")
         except (binascii.Error, ValueError):
             raise BadBounceToken("not a bounce token (encoding)") from None
         payload, mac = raw[:_PAYLOAD_BYTES], raw[_PAYLOAD_BYTES:]
