@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from gnlc_cli import operator, tools, webhooks
+from gnlc_cli import bounces, operator, tools, webhooks
 
 app = typer.Typer(
     help="GNLC Notify: deadlines, announcements and their notifications.",
@@ -28,6 +28,7 @@ app.add_typer(operator.deadlines, name="deadlines")
 app.add_typer(operator.announcements, name="announcements")
 app.add_typer(webhooks.partners, name="partners")
 app.add_typer(webhooks.endpoints, name="endpoints")
+app.add_typer(bounces.bounces, name="bounces")
 app.command("schedule")(operator.schedule)
 app.command("topics")(tools.topics)
 app.command("asyncapi")(tools.asyncapi)

@@ -38,9 +38,10 @@ class Status(StrEnum):
     FAILED = "failed"  # permanently: retries exhausted or refused for good
     DROPPED = "dropped"  # not sent on purpose (submitted, unsubscribed, endpoint gone)
     HELD = "held"  # put aside while the recipient cannot take it; released when it can
+    BOUNCED = "bounced"  # delivered, then reported undeliverable (email: a bounce came back)
 
 
-TERMINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED})
+TERMINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED, Status.BOUNCED})
 _CHUNK = 400  # event ids per query: far below every database's parameter limit
 
 

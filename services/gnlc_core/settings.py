@@ -118,6 +118,43 @@ class Settings(BaseSettings):
         "none: one is generated and kept in the database.",
     )
 
+    # Email: bounces, complaints, DKIM (issue 15; gnlc_email.verp, inbound, sendgrid)
+    bounce_domain: str | None = Field(
+        default=None,
+        description="Domain of the VERP return paths (bounces+<token>@domain); none: off.",
+    )
+    bounce_local_part: str = Field(
+        default="bounces", pattern=r"^[a-z0-9][a-z0-9.-]{0,9}$", description="Before the +."
+    )
+    bounce_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="HMAC secrets of the return paths, JSON list, current last; needed with "
+        "GNLC_BOUNCE_DOMAIN (no default).",
+    )
+    bounce_smtp_host: str = Field(default="127.0.0.1", description="Inbound listener address.")
+    bounce_smtp_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Inbound SMTP listener port; none: off."
+    )
+    bounce_soft_threshold: int = Field(
+        default=3, ge=1, description="Soft bounces within the window that mark a contact."
+    )
+    bounce_soft_window_seconds: float = Field(
+        default=7 * 86400.0, gt=0, description="The window soft bounces are counted in."
+    )
+    bounce_sendgrid_public_key: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="SendGrid's signed event webhook verification key (base64 or PEM); "
+        "none: the webhook is off.",
+    )
+    bounce_sendgrid_max_age_seconds: float = Field(
+        default=600.0, gt=0, description="How old a signed SendGrid timestamp may be."
+    )
+    dkim_domain: str | None = Field(default=None, description="DKIM d=; none: no signing.")
+    dkim_selector: str | None = Field(default=None, description="DKIM s=.")
+    dkim_private_key_path: Path | None = Field(default=None, description="PEM private key file.")
+    dkim_private_key: SecretStr | None = Field(default=None, description="PEM private key.")
+
     # Webhooks (services/gnlc_webhook): delivery, retries, limits, SSRF guard
     partners_path: Path | None = Field(
         default=None, description="Partner endpoints YAML, seeded into the database at start."

@@ -161,6 +161,11 @@ def prepare(state: Path, ports: Ports, environ: Mapping[str, str]) -> dict[str, 
         }
     )
     env.setdefault("GNLC_EMAIL_PUBLIC_URL", f"http://127.0.0.1:{ports.email}")
+    # the bounce loop on loopback: VERP return paths signed with a secret made for this run,
+    # and the inbound listener for DSNs and complaints on a free port
+    env.setdefault("GNLC_BOUNCE_DOMAIN", "bounces.localhost")
+    env.setdefault("GNLC_BOUNCE_SECRETS", json.dumps([secrets.token_urlsafe(32)]))
+    env.setdefault("GNLC_BOUNCE_SMTP_PORT", str(any_free_port()))
     return env
 
 

@@ -23,6 +23,7 @@ from gnlc_core.retry import Retrier, RetrySchedule, concurrently
 from gnlc_core.service import build_app, health_router, tcp_check
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
+from gnlc_email.bounce_service import BounceService
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
 from gnlc_email.i18n import Catalogs
 from gnlc_email.render import Renderer
@@ -50,6 +51,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         """Issue-3 rule: a reminder for a city that has submitted is dropped, even in flight."""
         return submissions.still_wanted(event, [city.id])
 
+    bounces = BounceService(settings, directory)  # checks the bounce and DKIM settings
     engine = create_engine(database_url(settings, "email"))
     pool = SmtpPool(settings)
     catalogs = Catalogs()
@@ -69,6 +71,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         retrier=retrier,
         renderer=Renderer(catalogs, domain=settings.message_id_domain),
         should_send=should_send or not_submitted,
+        **bounces.consumer_options(),
     )
     membership = Membership()
     broker.subscriber(
@@ -101,7 +104,10 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         tokens = Tokens(secrets)
         preferences = Preferences(engine)
         unsubscribe.tokens, unsubscribe.preferences = tokens, preferences
-        consumer.ready(Services(Ledger(engine, CHANNEL), preferences, tokens))
+        ledger = Ledger(engine, CHANNEL)
+        await bounces.start(engine, ledger, preferences)
+        assert bounces.store is not None
+        consumer.ready(Services(ledger, preferences, tokens, bounces.store))
         await tiers
 
     async def start_views() -> None:
@@ -115,6 +121,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         return membership.joined and retrier.joined
 
     async def stop() -> None:
+        await bounces.stop()
         await retrier.stop()  # its deliveries in flight finish first (briefly)
         await directory.stop()
         await submissions.stop()
@@ -134,9 +141,11 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
                 degraded={"smtp": tcp_check(settings.smtp_host, settings.smtp_port)},
             ),
             unsubscribe_router(unsubscribe, catalogs),
+            *bounces.routers(),
         ],
         before_consuming=[start_views],
         on_startup=[start],
         on_shutdown=[stop],
         extra_topics=retrier.topic_names,
+        body_limit=bounces.body_limit,
     )

@@ -48,11 +48,16 @@ from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
 from gnlc_core.retry import Retrier
 from gnlc_core.settings import Settings
+from gnlc_email.bounce_store import BounceStore
+from gnlc_email.bounces import drop_reason
+from gnlc_email.dkim_signer import DkimSigner
 from gnlc_email.message import Recipient, compose
 from gnlc_email.render import RenderedEmail, Renderer
 from gnlc_email.sender import SEND_ERRORS, SmtpPool, classify
+from gnlc_email.sendgrid import smtpapi_header
 from gnlc_email.store import Preferences
 from gnlc_email.unsubscribe import Subscriber, Tokens, unsubscribe_url
+from gnlc_email.verp import MailKind, ReturnPaths
 
 log = get_logger(__name__)
 
@@ -90,6 +95,7 @@ class Services:
     ledger: Ledger
     preferences: Preferences
     tokens: Tokens
+    bounces: BounceStore
 
 
 class LedgerWriter:
@@ -144,6 +150,9 @@ class EmailConsumer:
         renderer: Renderer | None = None,
         should_send: ShouldSend = always,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        return_paths: ReturnPaths | None = None,
+        dkim: DkimSigner | None = None,
+        sendgrid_args: bool = False,
     ) -> None:
         self._settings = settings
         self._broker = broker
@@ -155,6 +164,9 @@ class EmailConsumer:
         self._should_send = should_send
         self._clock = clock
         self._envelope_from = parseaddr(settings.mail_from)[1]
+        self._return_paths = return_paths  # VERP (None: the From address is the sender)
+        self._dkim = dkim
+        self._sendgrid_args = sendgrid_args  # the bounce token as a SendGrid unique arg
         self._services: Services | None = None
         self._ready = asyncio.Event()
 
@@ -239,6 +251,12 @@ class EmailConsumer:
             for address in city.contacts
         }
         opted_out = await services.preferences.unsubscribed(optional)
+        bouncing = await services.bounces.bouncing_among(
+            (city.id, address)
+            for _event, cities in wanted
+            for city in cities
+            for address in city.contacts
+        )
         plan: Plan = []
         for event, cities in wanted:
             todo = []
@@ -247,6 +265,9 @@ class EmailConsumer:
                 for address in city.contacts:
                     key = recipient_key(city, address)
                     if (event.id, key) in settled:
+                        continue
+                    if reason := drop_reason((city.id, address.lower()) in bouncing):
+                        writer.add(Notice(event.id, key, Status.DROPPED, 0, reason))
                         continue
                     if (
                         isinstance(event, AnnouncementPublishedEvent)
@@ -301,12 +322,22 @@ class EmailConsumer:
 
     # -- one notice -------------------------------------------------------------------
 
-    def _compose(self, job: Job, tokens: Tokens) -> bytes:
+    def _compose(self, job: Job, tokens: Tokens) -> tuple[str, bytes]:
+        """(envelope sender, message): the sender is the notice's VERP address when bounces
+        are on; the message is DKIM-signed when signing is on."""
         url = None
         if job.rendered.optional:
             token = tokens.sign(Subscriber(job.address, job.city.id, job.rendered.language))
             url = unsubscribe_url(self._settings.email_public_url, token)
-        return compose(
+        sender, extra = self._envelope_from, []
+        if self._return_paths is not None:
+            kind = MailKind.OPTIONAL if job.rendered.optional else MailKind.REQUIRED
+            bounce_token = self._return_paths.token(job.event.id, job.key, kind)
+            if bounce_token is not None:
+                sender = self._return_paths.address(bounce_token)
+                if self._sendgrid_args:
+                    extra.append(smtpapi_header(bounce_token))
+        raw = compose(
             job.rendered,
             sender=self._settings.mail_from,
             recipient=Recipient(job.city.name, job.address, job.key),
@@ -315,13 +346,15 @@ class EmailConsumer:
             message_id_domain=self._settings.message_id_domain,
             reply_to=self._settings.mail_reply_to,
             unsubscribe_url=url,
+            extra_headers=extra,
         )
+        return sender, (self._dkim.sign(raw) if self._dkim is not None else raw)
 
     async def _send(self, job: Job) -> Notice:
         services = await self._wait_ready()
-        raw = self._compose(job, services.tokens)
+        sender, raw = self._compose(job, services.tokens)
         try:
-            await self._pool.send(self._envelope_from, job.address, raw)
+            await self._pool.send(sender, job.address, raw)
         except SEND_ERRORS as exc:
             failure = classify(exc)
             source_topic = self._topics.for_event_type(job.event.type)
@@ -393,6 +426,10 @@ class EmailConsumer:
             event, AnnouncementPublishedEvent
         ) and await services.preferences.unsubscribed([address]):
             outcome = Notice(event.id, recipient, Status.DROPPED, attempt - 1, "unsubscribed")
+        elif reason := drop_reason(
+            bool(await services.bounces.bouncing_among([(city.id, address)]))
+        ):
+            outcome = Notice(event.id, recipient, Status.DROPPED, attempt - 1, reason)
         if outcome is None:
             assert city is not None
             try:

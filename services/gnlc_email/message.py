@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -139,8 +140,10 @@ def compose(
     message_id_domain: str,
     reply_to: str | None = None,
     unsubscribe_url: str | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """The whole message as bytes for SMTP ``DATA`` (CRLF line ends, no dot-stuffing)."""
+    """The whole message as bytes for SMTP ``DATA`` (CRLF line ends, no dot-stuffing);
+    ``extra_headers`` (ASCII) go last, before the MIME structure."""
     msg_id = message_id(event_id, recipient.key, message_id_domain)
     seed = hashlib.sha256(msg_id.encode()).hexdigest()[:24]
     personal = rendered.for_recipient(unsubscribe_url)
@@ -170,4 +173,5 @@ def compose(
     if personal.optional and unsubscribe_url:
         lines.append(header("List-Unsubscribe", f"<{unsubscribe_url}>"))
         lines.append(header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    lines.extend(header(name, value) for name, value in extra_headers)
     return "".join(lines).encode("utf-8") + body  # UTF-8 only for an SMTPUTF8 address

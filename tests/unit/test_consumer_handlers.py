@@ -18,6 +18,7 @@ from gnlc_core.kafka import AT_LEAST_ONCE, REASON_HEADER, RECIPIENT_HEADER, Topi
 from gnlc_core.ledger import Ledger, Status, notices
 from gnlc_core.retry import Retrier, RetrySchedule
 from gnlc_core.settings import SAMPLE_DIRECTORY, Settings
+from gnlc_email.bounce_store import BounceStore
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services
 from gnlc_email.render import Renderer
 from gnlc_email.sender import SmtpPool
@@ -63,7 +64,7 @@ def wire(engine: Any, *, renderer: Renderer | None = None, should_send: Any = No
         settings, broker, TOPICS, load_csv(SAMPLE_DIRECTORY), SmtpPool(settings), **kwargs
     )
     ledger = Ledger(engine, CHANNEL)
-    consumer.ready(Services(ledger, Preferences(engine), Tokens(["unit"])))
+    consumer.ready(Services(ledger, Preferences(engine), Tokens(["unit"]), BounceStore(engine)))
     broker.subscriber(
         *TOPICS.domain, group_id="g", ack_policy=AT_LEAST_ONCE, batch=True, max_records=10
     )(consumer.handle_batch)
@@ -173,3 +174,24 @@ async def attempts_of(engine: Any, event_id: str, recipient: str) -> tuple[Statu
     async with engine.connect() as connection:
         row = (await connection.execute(query)).one()
     return Status(row.status), row.attempts
+
+
+async def test_a_bouncing_contact_gets_nothing_and_the_reason_is_recorded(engine: Any) -> None:
+    """A reminder (required mail) to a contact marked bouncing is dropped with the reason;
+    the city's other contacts would still get it (none here: the send would fail)."""
+    await BounceStore(engine).mark("kathmandu", "LLL@kathmandu.example.org", "hard bounce", None)
+    await BounceStore(engine).mark("laval", "apprendre@laval.example.org", "hard bounce", None)
+    wired = wire(engine)
+    async with TestKafkaBroker(wired.broker) as test_broker:
+        await test_broker.publish_batch(EXAMPLE.read_bytes(), topic=TOPICS.deadline_reminder)
+    assert wired.parked == wired.retried == []  # no send was tried
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                select(notices.c.recipient, notices.c.status, notices.c.last_error)
+            )
+        ).all()
+    assert sorted(rows) == [
+        ("kathmandu:lll@kathmandu.example.org", "dropped", "contact bouncing"),
+        ("laval:apprendre@laval.example.org", "dropped", "contact bouncing"),
+    ]

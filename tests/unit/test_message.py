@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,7 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def compose_for(
-    city_id: str, rendered: RenderedEmail | None = None, **kwargs: str
+    city_id: str, rendered: RenderedEmail | None = None, **kwargs: Any
 ) -> tuple[RenderedEmail, bytes]:
     city = DIRECTORY.by_id[city_id]
     rendered = rendered or render(REMINDER, city)
