@@ -16,15 +16,18 @@ from gnlc_core.kafka import (
     make_broker,
     topics_for,
 )
+from gnlc_core.lag import Group, watch_lag
 from gnlc_core.ledger import Ledger
 from gnlc_core.logs import get_logger
 from gnlc_core.membership import Membership
+from gnlc_core.metrics import NoticeMetrics, ServiceMetrics
 from gnlc_core.retry import Retrier, RetrySchedule, concurrently
 from gnlc_core.service import build_app, health_router, tcp_check
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
 from gnlc_email.i18n import Catalogs
+from gnlc_email.metrics import SmtpPoolMetrics
 from gnlc_email.render import Renderer
 from gnlc_email.sender import SmtpPool
 from gnlc_email.store import Preferences, shared_key
@@ -41,7 +44,8 @@ def retry_schedule(settings: Settings) -> RetrySchedule:
 
 
 def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> FastAPI:
-    broker = make_broker(settings, client_id="gnlc-email")
+    metrics = ServiceMetrics("email")
+    broker = make_broker(settings, client_id="gnlc-email", middlewares=metrics.broker_middlewares())
     topics = topics_for(settings)
     directory = DirectoryView(settings.kafka_bootstrap_servers, topics.directory)
     submissions = SubmissionView(settings.kafka_bootstrap_servers, topics.deadline_submitted)
@@ -52,6 +56,8 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
 
     engine = create_engine(database_url(settings, "email"))
     pool = SmtpPool(settings)
+    SmtpPoolMetrics(pool).register(metrics.registry)
+    notices = NoticeMetrics(metrics.registry)
     catalogs = Catalogs()
     retrier = Retrier(
         broker,
@@ -87,6 +93,14 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         bootstrap_servers=settings.kafka_bootstrap_servers,
     )
     unsubscribe = UnsubscribeState()
+    watch_lag(
+        metrics,
+        settings.kafka_bootstrap_servers,
+        [
+            Group(topics.group(CHANNEL), topics.domain),
+            Group(topics.group(f"{CHANNEL}-retry"), retrier.topic_names, retry_channel=CHANNEL),
+        ],
+    )
 
     async def start() -> None:
         tiers = asyncio.create_task(retrier.start())  # joins its group meanwhile
@@ -101,7 +115,8 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         tokens = Tokens(secrets)
         preferences = Preferences(engine)
         unsubscribe.tokens, unsubscribe.preferences = tokens, preferences
-        consumer.ready(Services(Ledger(engine, CHANNEL), preferences, tokens))
+        ledger = Ledger(engine, CHANNEL, listeners=[notices])
+        consumer.ready(Services(ledger, preferences, tokens))
         await tiers
 
     async def start_views() -> None:
@@ -139,4 +154,5 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         on_startup=[start],
         on_shutdown=[stop],
         extra_topics=retrier.topic_names,
+        metrics=metrics,
     )
