@@ -133,7 +133,7 @@ class ServiceMetrics:
             KafkaPrometheusMiddleware(
                 registry=self.registry, app_name=self.service, metrics_prefix=f"{PREFIX}_kafka"
             ),
-            DeadLetters(self.registry),
+            DeadLetters(self.registry, channels=[self.service]),
         )
 
 
@@ -316,13 +316,15 @@ class DeadLetters:
     """A FastStream broker middleware (factory): ``gnlc_dead_letters_total{channel}``
     counts every record published to a dead-letter topic, whoever publishes it."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, channels: Sequence[str] = ()) -> None:
         self.counter = Counter(
             f"{PREFIX}_dead_letters",
             "Records parked on a dead-letter topic, by channel (email, webhook, scheduler)",
             ["channel"],
             registry=registry,
         )
+        for channel in channels:  # shown from the start, so increase() sees the first one
+            self.counter.labels(channel)
 
     def __call__(self, msg: Any, /, **kwargs: Any) -> BaseMiddleware:
         return _DeadLetterScope(msg, counter=self.counter, **kwargs)
