@@ -70,6 +70,7 @@ class ServiceMetrics:
         self._refreshers: list[Refresh] = []
         self._starters: list[Refresh] = []
         self._stoppers: list[Refresh] = []
+        self.http = HttpFamilies(self.registry)
 
     def before_scrape(self, refresh: Refresh) -> None:
         """Run ``refresh`` before every scrape (with the others, bounded in time)."""
@@ -143,13 +144,11 @@ class ServiceMetrics:
 UNMATCHED = "<unmatched>"
 
 
-class HttpMetrics:
-    """ASGI middleware: ``gnlc_http_requests_total{route,method,status}`` and
-    ``gnlc_http_request_duration_seconds{route,method}``, by the matched route's template
-    (``/v1/deadlines/{deadline_id}``), never the raw path."""
+class HttpFamilies:
+    """``gnlc_http_requests_total{route,method,status}`` and
+    ``gnlc_http_request_duration_seconds{route,method}``, counted by ``HttpMetrics``."""
 
-    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
-        self.app = app
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             f"{PREFIX}_http_requests",
             "HTTP requests answered, by route template, method and status code",
@@ -163,6 +162,16 @@ class HttpMetrics:
             buckets=HTTP_BUCKETS,
             registry=registry,
         )
+
+
+class HttpMetrics:
+    """ASGI middleware counting every request into ``families`` by the matched route's
+    template (``/v1/deadlines/{deadline_id}``), never the raw path."""
+
+    def __init__(self, app: ASGIApp, families: HttpFamilies) -> None:
+        self.app = app
+        self.requests = families.requests
+        self.duration = families.duration
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -166,8 +166,9 @@ def build_app(
             log.info("service stopped", service=title)
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.state.metrics = metrics
     app.add_middleware(BodyLimit, limit_for=body_limit)
-    app.add_middleware(HttpMetrics, registry=metrics.registry)  # outermost: sees every answer
+    app.add_middleware(HttpMetrics, families=metrics.http)  # outermost: sees every answer
     answer_errors(app)
     for router in [*routers, metrics.router()]:
         app.include_router(router)

@@ -19,6 +19,7 @@ from gnlc_core.lag import Group, LagProbe, lag_of, tier_label
 from gnlc_core.ledger import Notice, Status
 from gnlc_core.metrics import (
     UNMATCHED,
+    HttpFamilies,
     HttpMetrics,
     NoticeMetrics,
     Reason,
@@ -169,7 +170,7 @@ async def api() -> AsyncIterator[tuple[httpx.AsyncClient, CollectorRegistry]]:
             raise RuntimeError("boom")
         return {"id": thing_id}
 
-    app.add_middleware(HttpMetrics, registry=registry)
+    app.add_middleware(HttpMetrics, families=HttpFamilies(registry))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         yield client, registry
