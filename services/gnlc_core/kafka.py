@@ -194,8 +194,11 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> li
     ]
 
 
-def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
-    """A broker whose producer is idempotent and whose per-message logs stay at DEBUG."""
+def make_broker(
+    settings: Settings, *, client_id: str, middlewares: Sequence[Any] = ()
+) -> KafkaBroker:
+    """A broker whose producer is idempotent and whose per-message logs stay at DEBUG
+    (``middlewares``: FastStream middlewares, such as ``ServiceMetrics.broker_middlewares``)."""
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
@@ -207,6 +210,7 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         log_level=logging.DEBUG,
         logger=logging.getLogger("faststream.gnlc"),
         graceful_timeout=30.0,
+        middlewares=tuple(middlewares),
     )
 
 

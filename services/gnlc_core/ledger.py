@@ -57,6 +57,9 @@ class Notice:
     #: The language it was written in (email: the wording's language along the city's
     #: chain); only channels whose ledger has the column (email) give one.
     language: str | None = None
+    #: The event's own time (its CloudEvents ``time``), when the channel knows it: what the
+    #: delivery latency is measured from (metrics); not stored.
+    event_time: datetime | None = None
 
 
 #: Told of every change of notice state a ledger writes: the channel and the rows, after

@@ -19,6 +19,7 @@ from gnlc_core.answers import answer_errors
 from gnlc_core.kafka import ensure_topics
 from gnlc_core.limits import BodyLimit, default_limit
 from gnlc_core.logs import configure, get_logger
+from gnlc_core.metrics import HttpMetrics, ServiceMetrics
 from gnlc_core.settings import Settings
 
 log = get_logger(__name__)
@@ -131,10 +132,13 @@ def build_app(
     extra_topics: Sequence[str] = (),
     before_consuming: list[Hook] | None = None,
     body_limit: Callable[[str], int] = default_limit,
+    metrics: ServiceMetrics | None = None,
 ) -> FastAPI:
     """A FastAPI app whose lifespan creates the topics, runs ``before_consuming`` (views that
     handlers need must be ready before the first record), starts the broker, then the
-    ``on_startup`` hooks."""
+    ``on_startup`` hooks. It serves ``metrics`` (a registry of its own when not given) at
+    ``/metrics`` and counts every request in it (``gnlc_core.metrics.HttpMetrics``)."""
+    metrics = metrics or ServiceMetrics(title)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -146,6 +150,7 @@ def build_app(
         await broker.start()
         for hook in on_startup or []:
             await hook()
+        await metrics.start()
         # What start-up built lives as long as the process: keep it out of the collector's
         # full passes, which otherwise stall the event loop for tens of milliseconds.
         gc.collect()
@@ -154,15 +159,18 @@ def build_app(
         try:
             yield
         finally:
+            await metrics.stop()
             for hook in on_shutdown or []:
                 await hook()
             await broker.stop()
             log.info("service stopped", service=title)
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.state.metrics = metrics
     app.add_middleware(BodyLimit, limit_for=body_limit)
+    app.add_middleware(HttpMetrics, families=metrics.http)  # outermost: sees every answer
     answer_errors(app)
-    for router in routers:
+    for router in [*routers, metrics.router()]:
         app.include_router(router)
     return app
 

@@ -16,9 +16,11 @@ from gnlc_core.kafka import (
     make_broker,
     topics_for,
 )
+from gnlc_core.lag import Group, watch_lag
 from gnlc_core.ledger import Ledger
 from gnlc_core.logs import get_logger
 from gnlc_core.membership import Membership
+from gnlc_core.metrics import NoticeMetrics, ServiceMetrics
 from gnlc_core.retry import Retrier, RetrySchedule, concurrently
 from gnlc_core.service import build_app, health_router, tcp_check
 from gnlc_core.settings import Settings
@@ -26,6 +28,7 @@ from gnlc_core.views import DirectoryView, SubmissionView
 from gnlc_email.bounce_service import BounceService
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
 from gnlc_email.i18n import Catalogs
+from gnlc_email.metrics import SmtpPoolMetrics
 from gnlc_email.render import Renderer
 from gnlc_email.sender import SmtpPool
 from gnlc_email.store import Preferences, shared_key
@@ -42,7 +45,8 @@ def retry_schedule(settings: Settings) -> RetrySchedule:
 
 
 def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> FastAPI:
-    broker = make_broker(settings, client_id="gnlc-email")
+    metrics = ServiceMetrics("email")
+    broker = make_broker(settings, client_id="gnlc-email", middlewares=metrics.broker_middlewares())
     topics = topics_for(settings)
     directory = DirectoryView(settings.kafka_bootstrap_servers, topics.directory)
     submissions = SubmissionView(settings.kafka_bootstrap_servers, topics.deadline_submitted)
@@ -54,6 +58,8 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     bounces = BounceService(settings, directory)  # checks the bounce and DKIM settings
     engine = create_engine(database_url(settings, "email"))
     pool = SmtpPool(settings)
+    SmtpPoolMetrics(pool).register(metrics.registry)
+    notices = NoticeMetrics(metrics.registry)
     catalogs = Catalogs()
     retrier = Retrier(
         broker,
@@ -90,6 +96,14 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         bootstrap_servers=settings.kafka_bootstrap_servers,
     )
     unsubscribe = UnsubscribeState()
+    watch_lag(
+        metrics,
+        settings.kafka_bootstrap_servers,
+        [
+            Group(topics.group(CHANNEL), topics.domain),
+            Group(topics.group(f"{CHANNEL}-retry"), retrier.topic_names, retry_channel=CHANNEL),
+        ],
+    )
 
     async def start() -> None:
         tiers = asyncio.create_task(retrier.start())  # joins its group meanwhile
@@ -104,7 +118,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         tokens = Tokens(secrets)
         preferences = Preferences(engine)
         unsubscribe.tokens, unsubscribe.preferences = tokens, preferences
-        ledger = Ledger(engine, CHANNEL)
+        ledger = Ledger(engine, CHANNEL, listeners=[notices])
         await bounces.start(engine, ledger, preferences)
         assert bounces.store is not None
         consumer.ready(Services(ledger, preferences, tokens, bounces.store))
@@ -148,4 +162,5 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         on_shutdown=[stop],
         extra_topics=retrier.topic_names,
         body_limit=bounces.body_limit,
+        metrics=metrics,
     )

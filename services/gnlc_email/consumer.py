@@ -375,7 +375,14 @@ class EmailConsumer:
                     attempt=job.attempt,
                     reason=failure.reason,
                 )
-                return Notice(job.event.id, job.key, status, job.attempt, failure.reason)
+                return Notice(
+                    job.event.id,
+                    job.key,
+                    status,
+                    job.attempt,
+                    failure.reason,
+                    event_time=job.event.time,
+                )
             await publish_dead_letter(
                 self._broker,
                 self._topics.email_dead_letter,
@@ -388,10 +395,22 @@ class EmailConsumer:
             log.warning(
                 "email refused", event_id=job.event.id, recipient=job.key, reason=failure.reason
             )
-            return Notice(job.event.id, job.key, Status.FAILED, job.attempt, failure.reason)
+            return Notice(
+                job.event.id,
+                job.key,
+                Status.FAILED,
+                job.attempt,
+                failure.reason,
+                event_time=job.event.time,
+            )
         # no log line per message: at a thousand a second it would cost more than the send
         return Notice(
-            job.event.id, job.key, Status.DELIVERED, job.attempt, language=job.rendered.language
+            job.event.id,
+            job.key,
+            Status.DELIVERED,
+            job.attempt,
+            language=job.rendered.language,
+            event_time=job.event.time,
         )
 
     async def deliver_one(self, value: bytes, recipient: str, attempt: int) -> None:

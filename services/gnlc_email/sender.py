@@ -107,10 +107,21 @@ class SmtpPool:
             settings.smtp_rate_per_second, settings.smtp_rate_per_hour
         )
         self._tls = tls_context(settings)
+        self._in_use = 0
 
     @property
     def size(self) -> int:
         return self._settings.smtp_connections
+
+    @property
+    def in_use(self) -> int:
+        """Connections sending (or opening) right now."""
+        return self._in_use
+
+    @property
+    def idle(self) -> int:
+        """Open connections waiting in the pool for the next message."""
+        return self._idle.qsize()
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self._settings
@@ -130,6 +141,7 @@ class SmtpPool:
     async def _connection(self) -> AsyncIterator[aiosmtplib.SMTP]:
         async with self._slots:
             client = self._idle.get_nowait() if not self._idle.empty() else self._client()
+            self._in_use += 1
             try:
                 if not client.is_connected:
                     await client.connect()
@@ -142,6 +154,8 @@ class SmtpPool:
             except BaseException:
                 client.close()
                 raise
+            finally:
+                self._in_use -= 1
             self._idle.put_nowait(client)
 
     async def send(self, sender: str, recipient: str, message: bytes) -> None:

@@ -51,6 +51,8 @@ _SWEEP = "sweep"
 Publish = Callable[[CloudEvent], Awaitable[None]]
 #: ``already_published``'s shape: (bootstrap servers, topics, since, event ids) -> found.
 ReadBack = Callable[[str, set[str], datetime, set[str]], Awaitable[set[str]]]
+#: told of the rows just published (their events acknowledged) and when (metrics)
+OnEmitted = Callable[[Sequence[store.Due], datetime], None]
 #: Failures that another attempt cannot heal: the row is parked at once.
 PERMANENT: tuple[type[Exception], ...] = (
     ValidationError,
@@ -113,6 +115,7 @@ class Dispatcher:
         retry: RetryPolicy = RetryPolicy(),
         publish: Publish | None = None,
         read_back: ReadBack | None = None,
+        on_emitted: OnEmitted | None = None,
     ) -> None:
         self._engine = engine
         self._bootstrap = bootstrap_servers
@@ -127,6 +130,7 @@ class Dispatcher:
         self._retry = retry
         self._publish: Publish = publish or partial(publish_event, broker, topics)
         self._read_back: ReadBack = read_back or _read_back
+        self._on_emitted = on_emitted
         self._lock = asyncio.Lock()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._next: datetime | None = None
@@ -226,6 +230,8 @@ class Dispatcher:
         await store.settle(self._engine, emitted=emitted, skipped=skip, at=self._clock())
         await store.failed(self._engine, failures)
         self.emitted += len(emitted)
+        if self._on_emitted is not None and emitted:
+            self._on_emitted(emitted, self._clock())
         if emitted:
             log.info("events emitted", count=len(emitted), first=emitted[0].event_id)
         if skip:

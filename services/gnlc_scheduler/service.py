@@ -22,7 +22,7 @@ from gnlc_core.logs import get_logger
 from gnlc_core.settings import Settings
 from gnlc_scheduler import store
 from gnlc_scheduler.deadlines import Announcement, Deadline, load_deadlines
-from gnlc_scheduler.dispatcher import Dispatcher, utc_now
+from gnlc_scheduler.dispatcher import Dispatcher, OnEmitted, utc_now
 
 log = get_logger(__name__)
 SOURCE = "/gnlc-notify/scheduler"
@@ -34,7 +34,13 @@ def instance_id() -> str:
 
 class SchedulerService:
     def __init__(
-        self, settings: Settings, broker: KafkaBroker, topics: Topics, engine: AsyncEngine
+        self,
+        settings: Settings,
+        broker: KafkaBroker,
+        topics: Topics,
+        engine: AsyncEngine,
+        *,
+        on_emitted: OnEmitted | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -50,6 +56,7 @@ class SchedulerService:
             grace=self._grace,
             claim_timeout=timedelta(seconds=settings.claim_timeout_seconds),
             sweep_seconds=settings.sweep_seconds,
+            on_emitted=on_emitted,
         )
         self.directory = Directory(())
 

@@ -865,6 +865,32 @@ async def upcoming(
     return [{**row, "fire_at": _aware(row["fire_at"])} for row in rows]
 
 
+#: Outbox states whose rows are still to be published (or need the operator: parked).
+WAITING_STATES = (OutboxState.PENDING, OutboxState.CLAIMED, OutboxState.PARKED)
+
+
+async def waiting(engine: AsyncEngine, now: datetime) -> tuple[dict[str, int], datetime | None]:
+    """Rows per waiting state (``WAITING_STATES``, each present), and the earliest instant
+    of a pending row already due (None when none is): what the metrics show. Both queries
+    use the (state, fire_at) index."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(outbox.c.state, func.count())
+            .where(outbox.c.state.in_([s.value for s in WAITING_STATES]))
+            .group_by(outbox.c.state)
+        )
+        counts = {state.value: 0 for state in WAITING_STATES}
+        counts.update({state: int(count) for state, count in rows.all()})
+        oldest = (
+            await connection.execute(
+                select(func.min(outbox.c.fire_at)).where(
+                    outbox.c.state == OutboxState.PENDING.value, outbox.c.fire_at <= now
+                )
+            )
+        ).scalar_one_or_none()
+    return counts, _aware(oldest) if oldest is not None else None
+
+
 async def count_by_state(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as connection:
         rows = await connection.execute(

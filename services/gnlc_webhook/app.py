@@ -23,14 +23,17 @@ from gnlc_core.kafka import (
     records_only,
     topics_for,
 )
+from gnlc_core.lag import Group, watch_lag
 from gnlc_core.logs import get_logger
 from gnlc_core.membership import Membership
+from gnlc_core.metrics import NoticeMetrics, ServiceMetrics
 from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_core.service import build_app, health_router, worker_settings
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
 from gnlc_webhook.api import api_router
 from gnlc_webhook.consumer import Limits, ShouldSend, WebhookConsumer
+from gnlc_webhook.metrics import WebhookMetrics
 from gnlc_webhook.partners import seed_partners
 from gnlc_webhook.registry import Event, Registry
 from gnlc_webhook.ssrf import Policy
@@ -93,7 +96,10 @@ def worker_app() -> FastAPI:
 
 
 def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> FastAPI:
-    broker = make_broker(settings, client_id="gnlc-webhook")
+    metrics = ServiceMetrics("webhook")
+    broker = make_broker(
+        settings, client_id="gnlc-webhook", middlewares=metrics.broker_middlewares()
+    )
     topics = topics_for(settings)
     engine = create_engine(database_url(settings, CHANNEL))
     store = Store(engine)
@@ -127,6 +133,16 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         schedule,
         limits=limits_of(settings),
         should_send=should_send or not_submitted,
+    )
+    consumer.ledger.listen(NoticeMetrics(metrics.registry))
+    WebhookMetrics(metrics, registry, store)
+    watch_lag(
+        metrics,
+        settings.kafka_bootstrap_servers,
+        [
+            Group(topics.group(CHANNEL), topics.domain),
+            Group(topics.group(f"{CHANNEL}-retry"), retrier.topic_names, retry_channel=CHANNEL),
+        ],
     )
     ready = asyncio.Event()  # the broker starts before the hooks: handlers wait for them
 
@@ -208,4 +224,5 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         on_shutdown=[stop],
         extra_topics=[*retrier.topic_names, consumer.operations_topic],
         body_limit=lambda _path: MAX_BODY_BYTES,
+        metrics=metrics,
     )

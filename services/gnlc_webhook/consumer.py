@@ -467,7 +467,11 @@ class WebhookConsumer:
         """A request's outcome: its log row and the notice (``attempt`` requests made)."""
         row = Attempt(**{**attempt.__dict__, "status": status, "error": error})
         results.attempts.append(row)
-        results.notices.append(Notice(job.event.id, job.endpoint_id, status, job.attempt, error))
+        results.notices.append(
+            Notice(
+                job.event.id, job.endpoint_id, status, job.attempt, error, event_time=job.event.time
+            )
+        )
 
     def _drop(
         self, job: Job, endpoint: EndpointRow | None, decision: Decision, results: Results
@@ -527,6 +531,11 @@ class WebhookConsumer:
             notice = Notice(job.event.id, job.endpoint_id, Status.RETRYING, made, reason)
         results.notices.append(notice)
         job.release()
+
+    @property
+    def ledger(self) -> Ledger:
+        """The channel's ledger (listeners: ``ledger.listen``)."""
+        return self._ledger
 
     def start(self) -> None:
         """Start looking for held deliveries to release (every ``hold_check`` seconds)."""

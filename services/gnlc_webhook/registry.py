@@ -42,6 +42,10 @@ class Registry:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def all(self) -> list[EndpointRow]:
+        """Every endpoint known, whatever its state."""
+        return list(self._by_id.values())
+
     def get(self, endpoint_id: str) -> EndpointRow | None:
         return self._by_id.get(endpoint_id)
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     select,
     update,
 )
@@ -482,6 +483,16 @@ class Store:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [(row.event_id, row.body.encode(), row.attempts) for row in rows]
+
+    async def held_counts(self) -> dict[str, int]:
+        """Deliveries held, per endpoint that has any (metrics)."""
+        query = (
+            select(notices.c.recipient, func.count())
+            .where(notices.c.channel == CHANNEL, notices.c.status == Status.HELD.value)
+            .group_by(notices.c.recipient)
+        )
+        async with self.engine.connect() as connection:
+            return {row[0]: int(row[1]) for row in await connection.execute(query)}
 
     async def endpoints_holding(self) -> list[str]:
         """The endpoints that have deliveries held."""
