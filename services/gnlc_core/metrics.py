@@ -210,6 +210,9 @@ class Reason(StrEnum):
 
     NONE = "none"
     UNSUBSCRIBED = "unsubscribed"
+    CONTACT_BOUNCING = "contact_bouncing"  # dropped: the address bounced before
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCES = "soft_bounces"  # the threshold of soft bounces reached
     NOT_WANTED = "not_wanted"  # should_send said no (e.g. the city has submitted)
     NOT_IN_DIRECTORY = "not_in_directory"
     ENDPOINT_INACTIVE = "endpoint_inactive"  # paused, disabled or deleted
@@ -232,6 +235,9 @@ class Reason(StrEnum):
 _RULES: tuple[tuple[re.Pattern[str], Reason], ...] = tuple(
     (re.compile(pattern), reason)
     for pattern, reason in (
+        (r"contact bouncing", Reason.CONTACT_BOUNCING),
+        (r"^hard bounce", Reason.HARD_BOUNCE),
+        (r"soft bounces? ", Reason.SOFT_BOUNCES),
         (r"unsubscribed", Reason.UNSUBSCRIBED),
         (r"should_send|no longer applies", Reason.NOT_WANTED),
         (r"no longer in the directory", Reason.NOT_IN_DIRECTORY),
