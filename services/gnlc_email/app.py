@@ -4,6 +4,7 @@ health, over one database (ledger, preferences)."""
 from __future__ import annotations
 
 import asyncio
+from email.utils import parseaddr
 
 from fastapi import FastAPI
 
@@ -23,6 +24,7 @@ from gnlc_core.retry import Retrier, RetrySchedule, concurrently
 from gnlc_core.service import build_app, health_router, tcp_check
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
+from gnlc_email.calendar_book import CalendarBook
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
 from gnlc_email.i18n import Catalogs
 from gnlc_email.render import Renderer
@@ -67,12 +69,17 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         directory,
         pool,
         retrier=retrier,
-        renderer=Renderer(catalogs, domain=settings.message_id_domain),
+        renderer=Renderer(
+            catalogs,
+            domain=settings.message_id_domain,
+            organizer=parseaddr(settings.mail_from)[1] or None,
+        ),
         should_send=should_send or not_submitted,
     )
     membership = Membership()
     broker.subscriber(
         *topics.domain,
+        *topics.changes,
         group_id=topics.group(CHANNEL),
         ack_policy=AT_LEAST_ONCE,
         auto_offset_reset="earliest",
@@ -101,7 +108,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         tokens = Tokens(secrets)
         preferences = Preferences(engine)
         unsubscribe.tokens, unsubscribe.preferences = tokens, preferences
-        consumer.ready(Services(Ledger(engine, CHANNEL), preferences, tokens))
+        consumer.ready(Services(Ledger(engine, CHANNEL), preferences, tokens, CalendarBook(engine)))
         await tiers
 
     async def start_views() -> None:

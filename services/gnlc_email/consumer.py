@@ -36,11 +36,13 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from gnlc_core.consumer import always, dead_letter, decode
+from gnlc_core.consumer import always, dead_letter
+from gnlc_core.consumer import decode_any as decode
 from gnlc_core.directory import City, DirectorySource
 from gnlc_core.events import (
     AnnouncementPublishedEvent,
-    DeadlineReminderEvent,
+    DeadlineCancelledEvent,
+    DeadlineUpdatedEvent,
     encode_event,
 )
 from gnlc_core.kafka import Topics, publish_dead_letter
@@ -48,7 +50,9 @@ from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
 from gnlc_core.retry import Retrier
 from gnlc_core.settings import Settings
+from gnlc_email.calendar_book import CalendarBook, Receipt
 from gnlc_email.message import Recipient, compose
+from gnlc_email.render import Event as Event  # the events it handles
 from gnlc_email.render import RenderedEmail, Renderer
 from gnlc_email.sender import SEND_ERRORS, SmtpPool, classify
 from gnlc_email.store import Preferences
@@ -57,7 +61,6 @@ from gnlc_email.unsubscribe import Subscriber, Tokens, unsubscribe_url
 log = get_logger(__name__)
 
 CHANNEL = "email"
-Event = DeadlineReminderEvent | AnnouncementPublishedEvent
 ShouldSend = Callable[[Event, City], Awaitable[bool]]
 FLUSH_SECONDS = 0.1
 #: Per event, the cities (and which of their contacts) still to send to.
@@ -90,24 +93,39 @@ class Services:
     ledger: Ledger
     preferences: Preferences
     tokens: Tokens
+    calendar: CalendarBook
+
+
+def receipt_of(job: Job, notice: Notice) -> Receipt | None:
+    """What a delivered mail with a calendar entry tells the calendar book."""
+    mark = job.rendered.calendar
+    if mark is None or notice.status is not Status.DELIVERED:
+        return None
+    return Receipt(mark.deadline_id, job.city.id, mark.sequence, mark.withdrawn)
 
 
 class LedgerWriter:
     """Collects outcomes and writes them in small transactions, at most ``FLUSH_SECONDS``
     after they happen; ``close`` waits for every write and does the last one, so the batch
     is committed only once everything in it is in the ledger. A failed write fails the
-    batch (it is then handled again, and the ledger skips what it has)."""
+    batch (it is then handled again, and the ledger skips what it has). Receipts of calendar
+    entries are written before the notices, so a notice settled in the ledger never lacks
+    its receipt."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, calendar: CalendarBook) -> None:
         self._ledger = ledger
+        self._calendar = calendar
         self._pending: list[Notice] = []
+        self._receipts: list[Receipt] = []
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self.counts: dict[Status, int] = dict.fromkeys(Status, 0)
 
-    def add(self, notice: Notice) -> None:
+    def add(self, notice: Notice, receipt: Receipt | None = None) -> None:
         self._pending.append(notice)
+        if receipt is not None:
+            self._receipts.append(receipt)
         self.counts[notice.status] += 1
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._write_soon)
@@ -121,6 +139,8 @@ class LedgerWriter:
     async def _write(self) -> None:
         async with self._lock:
             rows, self._pending = self._pending, []
+            receipts, self._receipts = self._receipts, []
+            await self._calendar.record(receipts)
             await self._ledger.record_many(rows)
 
     async def close(self) -> None:
@@ -184,7 +204,7 @@ class EmailConsumer:
                 await dead_letter(self._broker, self._topics.email_dead_letter, record, event)
             else:
                 events.append(event)
-        writer = LedgerWriter(services.ledger)
+        writer = LedgerWriter(services.ledger, services.calendar)
         try:
             plan = await self._plan(events, services, writer)
             await self._send_all(self._jobs(plan), writer)
@@ -209,7 +229,7 @@ class EmailConsumer:
                 continue
             seen_events.add(event.id)
             cities = []
-            for city in self._directory.directory.resolve(event.data.audience):
+            for city in await self._targets(event, services):
                 if await self._should_send(event, city):
                     cities.append(city)
                 else:
@@ -261,6 +281,25 @@ class EmailConsumer:
                 plan.append((event, todo))
         return plan
 
+    async def _targets(self, event: Event, services: Services) -> list[City]:
+        """The cities an event is for: its audience; for a change of a deadline's calendar
+        entry, the cities that received an older revision of it (and, for one city's
+        cancellation, that city of them)."""
+        directory = self._directory.directory
+        if not isinstance(event, DeadlineUpdatedEvent | DeadlineCancelledEvent):
+            return list(directory.resolve(event.data.audience))
+        holders = await services.calendar.holders(event.data.deadline_id, event.data.sequence)
+        only = None
+        if isinstance(event, DeadlineCancelledEvent) and event.data.reason == "submitted":
+            only = set(event.data.audience.cities)
+        return [
+            city
+            for city_id in holders
+            if (city := directory.by_id.get(city_id)) is not None
+            and city.active
+            and (only is None or city_id in only)
+        ]
+
     def _render(self, event: Event, cities: list[City]) -> list[RenderedEmail | Exception]:
         """Each city's mail, or what went wrong with it: a template bug for one city must
         not sink the others."""
@@ -291,7 +330,8 @@ class EmailConsumer:
         async def worker() -> None:
             for job in jobs:  # shared iterator: each job goes to exactly one worker
                 if isinstance(job, Job):
-                    writer.add(await self._send(job))
+                    notice = await self._send(job)
+                    writer.add(notice, receipt_of(job, notice))
                 else:
                     await job
 
@@ -400,7 +440,11 @@ class EmailConsumer:
             except Exception as exc:
                 await self._park(event, city.id, f"render: {type(exc).__name__}: {exc}")
                 return
-            outcome = await self._send(Job(event, city, address, rendered, attempt))
+            job = Job(event, city, address, rendered, attempt)
+            outcome = await self._send(job)
+            receipt = receipt_of(job, outcome)
+            if receipt is not None:
+                await services.calendar.record([receipt])
         await services.ledger.record_many([outcome])
 
     async def _park(self, event: Event, recipient: str, reason: str) -> None:

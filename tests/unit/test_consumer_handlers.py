@@ -18,6 +18,7 @@ from gnlc_core.kafka import AT_LEAST_ONCE, REASON_HEADER, RECIPIENT_HEADER, Topi
 from gnlc_core.ledger import Ledger, Status, notices
 from gnlc_core.retry import Retrier, RetrySchedule
 from gnlc_core.settings import SAMPLE_DIRECTORY, Settings
+from gnlc_email.calendar_book import CalendarBook
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services
 from gnlc_email.render import Renderer
 from gnlc_email.sender import SmtpPool
@@ -63,7 +64,7 @@ def wire(engine: Any, *, renderer: Renderer | None = None, should_send: Any = No
         settings, broker, TOPICS, load_csv(SAMPLE_DIRECTORY), SmtpPool(settings), **kwargs
     )
     ledger = Ledger(engine, CHANNEL)
-    consumer.ready(Services(ledger, Preferences(engine), Tokens(["unit"])))
+    consumer.ready(Services(ledger, Preferences(engine), Tokens(["unit"]), CalendarBook(engine)))
     broker.subscriber(
         *TOPICS.domain, group_id="g", ack_policy=AT_LEAST_ONCE, batch=True, max_records=10
     )(consumer.handle_batch)
