@@ -87,7 +87,7 @@ class CalendarMark:
 @dataclass(frozen=True)
 class Attachment:
     filename: str
-    content_type: str  # with parameters, e.g. 'text/calendar; method=PUBLISH'
+    content_type: str  # with parameters, e.g. 'text/calendar; method=REQUEST'
     data: bytes
 
 
