@@ -1,7 +1,9 @@
 """Which cities hold which revision of each deadline's calendar entry: written when a mail
 carrying an entry is delivered, read to address an update or a cancellation to exactly the
 cities that received the entry (table ``email_calendar_entries``, revision ``0202`` on the
-email branch)."""
+email branch). The latest change of each entry is kept too (``email_calendar_changes``): a
+city whose older entry is delivered after that change was handled (a reminder that waited
+in a retry tier) is sent the change then (``behind``)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     and_,
     case,
     select,
@@ -24,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gnlc_core.db import metadata
+from gnlc_core.events import ChangeEvent, encode_event
 
 entries = Table(
     "email_calendar_entries",
@@ -32,6 +36,16 @@ entries = Table(
     Column("city_id", String(63), primary_key=True),
     Column("sequence", Integer, nullable=False),  # the latest revision the city received
     Column("withdrawn", Boolean, nullable=False),  # that revision was a CANCEL
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+changes = Table(
+    "email_calendar_changes",
+    metadata,
+    Column("deadline_id", String(63), primary_key=True),
+    Column("sequence", Integer, nullable=False),
+    Column("event", Text, nullable=False),  # the latest change event, as on Kafka
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -90,6 +104,45 @@ class CalendarBook:
                     for r in latest.values()
                 ],
             )
+
+    async def remember(self, event: ChangeEvent) -> None:
+        """Keep ``event`` as its deadline's latest change, unless a later one is kept."""
+        async with self._engine.begin() as connection:
+            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            statement = insert(changes).values(
+                deadline_id=event.data.deadline_id,
+                sequence=event.data.sequence,
+                event=encode_event(event).decode(),
+                updated_at=datetime.now(UTC),
+            )
+            statement = statement.on_conflict_do_update(
+                index_elements=["deadline_id"],
+                set_={
+                    column: statement.excluded[column]
+                    for column in ("sequence", "event", "updated_at")
+                },
+                where=statement.excluded.sequence > changes.c.sequence,
+            )
+            await connection.execute(statement)
+
+    async def behind(self, receipts: Sequence[Receipt]) -> list[tuple[str, str]]:
+        """(latest change event, city) for each receipt of an entry older than its
+        deadline's latest change: that city still has to get the change."""
+        wanted = {r.deadline_id for r in receipts if not r.withdrawn}
+        if not wanted:
+            return []
+        query = select(changes.c.deadline_id, changes.c.sequence, changes.c.event).where(
+            changes.c.deadline_id.in_(sorted(wanted))
+        )
+        async with self._engine.connect() as connection:
+            latest = {row.deadline_id: row for row in (await connection.execute(query)).all()}
+        return [
+            (latest[r.deadline_id].event, r.city_id)
+            for r in receipts
+            if not r.withdrawn
+            and r.deadline_id in latest
+            and latest[r.deadline_id].sequence > r.sequence
+        ]
 
     async def holders(self, deadline_id: str, below: int) -> list[str]:
         """The cities holding an entry of the deadline older than revision ``below``

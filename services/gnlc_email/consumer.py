@@ -117,6 +117,7 @@ class LedgerWriter:
         self._calendar = calendar
         self._pending: list[Notice] = []
         self._receipts: list[Receipt] = []
+        self.recorded: list[Receipt] = []  # every receipt written
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
@@ -141,6 +142,7 @@ class LedgerWriter:
             rows, self._pending = self._pending, []
             receipts, self._receipts = self._receipts, []
             await self._calendar.record(receipts)
+            self.recorded += receipts
             await self._ledger.record_many(rows)
 
     async def close(self) -> None:
@@ -204,12 +206,8 @@ class EmailConsumer:
                 await dead_letter(self._broker, self._topics.email_dead_letter, record, event)
             else:
                 events.append(event)
-        writer = LedgerWriter(services.ledger, services.calendar)
-        try:
-            plan = await self._plan(events, services, writer)
-            await self._send_all(self._jobs(plan), writer)
-        finally:
-            await writer.close()
+        writer = await self._deliver(events, services)
+        await self._follow_up(writer.recorded, services)
         counts = {status.value: n for status, n in writer.counts.items() if n}
         if counts or len(events) != len(records):
             log.info(
@@ -220,7 +218,46 @@ class EmailConsumer:
                 **counts,
             )
 
-    async def _plan(self, events: list[Event], services: Services, writer: LedgerWriter) -> Plan:
+    async def _deliver(
+        self, events: list[Event], services: Services, only: dict[str, set[str]] | None = None
+    ) -> LedgerWriter:
+        """Plan, render and send ``events`` (to the cities in ``only`` for the events it
+        names); every outcome is in the ledger when this returns."""
+        writer = LedgerWriter(services.ledger, services.calendar)
+        try:
+            plan = await self._plan(events, services, writer, only)
+            await self._send_all(self._jobs(plan), writer)
+        finally:
+            await writer.close()
+        return writer
+
+    async def _follow_up(self, receipts: Sequence[Receipt], services: Services) -> None:
+        """Cities that were just delivered an entry older than its deadline's latest change
+        (a reminder that waited while the change was handled) get the change now; until no
+        such city is left (each round only ever moves a city to a later revision)."""
+        while receipts:
+            behind = await services.calendar.behind(receipts)
+            if not behind:
+                return
+            only: dict[str, set[str]] = {}
+            events: dict[str, Event] = {}
+            for raw, city_id in behind:
+                event = decode(raw.encode())
+                if isinstance(event, str):  # a kept change is always valid; be safe
+                    log.warning("kept calendar change unreadable", reason=event)
+                    continue
+                events[event.id] = event
+                only.setdefault(event.id, set()).add(city_id)
+            log.info("calendar entries brought up to date", cities=len(behind))
+            receipts = (await self._deliver(list(events.values()), services, only)).recorded
+
+    async def _plan(
+        self,
+        events: list[Event],
+        services: Services,
+        writer: LedgerWriter,
+        only: dict[str, set[str]] | None = None,
+    ) -> Plan:
         """Per event, the cities and their contacts still to send to."""
         wanted: list[tuple[Event, list[City]]] = []
         seen_events: set[str] = set()
@@ -230,6 +267,8 @@ class EmailConsumer:
             seen_events.add(event.id)
             cities = []
             for city in await self._targets(event, services):
+                if only is not None and city.id not in only.get(event.id, set()):
+                    continue
                 if await self._should_send(event, city):
                     cities.append(city)
                 else:
@@ -288,6 +327,8 @@ class EmailConsumer:
         directory = self._directory.directory
         if not isinstance(event, DeadlineUpdatedEvent | DeadlineCancelledEvent):
             return list(directory.resolve(event.data.audience))
+        # kept before the holders are read: a receipt written meanwhile sees it (``behind``)
+        await services.calendar.remember(event)
         holders = await services.calendar.holders(event.data.deadline_id, event.data.sequence)
         only = None
         if isinstance(event, DeadlineCancelledEvent) and event.data.reason == "submitted":
@@ -445,6 +486,9 @@ class EmailConsumer:
             receipt = receipt_of(job, outcome)
             if receipt is not None:
                 await services.calendar.record([receipt])
+                await services.ledger.record_many([outcome])
+                await self._follow_up([receipt], services)
+                return
         await services.ledger.record_many([outcome])
 
     async def _park(self, event: Event, recipient: str, reason: str) -> None:

@@ -1,5 +1,6 @@
 """Email: which cities received which revision of each deadline's calendar entry, so that
-an update or a cancellation reaches exactly them.
+an update or a cancellation reaches exactly them; and the latest change of each entry, for
+a city whose older entry is delivered after the change was handled.
 
 Revision ID: 0202
 Revises: 0201
@@ -27,7 +28,16 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("deadline_id", "city_id", name="pk_email_calendar_entries"),
     )
+    op.create_table(
+        "email_calendar_changes",
+        sa.Column("deadline_id", sa.String(63), nullable=False),
+        sa.Column("sequence", sa.Integer, nullable=False),
+        sa.Column("event", sa.Text, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("deadline_id", name="pk_email_calendar_changes"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("email_calendar_changes")
     op.drop_table("email_calendar_entries")
