@@ -80,6 +80,7 @@ def deadline_ics(
     return entry.replace(_PLACEHOLDER_LINE, line, 1)
 
 
+@lru_cache(maxsize=8192)  # a city's contacts get every deadline's entries
 def attendee_line(address: str, name: str) -> bytes:
     """The recipient's ``ATTENDEE`` line (folded): a non-participant asked for no reply."""
     value = vCalAddress(f"mailto:{address}")

@@ -462,7 +462,16 @@ async def cancel_deadline(engine: AsyncEngine, deadline_id: str, now: datetime) 
             update(outbox)
             .where(
                 outbox.c.deadline_id == deadline_id,
-                outbox.c.type != "deadline.cancelled",
+                outbox.c.type == "deadline.reminder",
+                outbox.c.state.in_(_STOPPABLE),
+            )
+            .values(state=CANCELLED)
+        )
+        await connection.execute(  # an update not yet published: the cancellation says all
+            update(outbox)
+            .where(
+                outbox.c.deadline_id == deadline_id,
+                outbox.c.type == "deadline.updated",
                 outbox.c.state.in_(_STOPPABLE),
             )
             .values(state=CANCELLED)
@@ -961,6 +970,11 @@ async def next_fire_at(engine: AsyncEngine) -> datetime | None:
     return _aware(value) if value is not None else None
 
 
+#: What the schedule lists: events planned for an instant (a change of a calendar entry
+#: goes out at once and is not listed).
+_PLANNED = ("deadline.reminder", "announcement.published")
+
+
 async def upcoming(
     engine: AsyncEngine, *, limit: int = 100, deadline_id: str | None = None
 ) -> list[dict[str, Any]]:
@@ -980,7 +994,7 @@ async def upcoming(
             cities.c.timezone,
         )
         .select_from(outbox.outerjoin(cities, cities.c.id == outbox.c.city_id))
-        .where(outbox.c.state == PENDING)
+        .where(outbox.c.state == PENDING, outbox.c.type.in_(_PLANNED))
         .order_by(outbox.c.fire_at)
         .limit(limit)
     )
