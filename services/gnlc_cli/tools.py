@@ -216,7 +216,7 @@ def preview(
     directory file (GNLC_DIRECTORY_PATH), with a note.
     """
     from gnlc_core.consumer import describe
-    from gnlc_core.events import parse_event
+    from gnlc_core.events import parse_any_event
     from gnlc_email.preview import kind_of, preview_files, sample_event, write_preview
     from gnlc_email.render import Kind
 
@@ -248,7 +248,7 @@ def preview(
         chosen = sample_event(kind, datetime.now(UTC))
     else:
         try:
-            chosen = parse_event(event.read_bytes())
+            chosen = parse_any_event(event.read_bytes())
         except (OSError, ValidationError) as exc:
             problem = describe(exc) if isinstance(exc, ValidationError) else str(exc)
             raise fail(f"event: {problem}", 2) from None

@@ -13,8 +13,10 @@ from faststream.specification import AsyncAPI
 
 from gnlc_core.events import (
     AnnouncementPublishedEvent,
+    DeadlineCancelledEvent,
     DeadlineReminderEvent,
     DeadlineSubmittedEvent,
+    DeadlineUpdatedEvent,
 )
 from gnlc_core.kafka import Topics
 
@@ -39,6 +41,27 @@ def specification(topics: Topics, *, server: str = "127.0.0.1:19092") -> str:
         title="announcement.published",
         description="The scheduler publishes an announcement when it goes out.",
         schema=AnnouncementPublishedEvent,
+    )
+
+    broker.publisher(
+        topics.deadline_updated,
+        title="deadline.updated",
+        description=(
+            "The scheduler publishes one event per change of a deadline's due moment, title, "
+            "description or link, with the next SEQUENCE of its calendar entry; the email "
+            "service sends the updated entry to the cities that received it."
+        ),
+        schema=DeadlineUpdatedEvent,
+    )
+    broker.publisher(
+        topics.deadline_cancelled,
+        title="deadline.cancelled",
+        description=(
+            "The scheduler publishes one event when a deadline is cancelled (and, when "
+            "GNLC_CALENDAR_CANCEL_ON_SUBMISSION is on, one for a city that submitted); the "
+            "email service sends METHOD:CANCEL to the cities that received the entry."
+        ),
+        schema=DeadlineCancelledEvent,
     )
 
     async def on_submission(event: DeadlineSubmittedEvent) -> None:
@@ -69,6 +92,7 @@ def specification(topics: Topics, *, server: str = "127.0.0.1:19092") -> str:
 
         broker.subscriber(
             *topics.domain,
+            *(topics.changes if channel == "email" else ()),
             group_id=topics.group(channel),
             title=f"{channel} consumer group",
             description=f"The {channel} service turns each event into {channel} notices.",

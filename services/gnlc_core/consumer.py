@@ -14,7 +14,13 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from gnlc_core.errors import message_of
-from gnlc_core.events import AnnouncementPublishedEvent, DeadlineReminderEvent, parse_event
+from gnlc_core.events import (
+    AnnouncementPublishedEvent,
+    AnyEvent,
+    DeadlineReminderEvent,
+    parse_any_event,
+    parse_event,
+)
 from gnlc_core.kafka import publish_dead_letter
 from gnlc_core.logs import get_logger
 
@@ -36,6 +42,16 @@ def decode(value: bytes) -> Event | str:
     """The event in a record's value, or (a string) why it is not a valid one."""
     try:
         return parse_event(value)
+    except ValidationError as exc:
+        return f"invalid event: {describe(exc)}"
+    except UnicodeDecodeError:
+        return NOT_UTF8
+
+
+def decode_any(value: bytes) -> AnyEvent | str:
+    """As ``decode``, for a consumer that also reads changes of calendar entries."""
+    try:
+        return parse_any_event(value)
     except ValidationError as exc:
         return f"invalid event: {describe(exc)}"
     except UnicodeDecodeError:

@@ -121,6 +121,32 @@ class DeadlineReminder(_Model):
     offset_seconds: int
     audience: Audience
     link: AnyLink | None = None
+    #: The deadline's revision (RFC 5545 ``SEQUENCE`` of its calendar entry): 0 when made,
+    #: one more at every change of what the entry shows and at its cancellation.
+    sequence: Annotated[int, Field(ge=0)] = 0
+    #: When that revision was made (the entry's ``DTSTAMP``); absent: the event's time.
+    revised_at: UtcDatetime | None = None
+
+
+class DeadlineRevision(_Model):
+    """A deadline's calendar entry as of one revision: what ``deadline.updated`` and
+    ``deadline.cancelled`` carry (the cities that received the entry get the change)."""
+
+    deadline_id: Slug
+    title: LocalizedTitle
+    description: LocalizedText | None = None
+    due_at: UtcDatetime
+    audience: Audience
+    link: AnyLink | None = None
+    sequence: Annotated[int, Field(ge=0)]
+    revised_at: UtcDatetime
+
+
+class DeadlineCancellation(DeadlineRevision):
+    """The entry withdrawn: the deadline was cancelled (for every city that received it),
+    or one city submitted (``audience`` names that city)."""
+
+    reason: Literal["cancelled", "submitted"] = "cancelled"
 
 
 class AnnouncementPublished(_Model):
@@ -172,6 +198,16 @@ class DeadlineSubmittedEvent(CloudEvent):
     data: DeadlineSubmitted
 
 
+class DeadlineUpdatedEvent(CloudEvent):
+    type: Literal["deadline.updated"] = "deadline.updated"
+    data: DeadlineRevision
+
+
+class DeadlineCancelledEvent(CloudEvent):
+    type: Literal["deadline.cancelled"] = "deadline.cancelled"
+    data: DeadlineCancellation
+
+
 def submission_event(submission: DeadlineSubmitted, *, source: str) -> DeadlineSubmittedEvent:
     """The envelope for a submission; keyed by (deadline, city), so a compacted topic keeps
     the latest per city."""
@@ -190,12 +226,23 @@ EVENT_TYPES: dict[str, type[DeadlineReminderEvent | AnnouncementPublishedEvent]]
     "deadline.reminder": DeadlineReminderEvent,
     "announcement.published": AnnouncementPublishedEvent,
 }
+#: Changes of a deadline's calendar entry, for the cities that received it (email only:
+#: not offered to partners' endpoints).
+ChangeEvent = DeadlineUpdatedEvent | DeadlineCancelledEvent
+CHANGE_EVENT_TYPES: dict[str, type[ChangeEvent]] = {
+    "deadline.updated": DeadlineUpdatedEvent,
+    "deadline.cancelled": DeadlineCancelledEvent,
+}
+#: What the scheduler's outbox emits.
+SCHEDULED_EVENT_TYPES: dict[str, type[CloudEvent]] = {**EVENT_TYPES, **CHANGE_EVENT_TYPES}
 #: Every event type with a published schema, inbound ones included.
 ALL_EVENT_TYPES: dict[str, type[CloudEvent]] = {
-    **EVENT_TYPES,
+    **SCHEDULED_EVENT_TYPES,
     "deadline.submitted": DeadlineSubmittedEvent,
 }
 _event_adapter: TypeAdapter[DeadlineReminderEvent | AnnouncementPublishedEvent] = TypeAdapter(Event)
+AnyEvent = DeadlineReminderEvent | AnnouncementPublishedEvent | ChangeEvent
+_any_adapter: TypeAdapter[AnyEvent] = TypeAdapter(Annotated[AnyEvent, Field(discriminator="type")])
 
 
 def parse_event(
@@ -205,6 +252,11 @@ def parse_event(
     if isinstance(raw, dict):
         return _event_adapter.validate_python(raw)
     return _event_adapter.validate_json(raw)
+
+
+def parse_any_event(raw: bytes | str) -> AnyEvent:
+    """Parse a domain event or a change of a deadline's calendar entry."""
+    return _any_adapter.validate_json(raw)
 
 
 def parse_submission(raw: bytes | str) -> DeadlineSubmittedEvent:
@@ -230,9 +282,9 @@ def envelope(
     time: datetime,
     partition_key: str,
     subject: str | None = None,
-) -> DeadlineReminderEvent | AnnouncementPublishedEvent:
+) -> CloudEvent:
     """Wrap stored event data (as JSON-ready dict) in its envelope; validates it."""
-    return EVENT_TYPES[event_type].model_validate(
+    return SCHEDULED_EVENT_TYPES[event_type].model_validate(
         {
             "id": event_id,
             "source": SOURCE_SCHEDULER,
@@ -268,3 +320,27 @@ def announcement_event(announcement: AnnouncementPublished) -> AnnouncementPubli
         partitionkey=announcement.announcement_id,
         data=announcement,
     )
+
+
+def change_event(
+    revision: DeadlineRevision, *, city_id: str | None = None
+) -> DeadlineUpdatedEvent | DeadlineCancelledEvent:
+    """The envelope of a change of a deadline's calendar entry; its id depends on the
+    deadline, the revision and (for one city's cancellation) the city."""
+    cancelled = isinstance(revision, DeadlineCancellation)
+    kind = "deadline.cancelled" if cancelled else "deadline.updated"
+    parts = [kind, revision.deadline_id, str(revision.sequence)]
+    subject = f"deadlines/{revision.deadline_id}"
+    if city_id is not None:
+        parts.append(city_id)
+        subject += f"/cities/{city_id}"
+    fields: dict[str, Any] = {
+        "id": stable_id(*parts),
+        "source": SOURCE_SCHEDULER,
+        "time": revision.revised_at,
+        "subject": subject,
+        "partitionkey": revision.deadline_id,
+    }
+    if isinstance(revision, DeadlineCancellation):
+        return DeadlineCancelledEvent(**fields, data=revision)
+    return DeadlineUpdatedEvent(**fields, data=revision)

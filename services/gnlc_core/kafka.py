@@ -66,6 +66,21 @@ class Topics:
         return f"{self.prefix}announcement.published"
 
     @property
+    def deadline_updated(self) -> str:
+        """A deadline's calendar entry changed (email only)."""
+        return f"{self.prefix}deadline.updated"
+
+    @property
+    def deadline_cancelled(self) -> str:
+        """A deadline's calendar entry withdrawn (email only)."""
+        return f"{self.prefix}deadline.cancelled"
+
+    @property
+    def changes(self) -> tuple[str, ...]:
+        """The changes of deadlines' calendar entries, which only the email service reads."""
+        return (self.deadline_updated, self.deadline_cancelled)
+
+    @property
     def deadline_submitted(self) -> str:
         """Compacted; key ``deadline_id/city_id``. Partners and the operator API write it."""
         return f"{self.prefix}deadline.submitted"
@@ -99,6 +114,7 @@ class Topics:
     def all(self) -> tuple[str, ...]:
         return (
             *self.domain,
+            *self.changes,
             *self.compacted,
             self.scheduler_dead_letter,
             self.email_dead_letter,

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     claim_timeout_seconds: float = Field(
         default=15.0, gt=0, description="When a row claimed by a dead instance is taken over."
     )
+    calendar_cancel_on_submission: bool = Field(
+        default=True,
+        description=(
+            "A city's submission withdraws the deadline's calendar entry from that city "
+            "(METHOD:CANCEL): a submitted deadline needs no entry and no alarm any more."
+        ),
+    )
     sweep_seconds: float = Field(
         default=1.0, gt=0, description="How often the dispatcher looks for work it was not told of."
     )

@@ -4,6 +4,7 @@ health, over one database (ledger, preferences)."""
 from __future__ import annotations
 
 import asyncio
+from email.utils import parseaddr
 
 from fastapi import FastAPI
 
@@ -26,6 +27,7 @@ from gnlc_core.service import build_app, health_router, tcp_check
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
 from gnlc_email.bounce_service import BounceService
+from gnlc_email.calendar_book import CalendarBook
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
 from gnlc_email.i18n import Catalogs
 from gnlc_email.metrics import SmtpPoolMetrics
@@ -75,13 +77,18 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         directory,
         pool,
         retrier=retrier,
-        renderer=Renderer(catalogs, domain=settings.message_id_domain),
+        renderer=Renderer(
+            catalogs,
+            domain=settings.message_id_domain,
+            organizer=parseaddr(settings.mail_from)[1] or None,
+        ),
         should_send=should_send or not_submitted,
         **bounces.consumer_options(),
     )
     membership = Membership()
     broker.subscriber(
         *topics.domain,
+        *topics.changes,
         group_id=topics.group(CHANNEL),
         ack_policy=AT_LEAST_ONCE,
         auto_offset_reset="earliest",
@@ -121,7 +128,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         ledger = Ledger(engine, CHANNEL, listeners=[notices])
         await bounces.start(engine, ledger, preferences)
         assert bounces.store is not None
-        consumer.ready(Services(ledger, preferences, tokens, bounces.store))
+        consumer.ready(Services(ledger, preferences, tokens, bounces.store, CalendarBook(engine)))
         await tiers
 
     async def start_views() -> None:

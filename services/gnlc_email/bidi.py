@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from babel.core import get_global
 from markupsafe import Markup, escape
 
 from gnlc_email.i18n import Direction, cldr_locale, direction_of, normalize
@@ -57,6 +58,64 @@ def language_direction(tag: str) -> Direction:
     return direction_of(locale) if locale is not None else Direction.LTR
 
 
+#: ISO 15924 codes of the scripts of Unicode character names' first word.
+_SCRIPTS = {
+    "LATIN": "Latn",
+    "ARABIC": "Arab",
+    "HEBREW": "Hebr",
+    "SYRIAC": "Syrc",
+    "THAANA": "Thaa",
+    "NKO": "Nkoo",
+    "CYRILLIC": "Cyrl",
+    "GREEK": "Grek",
+    "ARMENIAN": "Armn",
+    "GEORGIAN": "Geor",
+    "DEVANAGARI": "Deva",
+    "BENGALI": "Beng",
+    "TAMIL": "Taml",
+    "THAI": "Thai",
+    "ETHIOPIC": "Ethi",
+    "CJK": "Hani",
+    "HANGUL": "Hang",
+    "HIRAGANA": "Hira",
+    "KATAKANA": "Kana",
+}
+#: Scripts a language's script takes in: Chinese characters in Japanese and Korean, kana in
+#: Japanese, Hangul in Korean.
+_WITHIN = {
+    "Hans": {"Hani"},
+    "Hant": {"Hani"},
+    "Jpan": {"Hani", "Hira", "Kana"},
+    "Kore": {"Hani", "Hang"},
+}
+
+
+def script_of(text: str) -> str | None:
+    """The ISO 15924 script of the first letter with a direction (``Arab``, ``Latn``),
+    None when there is none or its script is not one of those named here."""
+    for char in text:
+        if unicodedata.bidirectional(char) in {"L", "R", "AL"}:
+            return _SCRIPTS.get(unicodedata.name(char, "").split(" ")[0])
+    return None
+
+
+@lru_cache(maxsize=256)
+def _likely_script(tag: str) -> str | None:
+    """The script a language is most likely written in (CLDR likely subtags)."""
+    locale = cldr_locale(tag)
+    if locale is None:
+        return None
+    if locale.script:
+        return str(locale.script)
+    likely = get_global("likely_subtags").get(locale.language, "")
+    parts = likely.split("_")
+    return parts[1] if len(parts) > 1 and len(parts[1]) == 4 else None
+
+
+def _fits(script: str, expected: str | None) -> bool:
+    return expected is None or script == expected or script in _WITHIN.get(expected, set())
+
+
 @dataclass(frozen=True)
 class Text:
     """A text the operator wrote, with the language it was given in and its direction:
@@ -69,6 +128,16 @@ class Text:
     @property
     def dir(self) -> Direction:
         return first_strong(self.text) or language_direction(self.lang)
+
+    @property
+    def html_lang(self) -> str:
+        """Its ``lang``: the language it was given in, unless its letters are of another
+        script than that language is written in (an Arabic title filed under ``en``), then
+        the script alone, language undetermined: ``und-Arab``."""
+        found = script_of(self.text)
+        if found is None or _fits(found, _likely_script(self.lang)):
+            return self.lang
+        return f"und-{found}"
 
     @property
     def align(self) -> str:

@@ -36,11 +36,13 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from gnlc_core.consumer import always, dead_letter, decode
+from gnlc_core.consumer import always, dead_letter
+from gnlc_core.consumer import decode_any as decode
 from gnlc_core.directory import City, DirectorySource
 from gnlc_core.events import (
     AnnouncementPublishedEvent,
-    DeadlineReminderEvent,
+    DeadlineCancelledEvent,
+    DeadlineUpdatedEvent,
     encode_event,
 )
 from gnlc_core.kafka import Topics, publish_dead_letter
@@ -50,8 +52,10 @@ from gnlc_core.retry import Retrier
 from gnlc_core.settings import Settings
 from gnlc_email.bounce_store import BounceStore
 from gnlc_email.bounces import drop_reason
+from gnlc_email.calendar_book import CalendarBook, Receipt
 from gnlc_email.dkim_signer import DkimSigner
 from gnlc_email.message import Recipient, compose
+from gnlc_email.render import Event as Event  # the events it handles
 from gnlc_email.render import RenderedEmail, Renderer
 from gnlc_email.sender import SEND_ERRORS, SmtpPool, classify
 from gnlc_email.sendgrid import smtpapi_header
@@ -62,7 +66,6 @@ from gnlc_email.verp import MailKind, ReturnPaths
 log = get_logger(__name__)
 
 CHANNEL = "email"
-Event = DeadlineReminderEvent | AnnouncementPublishedEvent
 ShouldSend = Callable[[Event, City], Awaitable[bool]]
 FLUSH_SECONDS = 0.1
 #: Per event, the cities (and which of their contacts) still to send to.
@@ -96,24 +99,40 @@ class Services:
     preferences: Preferences
     tokens: Tokens
     bounces: BounceStore
+    calendar: CalendarBook
+
+
+def receipt_of(job: Job, notice: Notice) -> Receipt | None:
+    """What a delivered mail with a calendar entry tells the calendar book."""
+    mark = job.rendered.calendar
+    if mark is None or notice.status is not Status.DELIVERED:
+        return None
+    return Receipt(mark.deadline_id, job.city.id, mark.sequence, mark.withdrawn)
 
 
 class LedgerWriter:
     """Collects outcomes and writes them in small transactions, at most ``FLUSH_SECONDS``
     after they happen; ``close`` waits for every write and does the last one, so the batch
     is committed only once everything in it is in the ledger. A failed write fails the
-    batch (it is then handled again, and the ledger skips what it has)."""
+    batch (it is then handled again, and the ledger skips what it has). Receipts of calendar
+    entries are written before the notices, so a notice settled in the ledger never lacks
+    its receipt."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, calendar: CalendarBook) -> None:
         self._ledger = ledger
+        self._calendar = calendar
         self._pending: list[Notice] = []
+        self._receipts: list[Receipt] = []
+        self.recorded: list[Receipt] = []  # every receipt written
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self.counts: dict[Status, int] = dict.fromkeys(Status, 0)
 
-    def add(self, notice: Notice) -> None:
+    def add(self, notice: Notice, receipt: Receipt | None = None) -> None:
         self._pending.append(notice)
+        if receipt is not None:
+            self._receipts.append(receipt)
         self.counts[notice.status] += 1
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._write_soon)
@@ -127,6 +146,9 @@ class LedgerWriter:
     async def _write(self) -> None:
         async with self._lock:
             rows, self._pending = self._pending, []
+            receipts, self._receipts = self._receipts, []
+            await self._calendar.record(receipts)
+            self.recorded += receipts
             await self._ledger.record_many(rows)
 
     async def close(self) -> None:
@@ -196,12 +218,8 @@ class EmailConsumer:
                 await dead_letter(self._broker, self._topics.email_dead_letter, record, event)
             else:
                 events.append(event)
-        writer = LedgerWriter(services.ledger)
-        try:
-            plan = await self._plan(events, services, writer)
-            await self._send_all(self._jobs(plan), writer)
-        finally:
-            await writer.close()
+        writer = await self._deliver(events, services)
+        await self._follow_up(writer.recorded, services)
         counts = {status.value: n for status, n in writer.counts.items() if n}
         if counts or len(events) != len(records):
             log.info(
@@ -212,7 +230,46 @@ class EmailConsumer:
                 **counts,
             )
 
-    async def _plan(self, events: list[Event], services: Services, writer: LedgerWriter) -> Plan:
+    async def _deliver(
+        self, events: list[Event], services: Services, only: dict[str, set[str]] | None = None
+    ) -> LedgerWriter:
+        """Plan, render and send ``events`` (to the cities in ``only`` for the events it
+        names); every outcome is in the ledger when this returns."""
+        writer = LedgerWriter(services.ledger, services.calendar)
+        try:
+            plan = await self._plan(events, services, writer, only)
+            await self._send_all(self._jobs(plan), writer)
+        finally:
+            await writer.close()
+        return writer
+
+    async def _follow_up(self, receipts: Sequence[Receipt], services: Services) -> None:
+        """Cities that were just delivered an entry older than its deadline's latest change
+        (a reminder that waited while the change was handled) get the change now; until no
+        such city is left (each round only ever moves a city to a later revision)."""
+        while receipts:
+            behind = await services.calendar.behind(receipts)
+            if not behind:
+                return
+            only: dict[str, set[str]] = {}
+            events: dict[str, Event] = {}
+            for raw, city_id in behind:
+                event = decode(raw.encode())
+                if isinstance(event, str):  # a kept change is always valid; be safe
+                    log.warning("kept calendar change unreadable", reason=event)
+                    continue
+                events[event.id] = event
+                only.setdefault(event.id, set()).add(city_id)
+            log.info("calendar entries brought up to date", cities=len(behind))
+            receipts = (await self._deliver(list(events.values()), services, only)).recorded
+
+    async def _plan(
+        self,
+        events: list[Event],
+        services: Services,
+        writer: LedgerWriter,
+        only: dict[str, set[str]] | None = None,
+    ) -> Plan:
         """Per event, the cities and their contacts still to send to."""
         wanted: list[tuple[Event, list[City]]] = []
         seen_events: set[str] = set()
@@ -221,7 +278,9 @@ class EmailConsumer:
                 continue
             seen_events.add(event.id)
             cities = []
-            for city in self._directory.directory.resolve(event.data.audience):
+            for city in await self._targets(event, services):
+                if only is not None and city.id not in only.get(event.id, set()):
+                    continue
                 if await self._should_send(event, city):
                     cities.append(city)
                 else:
@@ -282,6 +341,27 @@ class EmailConsumer:
                 plan.append((event, todo))
         return plan
 
+    async def _targets(self, event: Event, services: Services) -> list[City]:
+        """The cities an event is for: its audience; for a change of a deadline's calendar
+        entry, the cities that received an older revision of it (and, for one city's
+        cancellation, that city of them)."""
+        directory = self._directory.directory
+        if not isinstance(event, DeadlineUpdatedEvent | DeadlineCancelledEvent):
+            return list(directory.resolve(event.data.audience))
+        # kept before the holders are read: a receipt written meanwhile sees it (``behind``)
+        await services.calendar.remember(event)
+        holders = await services.calendar.holders(event.data.deadline_id, event.data.sequence)
+        only = None
+        if isinstance(event, DeadlineCancelledEvent) and event.data.reason == "submitted":
+            only = set(event.data.audience.cities)
+        return [
+            city
+            for city_id in holders
+            if (city := directory.by_id.get(city_id)) is not None
+            and city.active
+            and (only is None or city_id in only)
+        ]
+
     def _render(self, event: Event, cities: list[City]) -> list[RenderedEmail | Exception]:
         """Each city's mail, or what went wrong with it: a template bug for one city must
         not sink the others."""
@@ -312,7 +392,8 @@ class EmailConsumer:
         async def worker() -> None:
             for job in jobs:  # shared iterator: each job goes to exactly one worker
                 if isinstance(job, Job):
-                    writer.add(await self._send(job))
+                    notice = await self._send(job)
+                    writer.add(notice, receipt_of(job, notice))
                 else:
                     await job
 
@@ -456,7 +537,14 @@ class EmailConsumer:
             except Exception as exc:
                 await self._park(event, city.id, f"render: {type(exc).__name__}: {exc}")
                 return
-            outcome = await self._send(Job(event, city, address, rendered, attempt))
+            job = Job(event, city, address, rendered, attempt)
+            outcome = await self._send(job)
+            receipt = receipt_of(job, outcome)
+            if receipt is not None:
+                await services.calendar.record([receipt])
+                await services.ledger.record_many([outcome])
+                await self._follow_up([receipt], services)
+                return
         await services.ledger.record_many([outcome])
 
     async def _park(self, event: Event, recipient: str, reason: str) -> None:

@@ -8,7 +8,8 @@ sentences), with the number written as CLDR writes numbers in that language."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -35,8 +36,10 @@ def gmt_offset(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
     """The zone's UTC offset at ``moment`` in the locale's GMT format (``GMT+05:45``,
     ``UTC+01:00``, ``غرينتش‎+01:00``). Written here because Babel 2.18 gets negative offsets
     that are not whole hours wrong (St John's -03:30 comes out as -04:30)."""
-    offset = moment.astimezone(zone).utcoffset()
-    total = int(offset.total_seconds()) if offset is not None else 0
+    return _gmt(_offset_seconds(moment, zone), locale)
+
+
+def _gmt(total: int, locale: Locale) -> str:
     hours, rest = divmod(abs(total), 3600)
     sign = "-" if total < 0 else "+"
     # in right-to-left text a left-to-right mark keeps the sign before the digits, as
@@ -45,40 +48,85 @@ def gmt_offset(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
     return str(locale.zone_formats["gmt"]) % f"{mark}{sign}{hours:02d}:{rest // 60:02d}"
 
 
+class Season(StrEnum):
+    """Which of its names a zone goes by at a moment (CLDR's ``standard`` and ``daylight``)."""
+
+    STANDARD = "standard"
+    DAYLIGHT = "daylight"
+
+
+#: The year whose rules CLDR's metazone of each zone describes (Babel 2.18 carries CLDR 47,
+#: of 2025, and only each zone's latest metazone). A year whose offsets differ from that
+#: year's is named by place and offset instead (``zone_label``).
+METAZONE_YEAR = 2023
+_WEEK = timedelta(days=7)
+
+
+@lru_cache(maxsize=8192)
+def offsets_in_year(key: str, year: int) -> frozenset[int]:
+    """The UTC offsets (seconds) the zone uses during ``year``, sampled weekly, with both
+    ends: every period of a week or more shows (Morocco's month of Ramadan included)."""
+    where = zone(key)
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    seen = set()
+    moment = start
+    while moment < end:
+        seen.add(_offset_seconds(moment, where))
+        moment += _WEEK
+    seen.add(_offset_seconds(end - timedelta(seconds=1), where))
+    return frozenset(seen)
+
+
+def _offset_seconds(moment: datetime, where: ZoneInfo) -> int:
+    offset = moment.astimezone(where).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def season(moment: datetime, where: ZoneInfo) -> tuple[Season, bool]:
+    """The season of ``moment`` in ``where``, and whether CLDR's metazone of the zone can
+    name it (the year uses the same offsets as ``METAZONE_YEAR``).
+
+    Decided by offsets alone, never by ``dst()``: tzdata gives Europe/Dublin a negative
+    daylight saving in winter (Irish Standard Time is the legal standard, GMT the winter
+    exception), Namibia from 1994 to 2017 and Morocco during Ramadan the same, while people
+    there, and CLDR, call the summer's offset the daylight one. So: in a year with more than
+    one offset, the largest is ``daylight`` and the others ``standard``; a year with one
+    offset is ``standard`` throughout."""
+    offsets = offsets_in_year(where.key, moment.astimezone(where).year)
+    current = _offset_seconds(moment, where)
+    kind = Season.DAYLIGHT if len(offsets) > 1 and current == max(offsets) else Season.STANDARD
+    return kind, offsets == offsets_in_year(where.key, METAZONE_YEAR)
+
+
 def zone_label(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
     """The zone's name at ``moment`` with its UTC offset: ``Central European Standard Time,
-    GMT+01:00``. Zones without a name of their own (Kathmandu) are named after their place:
-    ``Nepal Time, GMT+05:45``."""
-    local = moment.astimezone(zone)
-    offset, dst = local.utcoffset(), local.dst()
-    return _zone_label(
-        zone.key,
-        locale,
-        int(offset.total_seconds()) if offset is not None else 0,
-        int(dst.total_seconds()) if dst is not None else 0,
-        local,
-    )
+    GMT+01:00``, ``Irish Standard Time, GMT+01:00`` in a Dublin July and ``Greenwich Mean
+    Time, GMT+00:00`` in its January. The name is CLDR's (the zone's own name for the
+    season, else its metazone's) where CLDR can name that moment; else, and where CLDR has
+    no name of its own (Kathmandu), the zone is named after its place: ``Nepal Time,
+    GMT+05:45``, ``Namibia Time, GMT+01:00`` (a Windhoek winter of 2000, when the offsets
+    were not today's), a name that cannot mislead beside the offset."""
+    kind, named = season(moment, zone)
+    return _zone_label(zone.key, locale, _offset_seconds(moment, zone), kind, named)
 
 
-_labels: dict[tuple[str, Locale, int, int], str] = {}
-
-
-def _zone_label(key: str, locale: Locale, offset: int, dst: int, local: datetime) -> str:
-    """The label depends on the moment only through the offset and daylight saving time in
-    force, so it is worked out once per zone, language and season (Babel takes longer over
-    a zone's name than over everything else in a message)."""
-    cache_key = (key, locale, offset, dst)
-    label = _labels.get(cache_key)
-    if label is None:
-        zone = local.tzinfo
-        assert isinstance(zone, ZoneInfo)
-        text = gmt_offset(local, zone, locale)
-        name = get_timezone_name(local, "long", locale=locale)
+@lru_cache(maxsize=16384)
+def _zone_label(key: str, locale: Locale, offset: int, kind: Season, named: bool) -> str:
+    """The label depends on the moment only through the offset and the season, so it is
+    worked out once per zone, language and season (Babel takes longer over a zone's name
+    than over everything else in a message)."""
+    where = zone(key)
+    text = _gmt(offset, locale)
+    location = get_timezone_location(where, locale=locale)
+    name = location
+    if named:
+        # Babel answers with the place's name when CLDR has no name for the season
+        cldr = get_timezone_name(where, "long", locale=locale, zone_variant=kind.value)
         gmt = str(locale.zone_formats["gmt"]).split("%s")[0]  # "GMT", "UTC", "غرينتش"
-        if name.startswith(("GMT", "UTC")) or (gmt and name.startswith(gmt)) or name == text:
-            name = get_timezone_location(zone, locale=locale)
-        label = _labels[cache_key] = _punctuation(locale).separator.join((name, text))
-    return label
+        if not (cldr.startswith(("GMT", "UTC")) or (gmt and cldr.startswith(gmt))):
+            name = cldr
+    return _punctuation(locale).separator.join((name, text))
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ def compose(
     ``extra_headers`` (ASCII) go last, before the MIME structure."""
     msg_id = message_id(event_id, recipient.key, message_id_domain)
     seed = hashlib.sha256(msg_id.encode()).hexdigest()[:24]
-    personal = rendered.for_recipient(unsubscribe_url)
+    personal = rendered.for_recipient(unsubscribe_url, (recipient.address, recipient.name))
     body = _multipart(
         "alternative",
         f"=_alt_{seed}",

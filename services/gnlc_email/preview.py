@@ -19,8 +19,11 @@ from gnlc_core.directory import City
 from gnlc_core.events import (
     AnnouncementPublished,
     Audience,
+    DeadlineCancellation,
     DeadlineReminder,
+    DeadlineRevision,
     announcement_event,
+    change_event,
     reminder_event,
 )
 from gnlc_core.settings import Settings
@@ -88,6 +91,20 @@ def sample_event(kind: Kind, now: datetime) -> Event:
                 link="https://example.org/gnlc/education-day",
             )
         )
+    if kind in {Kind.DEADLINE_UPDATED, Kind.DEADLINE_CANCELLED}:
+        revision = DeadlineRevision(
+            deadline_id="preview-progress-report",
+            title=PROGRESS_REPORT,
+            description=PROGRESS_REPORT_DESCRIPTION,
+            due_at=(now + timedelta(days=14)).replace(second=0, microsecond=0),
+            audience=Audience(all_members=True),
+            link="https://example.org/gnlc/report",
+            sequence=1,
+            revised_at=now,
+        )
+        if kind is Kind.DEADLINE_CANCELLED:
+            revision = DeadlineCancellation(**{**revision.model_dump(), "sequence": 2})
+        return change_event(revision)
     overdue = kind is Kind.OVERDUE_REMINDER
     offset = 3 * 86400 if overdue else -7 * 86400
     due = (now - timedelta(seconds=offset)).replace(second=0, microsecond=0)
@@ -107,8 +124,8 @@ def sample_event(kind: Kind, now: datetime) -> Event:
 
 
 def kind_of(event: Event) -> Kind:
-    if event.type == "announcement.published":
-        return Kind.ANNOUNCEMENT
+    if event.type != "deadline.reminder":
+        return Kind(event.type.replace(".", "-").replace("announcement-published", "announcement"))
     if event.data.offset_seconds > 0:
         return Kind.OVERDUE_REMINDER
     return Kind.DEADLINE_REMINDER

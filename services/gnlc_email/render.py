@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 from functools import cache, lru_cache
 from pathlib import Path
@@ -24,9 +25,16 @@ from jinja2 import BaseLoader, Environment, FileSystemLoader, StrictUndefined, s
 from markupsafe import escape
 
 from gnlc_core.directory import City
-from gnlc_core.events import AnnouncementPublishedEvent, DeadlineReminder, DeadlineReminderEvent
+from gnlc_core.events import (
+    AnnouncementPublishedEvent,
+    ChangeEvent,
+    DeadlineCancelledEvent,
+    DeadlineReminder,
+    DeadlineReminderEvent,
+    DeadlineRevision,
+)
 from gnlc_email.bidi import Text, bdi, isolate
-from gnlc_email.calendar import deadline_ics
+from gnlc_email.calendar import Method, deadline_ics, for_attendee
 from gnlc_email.dates import local_date, local_datetime, span, utc_datetime
 from gnlc_email.dates import zone as zone_of
 from gnlc_email.i18n import (
@@ -47,7 +55,7 @@ FALLBACK_LANGUAGE = SOURCE_LANGUAGE
 UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/gnlc-recipient-link"
 DEFAULT_DOMAIN = "notify.gnlc.example.org"
 
-Event = DeadlineReminderEvent | AnnouncementPublishedEvent
+Event = DeadlineReminderEvent | AnnouncementPublishedEvent | ChangeEvent
 
 
 class Kind(StrEnum):
@@ -56,16 +64,30 @@ class Kind(StrEnum):
     DEADLINE_REMINDER = "deadline-reminder"
     OVERDUE_REMINDER = "overdue-reminder"
     ANNOUNCEMENT = "announcement"
+    DEADLINE_UPDATED = "deadline-updated"  # its calendar entry changed
+    DEADLINE_CANCELLED = "deadline-cancelled"  # its calendar entry withdrawn
 
     @property
     def template(self) -> str:
+        if self in {Kind.DEADLINE_UPDATED, Kind.DEADLINE_CANCELLED}:
+            return "deadline_changed"
         return self.value.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class CalendarMark:
+    """The calendar entry a mail carries: which deadline, which revision, and whether it
+    withdraws the entry (the consumer records who received what)."""
+
+    deadline_id: str
+    sequence: int
+    withdrawn: bool = False
 
 
 @dataclass(frozen=True)
 class Attachment:
     filename: str
-    content_type: str  # with parameters, e.g. 'text/calendar; method=PUBLISH'
+    content_type: str  # with parameters, e.g. 'text/calendar; method=REQUEST'
     data: bytes
 
 
@@ -78,19 +100,34 @@ class RenderedEmail:
     html: str
     attachments: tuple[Attachment, ...] = ()
     dates_language: str = SOURCE_LANGUAGE  # BCP 47 tag of the dates' locale
+    calendar: CalendarMark | None = None
 
     @property
     def optional(self) -> bool:
         """Announcements are optional mail (unsubscribe); reminders are required mail."""
         return self.kind is Kind.ANNOUNCEMENT
 
-    def for_recipient(self, unsubscribe_url: str | None) -> RenderedEmail:
-        """The bodies with this recipient's own unsubscribe link in place."""
+    def for_recipient(
+        self, unsubscribe_url: str | None, attendee: tuple[str, str] | None = None
+    ) -> RenderedEmail:
+        """The bodies with this recipient's own unsubscribe link in place, and the
+        calendar entry with the recipient (address, name) as its attendee."""
+        personal = self
+        if attendee is not None and self.calendar is not None:
+            personal = replace(
+                personal,
+                attachments=tuple(
+                    replace(a, data=for_attendee(a.data, *attendee))
+                    if a.content_type.startswith("text/calendar")
+                    else a
+                    for a in self.attachments
+                ),
+            )
         if UNSUBSCRIBE_PLACEHOLDER not in self.text:
-            return self
+            return personal
         url = unsubscribe_url or ""
         return replace(
-            self,
+            personal,
             text=self.text.replace(UNSUBSCRIBE_PLACEHOLDER, url),
             html=self.html.replace(UNSUBSCRIBE_PLACEHOLDER, str(escape(url))),
         )
@@ -119,7 +156,7 @@ def _text_choice(event: Event, languages: Sequence[str]) -> str:
     same key and catalog get the same draft."""
     data = event.data
     texts: list[Mapping[str, str] | str | None] = [data.title, data.link]
-    if isinstance(data, DeadlineReminder):
+    if isinstance(data, DeadlineReminder | DeadlineRevision):
         texts.append(data.description)
     else:
         texts.append(data.body)
@@ -250,6 +287,7 @@ class Draft:
     attachments: tuple[Attachment, ...] = ()
     dates_language: str = SOURCE_LANGUAGE
     dates_direction: Direction = Direction.LTR
+    calendar: CalendarMark | None = None
 
     def fill(self, values: dict[str, str]) -> RenderedEmail:
         other = self.dates_language != self.language
@@ -275,6 +313,7 @@ class Draft:
             + _SLOT.sub(lambda m: forms[m.group(1)][2], body),
             self.attachments,
             self.dates_language,
+            self.calendar,
         )
 
 
@@ -301,10 +340,12 @@ class Renderer:
         *,
         templates: Path = TEMPLATES_DIR,
         domain: str = DEFAULT_DOMAIN,
+        organizer: str | None = None,
     ) -> None:
         self.catalogs = catalogs or Catalogs()
         self._templates = templates
         self._domain = domain
+        self._organizer = organizer  # the calendar entries' ORGANIZER address
         self._environments: dict[str, Environment] = {}
         self._choices: dict[LanguageChain, Choice] = {}
 
@@ -368,7 +409,9 @@ class Renderer:
         values left as slots."""
         if isinstance(event, DeadlineReminderEvent):
             return self._reminder(event, chosen)
-        return self._announcement(event, chosen)
+        if isinstance(event, AnnouncementPublishedEvent):
+            return self._announcement(event, chosen)
+        return self._change(event, chosen)
 
     def _draft(
         self, kind: Kind, chosen: Choice, subject: str, context: dict[str, Any]
@@ -437,6 +480,25 @@ class Renderer:
         )
         if kind is not Kind.DEADLINE_REMINDER:
             return draft
+        entry = self._calendar_entry(
+            data, lang, title, description, link, due_utc, data.revised_at or event.time
+        )
+        return replace(
+            with_attachments((entry,)), calendar=CalendarMark(data.deadline_id, data.sequence)
+        )
+
+    def _calendar_entry(
+        self,
+        data: DeadlineReminder | DeadlineRevision,
+        lang: Language,
+        title: Text,
+        description: Text | None,
+        link: str | None,
+        due_utc: str,
+        stamp: datetime,
+        method: Method = Method.REQUEST,
+    ) -> Attachment:
+        """The deadline's calendar entry as of the revision ``data`` carries."""
         ics = deadline_ics(
             deadline_id=data.deadline_id,
             summary=lang.gettext("Due: %(title)s") % {"title": title.text},
@@ -451,15 +513,67 @@ class Renderer:
                 if part
             ),
             due_at=data.due_at,
-            stamp=event.time,
+            stamp=stamp,
             link=link,
             language=lang.html_lang,
             domain=self._domain,
             alarm_label=lang.gettext("Due in one day: %(title)s") % {"title": title.text},
+            sequence=data.sequence,
+            method=method,
+            organizer=self._organizer,
         )
-        return with_attachments(
-            (Attachment(f"{data.deadline_id}.ics", "text/calendar; method=PUBLISH", ics),)
+        return Attachment(f"{data.deadline_id}.ics", method.content_type, ics)
+
+    def _change(self, event: ChangeEvent, chosen: Choice) -> Draft:
+        """A changed or withdrawn calendar entry, with a few words on what happened."""
+        data = event.data
+        lang = chosen.wording
+        title = operator_text(data.title, chosen.languages)
+        words = {"title": isolate(title.text, lang.direction), "date": slot("due_date")}
+        if isinstance(event, DeadlineCancelledEvent):
+            kind, method = Kind.DEADLINE_CANCELLED, Method.CANCEL
+            subject = lang.gettext("Cancelled: %(title)s") % words
+            if event.data.reason == "submitted":
+                status = lang.gettext(
+                    "Your city has submitted: this deadline is removed from your calendar."
+                )
+            else:
+                status = lang.gettext("This deadline has been cancelled.")
+            note = lang.gettext(
+                "The attached calendar entry (.ics) removes the deadline from your calendar."
+            )
+        else:
+            kind, method = Kind.DEADLINE_UPDATED, Method.REQUEST
+            subject = lang.gettext("Updated: %(title)s – now due %(date)s") % words
+            status = lang.gettext("This deadline has changed.")
+            note = lang.gettext("The attached calendar entry (.ics) updates the one you received.")
+        description = (
+            operator_text(data.description, chosen.languages) if data.description else None
         )
+        link = pick_link(data.link, chosen.languages)
+        due_utc = utc_datetime(data.due_at, chosen.dates)
+        _, with_attachments = self._draft(
+            kind,
+            chosen,
+            subject,
+            {
+                "event_id": event.id,
+                "city_name": slot("city"),
+                "title": title,
+                "status": status,
+                "due_local": slot("due_local"),
+                "due_utc": due_utc,
+                "description": description,
+                "link": link,
+                "calendar_note": note,
+                "cancelled": method is Method.CANCEL,
+            },
+        )
+        entry = self._calendar_entry(
+            data, lang, title, description, link, due_utc, data.revised_at, method
+        )
+        mark = CalendarMark(data.deadline_id, data.sequence, withdrawn=method is Method.CANCEL)
+        return replace(with_attachments((entry,)), calendar=mark)
 
     def _announcement(self, event: AnnouncementPublishedEvent, chosen: Choice) -> Draft:
         data = event.data
@@ -491,7 +605,7 @@ class Renderer:
 def city_values(event: Event, city: City, dates: Locale) -> dict[str, str]:
     """What differs from city to city once the languages are chosen: name, local times."""
     zone = zone_of(city.timezone)
-    if isinstance(event, DeadlineReminderEvent):
+    if not isinstance(event, AnnouncementPublishedEvent):
         due = event.data.due_at
         return {
             "city": city.name,

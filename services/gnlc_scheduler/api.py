@@ -267,7 +267,7 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
 
     @router.delete("/deadlines/{deadline_id}", responses={**NOT_FOUND})
     async def cancel_deadline(deadline_id: DeadlineId) -> Cancelled:
-        cancelled = await guarded(lambda: store.cancel_deadline(engine, deadline_id, utc_now()))
+        cancelled = await guarded(lambda: service.cancel_deadline(deadline_id))
         return Cancelled(reminders_cancelled=cancelled)
 
     @router.get("/deadlines", summary="Deadlines with their state: active, past or cancelled")

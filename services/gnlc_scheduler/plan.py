@@ -15,7 +15,7 @@ Nothing is left out silently: every step not scheduled for a city is reported wi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -46,11 +46,24 @@ def local_instant(
         return (due_at + offset).astimezone(UTC)
     due_day = due_at.astimezone(zone).date()
     day = due_day + timedelta(days=offset.days)
-    instant = datetime.combine(day, time(delivery_hour), tzinfo=zone).astimezone(UTC)
+    instant = wall_instant(day, delivery_hour, zone)
     if offset <= timedelta(0):
         while instant >= due_at:
             day -= _DAY
-            instant = datetime.combine(day, time(delivery_hour), tzinfo=zone).astimezone(UTC)
+            instant = wall_instant(day, delivery_hour, zone)
+    return instant
+
+
+def wall_instant(day: date, hour: int, zone: ZoneInfo) -> datetime:
+    """``hour`` o'clock on ``day`` in ``zone`` (UTC), always on that local day. An hour the
+    clocks skip is read with the offset before the change, so it goes out later by the gap
+    (02:30 on a spring-forward day at 02:00 is 03:30); when that would be the next day (a
+    change at the end of the day, as America/Nuuk's at 23:00), with the offset after it,
+    earlier by the gap (22:00). An hour that happens twice goes out the first time."""
+    wall = datetime.combine(day, time(hour), tzinfo=zone)
+    instant = wall.astimezone(UTC)
+    if instant.astimezone(zone).date() != day:
+        instant = wall.replace(fold=1).astimezone(UTC)
     return instant
 
 

@@ -94,9 +94,9 @@ class SchedulerService:
             )
 
     async def save_deadline(self, deadline: Deadline) -> store.Planned:
-        planned = await store.save_deadline(self.engine, deadline, now=utc_now(), grace=self._grace)
-        if planned.rows:
-            self.dispatcher.expect(min(row["fire_at"] for row in planned.rows))
+        now = utc_now()
+        planned = await store.save_deadline(self.engine, deadline, now=now, grace=self._grace)
+        self.dispatcher.expect(min((row["fire_at"] for row in planned.rows), default=now))
         log.info(
             "deadline saved",
             deadline=deadline.id,
@@ -111,8 +111,14 @@ class SchedulerService:
         """Record it, then tell the consumers (the submissions topic), so that a reminder
         already on its way is dropped before it is sent."""
         cancelled = await store.record_submission(
-            self.engine, deadline_id, city_id, at=at, source=source
+            self.engine,
+            deadline_id,
+            city_id,
+            at=at,
+            source=source,
+            cancel_calendar=self.settings.calendar_cancel_on_submission,
         )
+        self.dispatcher.expect(at)
         event = submission_event(
             DeadlineSubmitted(
                 deadline_id=deadline_id, city_id=city_id, submitted_at=at, source=source
@@ -121,6 +127,13 @@ class SchedulerService:
         )
         await publish_event(self._broker, self._topics, event)
         log.info("submission recorded", deadline=deadline_id, city=city_id, cancelled=cancelled)
+        return cancelled
+
+    async def cancel_deadline(self, deadline_id: str) -> int:
+        """Cancel it; its ``deadline.cancelled`` event goes out at once."""
+        now = utc_now()
+        cancelled = await store.cancel_deadline(self.engine, deadline_id, now)
+        self.dispatcher.expect(now)
         return cancelled
 
     async def on_submission(self, message: KafkaMessage) -> None:
@@ -134,7 +147,9 @@ class SchedulerService:
                 data.city_id,
                 at=data.submitted_at,
                 source=data.source,
+                cancel_calendar=self.settings.calendar_cancel_on_submission,
             )
+            self.dispatcher.expect(data.submitted_at)
         except ValidationError as exc:
             reason = f"invalid event: {describe(exc)}"
         except store.NotFound as exc:

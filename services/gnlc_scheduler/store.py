@@ -23,7 +23,10 @@ from gnlc_core.directory import City, Directory
 from gnlc_core.events import (
     AnnouncementPublished,
     Audience,
+    DeadlineCancellation,
     DeadlineReminder,
+    DeadlineRevision,
+    change_event,
     encode_event,
     envelope,
     stable_id,
@@ -192,10 +195,13 @@ def plan_reminders(
     grace: timedelta,
     submitted: frozenset[str] = frozenset(),
     existing_ids: frozenset[str] = frozenset(),
+    sequence: int = 0,
+    revised_at: datetime | None = None,
 ) -> Planned:
     """Outbox rows for every step that still makes sense for every target city, and what
     is left out: steps collapsed, past, already sent (``existing_ids``), or for cities in
-    ``submitted``."""
+    ``submitted``. The reminders carry the deadline's revision (``sequence``, made at
+    ``revised_at``): their calendar entry's SEQUENCE and DTSTAMP."""
     rows = []
     dropped: list[CityDropped] = []
     labels = [step_label(offset) for offset in _offsets(deadline)]
@@ -222,6 +228,8 @@ def plan_reminders(
                 offset_seconds=int((step.fire_at - deadline.due_at).total_seconds()),
                 audience=Audience(cities=(city.id,)),
                 link=deadline.link,
+                sequence=sequence,
+                revised_at=revised_at,
             )
             rows.append(
                 {
@@ -287,9 +295,61 @@ def _envelope_of(row: dict[str, Any]) -> Any:
 
 def subject_of(event_type: str, data: dict[str, Any]) -> str:
     """The CloudEvents ``subject`` of a stored event."""
-    if event_type == "deadline.reminder":
+    if event_type == "deadline.reminder" or data.get("reason") == "submitted":
         return f"deadlines/{data['deadline_id']}/cities/{data['audience']['cities'][0]}"
+    if "deadline_id" in data:
+        return f"deadlines/{data['deadline_id']}"
     return f"announcements/{data['announcement_id']}"
+
+
+#: What a deadline's calendar entry shows (stored columns): a change of any of them raises
+#: the deadline's revision, and the cities that received the entry get it again.
+ENTRY_FIELDS = ("title", "description", "due_at", "link", "links")
+
+
+def entry_changed(stored: Any, values: dict[str, Any]) -> bool:
+    """Whether ``values`` (a deadline row about to be written) change what the calendar
+    entry of the ``stored`` row shows."""
+    for name in ENTRY_FIELDS:
+        old, new = stored[name], values[name]
+        if name == "due_at":
+            old = _aware(old)
+        if old != new:
+            return True
+    return False
+
+
+def revision_of(row: Any, *, sequence: int, at: datetime) -> DeadlineRevision:
+    """A stored deadline's calendar entry as revision ``sequence`` made ``at``."""
+    data = _with_link(row)
+    return DeadlineRevision(
+        deadline_id=data["id"],
+        title=data["title"],
+        description=data["description"],
+        due_at=_aware(data["due_at"]),
+        audience=Audience.model_validate(data["audience"]),
+        link=data["link"],
+        sequence=sequence,
+        revised_at=at,
+    )
+
+
+def change_row(revision: DeadlineRevision, *, city_id: str | None = None) -> dict[str, Any]:
+    """The outbox row of a ``deadline.updated`` or ``deadline.cancelled`` event: it goes
+    out at once, late or not."""
+    event = change_event(revision, city_id=city_id)
+    return {
+        "event_id": event.id,
+        "type": event.type,
+        "fire_at": revision.revised_at,
+        "state": PENDING,
+        "deadline_id": revision.deadline_id,
+        "city_id": city_id,
+        "announcement_id": None,
+        "step": None,
+        "partition_key": event.partitionkey,
+        "data": revision.model_dump(mode="json", exclude_none=True),
+    }
 
 
 async def save_deadline(
@@ -300,10 +360,21 @@ async def save_deadline(
     not planned again. Nothing is stored when an event would not fit on Kafka."""
     async with engine.begin() as connection:
         existing = (
-            await connection.execute(select(deadlines.c.state).where(deadlines.c.id == deadline.id))
-        ).scalar_one_or_none()
-        if existing == DeadlineState.CANCELLED:
+            (await connection.execute(select(deadlines).where(deadlines.c.id == deadline.id)))
+            .mappings()
+            .first()
+        )
+        if existing is not None and existing["state"] == DeadlineState.CANCELLED:
             raise Conflict(f"deadline {deadline.id!r} was cancelled; use a new id")
+        values = {**_deadline_row(deadline, now), "revision": 0, "revised_at": now}
+        changes: list[dict[str, Any]] = []
+        if existing is not None:
+            values["revision"] = existing["revision"]
+            values["revised_at"] = _aware(existing["revised_at"] or existing["updated_at"])
+            if entry_changed(existing, values):
+                values["revision"] += 1
+                values["revised_at"] = now
+                changes.append(change_row(revision_of(values, sequence=values["revision"], at=now)))
         directory = await _directory(connection)
         done = frozenset(
             (
@@ -329,9 +400,12 @@ async def save_deadline(
             grace=grace,
             submitted=done,
             existing_ids=already,
+            sequence=values["revision"],
+            revised_at=values["revised_at"],
         )
         check_fits(planned.rows)
-        statement = _insert(connection)(deadlines).values(_deadline_row(deadline, now))
+        check_fits(changes)
+        statement = _insert(connection)(deadlines).values(values)
         statement = statement.on_conflict_do_update(
             index_elements=["id"],
             set_={
@@ -346,6 +420,8 @@ async def save_deadline(
                     "link",
                     "links",
                     "updated_at",
+                    "revision",
+                    "revised_at",
                 )
             },
         )
@@ -353,29 +429,68 @@ async def save_deadline(
         await connection.execute(
             delete(outbox).where(
                 outbox.c.deadline_id == deadline.id,
+                outbox.c.type == "deadline.reminder",
                 outbox.c.state.in_([PENDING, SKIPPED, PARKED]),
             )
         )
-        if planned.rows:
-            await connection.execute(outbox.insert(), planned.rows)
+        if changes:  # an update not yet published is superseded by this one
+            await connection.execute(
+                delete(outbox).where(
+                    outbox.c.deadline_id == deadline.id,
+                    outbox.c.type == "deadline.updated",
+                    outbox.c.state.in_([PENDING, PARKED]),
+                )
+            )
+        if planned.rows or changes:
+            await connection.execute(outbox.insert(), [*planned.rows, *changes])
         return planned
 
 
 async def cancel_deadline(engine: AsyncEngine, deadline_id: str, now: datetime) -> int:
-    """Cancel a deadline; its pending reminders are cancelled too (returns how many)."""
+    """Cancel a deadline; its pending reminders are cancelled too (returns how many), and
+    the first time, its revision rises and a ``deadline.cancelled`` event withdraws its
+    calendar entry from the cities that received it."""
     async with engine.begin() as connection:
-        found = await connection.execute(
-            update(deadlines)
-            .where(deadlines.c.id == deadline_id)
-            .values(state=DeadlineState.CANCELLED, updated_at=now)
+        row = (
+            (await connection.execute(select(deadlines).where(deadlines.c.id == deadline_id)))
+            .mappings()
+            .first()
         )
-        if not found.rowcount:
+        if row is None:
             raise NotFound(f"no deadline {deadline_id!r}")
         result = await connection.execute(
             update(outbox)
-            .where(outbox.c.deadline_id == deadline_id, outbox.c.state.in_(_STOPPABLE))
+            .where(
+                outbox.c.deadline_id == deadline_id,
+                outbox.c.type == "deadline.reminder",
+                outbox.c.state.in_(_STOPPABLE),
+            )
             .values(state=CANCELLED)
         )
+        await connection.execute(  # an update not yet published: the cancellation says all
+            update(outbox)
+            .where(
+                outbox.c.deadline_id == deadline_id,
+                outbox.c.type == "deadline.updated",
+                outbox.c.state.in_(_STOPPABLE),
+            )
+            .values(state=CANCELLED)
+        )
+        if row["state"] != DeadlineState.CANCELLED:
+            sequence = row["revision"] + 1
+            await connection.execute(
+                update(deadlines)
+                .where(deadlines.c.id == deadline_id)
+                .values(
+                    state=DeadlineState.CANCELLED,
+                    updated_at=now,
+                    revision=sequence,
+                    revised_at=now,
+                )
+            )
+            revision = revision_of(row, sequence=sequence, at=now)
+            cancellation = DeadlineCancellation(**revision.model_dump())
+            await connection.execute(outbox.insert(), [change_row(cancellation)])
         return int(result.rowcount)
 
 
@@ -502,14 +617,24 @@ async def _directory(connection: AsyncConnection) -> Directory:
 
 
 async def record_submission(
-    engine: AsyncEngine, deadline_id: str, city_id: str, *, at: datetime, source: str
+    engine: AsyncEngine,
+    deadline_id: str,
+    city_id: str,
+    *,
+    at: datetime,
+    source: str,
+    cancel_calendar: bool = False,
 ) -> int:
     """Record that a city submitted; its pending reminders for the deadline are cancelled
-    (returns how many). Recording the same submission twice changes nothing."""
+    (returns how many). Recording the same submission twice changes nothing. With
+    ``cancel_calendar``, a first submission also withdraws the deadline's calendar entry
+    from that city (a ``deadline.cancelled`` event for it alone)."""
     async with engine.begin() as connection:
         known = (
-            await connection.execute(select(deadlines.c.id).where(deadlines.c.id == deadline_id))
-        ).first()
+            (await connection.execute(select(deadlines).where(deadlines.c.id == deadline_id)))
+            .mappings()
+            .first()
+        )
         if known is None:
             raise NotFound(f"no deadline {deadline_id!r}")
         city = (await connection.execute(select(cities.c.id).where(cities.c.id == city_id))).first()
@@ -518,7 +643,7 @@ async def record_submission(
         statement = _insert(connection)(submissions).values(
             deadline_id=deadline_id, city_id=city_id, submitted_at=at, source=source[:100]
         )
-        await connection.execute(statement.on_conflict_do_nothing())
+        inserted = (await connection.execute(statement.on_conflict_do_nothing())).rowcount
         result = await connection.execute(
             update(outbox)
             .where(
@@ -528,6 +653,16 @@ async def record_submission(
             )
             .values(state=CANCELLED)
         )
+        if inserted and cancel_calendar and known["state"] != DeadlineState.CANCELLED:
+            revision = revision_of(known, sequence=known["revision"] + 1, at=at)
+            cancellation = DeadlineCancellation(
+                **{**revision.model_dump(), "audience": Audience(cities=(city_id,))},
+                reason="submitted",
+            )
+            statement = _insert(connection)(outbox).values(
+                change_row(cancellation, city_id=city_id)
+            )
+            await connection.execute(statement.on_conflict_do_nothing())
         return int(result.rowcount)
 
 
@@ -835,6 +970,11 @@ async def next_fire_at(engine: AsyncEngine) -> datetime | None:
     return _aware(value) if value is not None else None
 
 
+#: What the schedule lists: events planned for an instant (a change of a calendar entry
+#: goes out at once and is not listed).
+_PLANNED = ("deadline.reminder", "announcement.published")
+
+
 async def upcoming(
     engine: AsyncEngine, *, limit: int = 100, deadline_id: str | None = None
 ) -> list[dict[str, Any]]:
@@ -854,7 +994,7 @@ async def upcoming(
             cities.c.timezone,
         )
         .select_from(outbox.outerjoin(cities, cities.c.id == outbox.c.city_id))
-        .where(outbox.c.state == PENDING)
+        .where(outbox.c.state == PENDING, outbox.c.type.in_(_PLANNED))
         .order_by(outbox.c.fire_at)
         .limit(limit)
     )

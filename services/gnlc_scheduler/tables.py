@@ -1,6 +1,6 @@
 """The scheduler's tables (migrations: gnlc_core/migrations/versions/0100_scheduler.py,
 0101_outbox_attempts.py,
-0102_languages.py)."""
+0102_languages.py, 0103_deadline_revision.py)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,9 @@ deadlines = Table(
     Column("links", JSON, nullable=True),  # a link per language, where ``link`` is null
     Column("state", String(16), nullable=False),  # store.DeadlineState: active | cancelled
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # the calendar entry's SEQUENCE, and when it was raised (its DTSTAMP); store.ENTRY_FIELDS
+    Column("revision", Integer, nullable=False, server_default=text("0")),
+    Column("revised_at", DateTime(timezone=True), nullable=True),
 )
 
 submissions = Table(

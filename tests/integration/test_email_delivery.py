@@ -102,7 +102,9 @@ def test_reminders_arrive_well_formed_in_each_city_language_and_local_time(
         entry = Calendar.from_ical(calendar.get_content())
         [vevent] = entry.walk("VEVENT")
         assert vevent.decoded("DTSTART") == DUE
-        assert str(vevent["UID"]).startswith("deadline-progress-report-20270117T120000Z@")
+        assert str(vevent["UID"]).startswith("deadline-progress-report@")  # the deadline alone
+        assert entry["METHOD"] == "REQUEST"
+        assert vevent.decoded("SEQUENCE") == 0
         # the parser found nothing malformed anywhere
         assert not message.defects
         assert not any(part.defects for part in message.walk())

@@ -24,12 +24,16 @@ def test_asyncapi_carries_the_event_payloads() -> None:
         "DeadlineReminderEvent",
         "AnnouncementPublishedEvent",
         "DeadlineSubmittedEvent",
+        "DeadlineUpdatedEvent",
+        "DeadlineCancelledEvent",
     } <= set(schemas)
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {
         "gnlc.deadline.reminder",
         "gnlc.announcement.published",
         "gnlc.deadline.submitted",
+        "gnlc.deadline.updated",
+        "gnlc.deadline.cancelled",
         "gnlc.directory.cities",
         "gnlc.email.dead-letter",
         "gnlc.webhook.dead-letter",

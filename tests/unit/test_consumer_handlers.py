@@ -19,6 +19,7 @@ from gnlc_core.ledger import Ledger, Status, notices
 from gnlc_core.retry import Retrier, RetrySchedule
 from gnlc_core.settings import SAMPLE_DIRECTORY, Settings
 from gnlc_email.bounce_store import BounceStore
+from gnlc_email.calendar_book import CalendarBook
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services
 from gnlc_email.render import Renderer
 from gnlc_email.sender import SmtpPool
@@ -50,9 +51,15 @@ async def engine(tmp_path: Path) -> AsyncIterator[Any]:
     await engine.dispose()
 
 
-def wire(engine: Any, *, renderer: Renderer | None = None, should_send: Any = None) -> Wired:
+def wire(
+    engine: Any,
+    *,
+    renderer: Renderer | None = None,
+    should_send: Any = None,
+    smtp_port: int | None = None,
+) -> Wired:
     # nothing listens on this port: a send would fail, so a test that expects none proves it
-    settings = Settings(smtp_port=free_port(), smtp_timeout_seconds=2)
+    settings = Settings(smtp_port=smtp_port or free_port(), smtp_timeout_seconds=2)
     broker = KafkaBroker()
     retrier = Retrier(
         broker, TOPICS, CHANNEL, RetrySchedule((60.0,)), dead_letter_topic=TOPICS.email_dead_letter
@@ -64,9 +71,18 @@ def wire(engine: Any, *, renderer: Renderer | None = None, should_send: Any = No
         settings, broker, TOPICS, load_csv(SAMPLE_DIRECTORY), SmtpPool(settings), **kwargs
     )
     ledger = Ledger(engine, CHANNEL)
-    consumer.ready(Services(ledger, Preferences(engine), Tokens(["unit"]), BounceStore(engine)))
+    consumer.ready(
+        Services(
+            ledger, Preferences(engine), Tokens(["unit"]), BounceStore(engine), CalendarBook(engine)
+        )
+    )
     broker.subscriber(
-        *TOPICS.domain, group_id="g", ack_policy=AT_LEAST_ONCE, batch=True, max_records=10
+        *TOPICS.domain,
+        *TOPICS.changes,
+        group_id="g",
+        ack_policy=AT_LEAST_ONCE,
+        batch=True,
+        max_records=10,
     )(consumer.handle_batch)
     wired = Wired(broker, ledger, consumer)
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gnlc_core.directory import City
-from gnlc_core.events import DeadlineReminder, DeadlineReminderEvent, reminder_event
+from gnlc_core.events import Audience, DeadlineReminder, DeadlineReminderEvent, reminder_event
 from gnlc_email.bidi import FSI, PDI, Text, first_strong, isolate
 from gnlc_email.dates import days, hours, local_date, local_datetime, minutes
 from gnlc_email.i18n import Catalogs, Direction, chain, dates_locale
@@ -427,6 +427,45 @@ def test_an_arabic_title_in_an_english_mail_has_its_own_language_and_direction()
 def test_operator_text_direction(text: str, lang: str, direction: Direction) -> None:
     assert Text(text, lang).dir is direction
     assert Text(text, lang).align == ("right" if direction is Direction.RTL else "left")
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "html_lang"),
+    [
+        ("التقرير المرحلي", "ar", "ar"),
+        ("التقرير المرحلي", "en", "und-Arab"),  # filed under English: the script it is in
+        ("گزارش", "fa", "fa"),
+        ("Progress report", "ar", "und-Latn"),
+        ("Progress report", "fr", "fr"),
+        ("两年期进展报告", "zh", "zh"),
+        ("两年期进展报告", "zh-Hans", "zh-Hans"),
+        ("격년 진행 보고서", "ko", "ko"),
+        ("年次報告書", "ja", "ja"),  # Chinese characters are Japanese script too
+        ("2027", "ar", "ar"),  # no letters: as given
+        ("Отчёт", "ru", "ru"),
+    ],
+)
+def test_operator_text_language_is_given_or_its_script(
+    text: str, lang: str, html_lang: str
+) -> None:
+    assert Text(text, lang).html_lang == html_lang
+
+
+def test_an_arabic_title_filed_under_english_is_marked_with_its_script() -> None:
+    title = {"en": "التقرير المرحلي"}
+    event = reminder_event(
+        DeadlineReminder(
+            deadline_id="report",
+            title=title,
+            due_at=datetime(2027, 1, 17, tzinfo=UTC),
+            step="7d-before",
+            offset_seconds=-7 * 86400,
+            audience=Audience(all_members=True),
+        ),
+        fired_at=datetime(2027, 1, 10, tzinfo=UTC),
+    )
+    rendered = Renderer().render(event, BY_NAME["en"].city, ("en",))
+    assert '<h1 lang="und-Arab" dir="rtl" align="right"' in rendered.html
 
 
 @pytest.mark.parametrize(

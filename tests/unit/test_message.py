@@ -83,8 +83,11 @@ def test_reminder_structure_headers_and_encodings_round_trip(city_id: str) -> No
     assert calendar.get_content_type() == "text/calendar"
     assert calendar.get_filename() == "report.ics"
     assert calendar.get_content_disposition() == "attachment"
-    assert calendar.get_param("method") == "PUBLISH"
-    assert calendar.get_content().encode() == rendered.attachments[0].data
+    assert calendar.get_param("method") == "REQUEST"
+    personal = rendered.for_recipient(None, (city.contacts[0], city.name))
+    assert calendar.get_content().encode() == personal.attachments[0].data
+    unfolded = personal.attachments[0].data.replace(b"\r\n ", b"")
+    assert f"mailto:{city.contacts[0]}".encode() in unfolded
 
     assert message["To"].addresses[0].display_name == city.name
     assert message["To"].addresses[0].addr_spec == city.contacts[0]

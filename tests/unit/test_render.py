@@ -317,6 +317,8 @@ def test_inlining_at_load_time_equals_inlining_each_message(kind: Kind) -> None:
             "body": Text("one\ntwo <2>\n\nthree", "fr"),
             "published_local": "P",
             "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+            "calendar_note": "N",
+            "cancelled": False,
         }
         name = f"{kind.template}.html"
         at_load = make_environment(lang).get_template(name).render(context)

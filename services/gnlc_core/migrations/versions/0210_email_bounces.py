@@ -1,7 +1,7 @@
 """Email: bouncing contacts, the feedback that came back (bounces, complaints), alerts.
 
 Revision ID: 0210
-Revises: 0201
+Revises: 0202
 Create Date: 2026-11-27
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0210"
-down_revision: str | Sequence[str] | None = "0201"
+down_revision: str | Sequence[str] | None = "0202"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
