@@ -76,6 +76,7 @@ class Scheduled:
     delay: float
     reason: str
     value: bytes
+    first_attempt: str | None = None
 
 
 @dataclass
@@ -94,8 +95,9 @@ class FakeRetrier:
         attempt: int,
         delay: float,
         reason: str,
+        first_attempt: str | None = None,
     ) -> None:
-        self.scheduled.append(Scheduled(recipient, attempt, delay, reason, value))
+        self.scheduled.append(Scheduled(recipient, attempt, delay, reason, value, first_attempt))
 
     async def schedule_many(
         self, values: list[bytes], *, recipient: str, attempt: int, delay: float, reason: str
@@ -117,7 +119,7 @@ class FakeRetrier:
 
     def due(self) -> list[Due]:
         """Everything scheduled, as the tier consumer hands it over when due (and forgets)."""
-        due = [Due(s.value, s.recipient, s.attempt) for s in self.scheduled]
+        due = [Due(s.value, s.recipient, s.attempt, s.first_attempt) for s in self.scheduled]
         self.scheduled.clear()
         return due
 
