@@ -190,11 +190,21 @@ def exporter_for(config: Config) -> SpanExporter | None:
 
         return OTLPSpanExporter()  # endpoint, headers, timeout... from OTEL_EXPORTER_OTLP_*
     if config.exporter is Exporter.CONSOLE:
-        out: IO[str] = (
-            config.file.open("a", encoding="utf-8", buffering=1) if config.file else sys.stdout
-        )
-        return ConsoleSpanExporter(out=out, formatter=_json_line)
+        if config.file is not None:
+            return _FileSpanExporter(config.file.open("a", encoding="utf-8"))
+        return ConsoleSpanExporter(out=sys.stdout, formatter=_json_line)
     return None
+
+
+class _FileSpanExporter(ConsoleSpanExporter):
+    """The console exporter's JSON lines, to a file of its own (closed at shutdown)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        super().__init__(out=out, formatter=_json_line)
+        self._file = out
+
+    def shutdown(self) -> None:
+        self._file.close()
 
 
 def configure(service: str, environ: Mapping[str, str] | None = None) -> bool:
