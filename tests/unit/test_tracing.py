@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from gnlc_core import tracing
 from gnlc_core.events import encode_event, parse_event
+from gnlc_core.service import start_tracing
 from gnlc_core.tracing import Config, ConfigError, Exporter
 from tests.tracing_support import named, parent_id, recording, span_id, trace_id, traceparent
 from tests.unit.scheduler_api import operator_api
@@ -240,3 +241,12 @@ async def test_an_announcement_api_call_is_the_root_of_its_emit(tmp_path: Path) 
     assert parent_id(send) == span_id(emit)
     assert trace_id(send) == trace_id(server)
     assert send.status.status_code is StatusCode.UNSET
+
+
+def test_a_service_refuses_to_start_with_tracing_it_cannot_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaeger")
+    with pytest.raises(SystemExit, match="OTEL_TRACES_EXPORTER='jaeger' is not supported"):
+        start_tracing("email")
+    assert not tracing.enabled()
