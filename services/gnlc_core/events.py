@@ -44,6 +44,10 @@ MAX_LINK_CHARS = 2_000
 MAX_REGIONS = 20
 MAX_REGION_CHARS = 100
 MAX_AUDIENCE_CITIES = 2_000
+#: The CloudEvents distributed-tracing extension's attributes (W3C Trace Context): a
+#: ``traceparent`` is 55 characters today; room for a later version, and a bounded state.
+MAX_TRACEPARENT_CHARS = 128
+MAX_TRACESTATE_CHARS = 512
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -181,6 +185,11 @@ class CloudEvent(_Model):
     datacontenttype: Literal["application/json"] = "application/json"
     subject: str | None = None
     partitionkey: Annotated[str, Field(min_length=1)]
+    #: Distributed-tracing extension: the context of the span that published the event
+    #: (``gnlc_core.tracing``); only when tracing is on. Not checked beyond its length: an
+    #: unreadable one is ignored, never a reason to refuse the event.
+    traceparent: Annotated[str, Field(max_length=MAX_TRACEPARENT_CHARS)] | None = None
+    tracestate: Annotated[str, Field(max_length=MAX_TRACESTATE_CHARS)] | None = None
 
 
 class DeadlineReminderEvent(CloudEvent):

@@ -24,6 +24,7 @@ from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
+from gnlc_core import tracing
 from gnlc_core.events import CONTENT_TYPE, CloudEvent, encode_event
 from gnlc_core.settings import Settings
 
@@ -231,13 +232,16 @@ def make_broker(
 
 
 async def publish_event(broker: KafkaBroker, topics: Topics, event: CloudEvent) -> None:
-    """Publish one event in structured mode, keyed by its partition key; waits for the ack."""
-    await broker.publish(
-        encode_event(event),
-        topic=topics.for_event_type(event.type),
-        key=event.partitionkey.encode(),
-        headers={"content-type": CONTENT_TYPE},
-    )
+    """Publish one event in structured mode, keyed by its partition key; waits for the ack.
+    With tracing on, a PRODUCER span whose context the event carries (``traceparent``)."""
+    topic = topics.for_event_type(event.type)
+    with tracing.send_span(topic, event) as traced:
+        await broker.publish(
+            encode_event(traced),
+            topic=topic,
+            key=event.partitionkey.encode(),
+            headers={"content-type": CONTENT_TYPE},
+        )
 
 
 async def publish_dead_letter(

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from faststream.kafka import KafkaBroker
 
+from gnlc_core.events import MAX_TRACEPARENT_CHARS
 from gnlc_core.kafka import PRODUCER_BATCH_BYTES, RECIPIENT_HEADER, Topics, publish_dead_letter
 from gnlc_core.ladder import LADDER, tier_for
 from gnlc_core.logs import get_logger
@@ -41,6 +42,7 @@ from gnlc_core.tier_reader import (
     Record,
     TierReader,
 )
+from gnlc_core.tracing import FIRST_ATTEMPT_HEADER
 
 log = get_logger(__name__)
 
@@ -79,7 +81,8 @@ class RetrySchedule:
 
 # under the producer's batch size, with room to spare: each batch is one awaited round trip
 _BATCH_BYTES = PRODUCER_BATCH_BYTES * 3 // 4
-DeliverOne = Callable[[bytes, str, int], Awaitable[None]]
+#: (value, recipient, attempt, the first attempt's ``traceparent`` or None)
+DeliverOne = Callable[[bytes, str, int, str | None], Awaitable[None]]
 
 
 def tier_of_delay(delay: float, ladder: tuple[float, ...] = LADDER) -> float:
@@ -130,10 +133,13 @@ class Retrier:
         reason: str,
         source_topic: str,
         delay: float | None = None,
+        first_attempt: str | None = None,
     ) -> bool:
         """Schedule the next attempt after ``failed_attempt``; returns False (and parks the
         notice on the dead-letter topic) when the schedule is exhausted. ``delay`` (seconds,
-        already scaled) overrides the schedule's, e.g. from a ``Retry-After``."""
+        already scaled) overrides the schedule's, e.g. from a ``Retry-After``.
+        ``first_attempt`` (a ``traceparent``) goes with the record: the retry's span links
+        to the first attempt's."""
         next_attempt = failed_attempt + 1
         planned = self._schedule.delay_before(next_attempt)
         if planned is None:
@@ -148,7 +154,13 @@ class Retrier:
             return False
         wait = planned if delay is None else max(delay, 0.0)
         await self.schedule(
-            value, key=key, recipient=recipient, attempt=next_attempt, delay=wait, reason=reason
+            value,
+            key=key,
+            recipient=recipient,
+            attempt=next_attempt,
+            delay=wait,
+            reason=reason,
+            first_attempt=first_attempt,
         )
         return True
 
@@ -182,22 +194,22 @@ class Retrier:
         attempt: int,
         delay: float,
         reason: str,
+        first_attempt: str | None = None,
     ) -> None:
         """Publish ``attempt`` for ``recipient`` to the tier of ``delay`` (seconds, already
-        scaled) without counting a failure: a deferral, a hand-off or a resend."""
+        scaled) without counting a failure: a deferral, a hand-off or a resend.
+        ``first_attempt``: the ``traceparent`` of the first attempt's span, if traced."""
         wait = max(delay, 0.0)
         topic = self._topic_for(wait)
-        await self._broker.publish(
-            value,
-            topic=topic,
-            key=key,
-            headers={
-                RECIPIENT_HEADER: recipient,
-                ATTEMPT_HEADER: str(attempt),
-                NOT_BEFORE_HEADER: str(int((time.time() + wait) * 1000)),
-                LAST_ERROR_HEADER: reason[:500],
-            },
-        )
+        headers = {
+            RECIPIENT_HEADER: recipient,
+            ATTEMPT_HEADER: str(attempt),
+            NOT_BEFORE_HEADER: str(int((time.time() + wait) * 1000)),
+            LAST_ERROR_HEADER: reason[:500],
+        }
+        if first_attempt:
+            headers[FIRST_ATTEMPT_HEADER] = first_attempt[:MAX_TRACEPARENT_CHARS]
+        await self._broker.publish(value, topic=topic, key=key, headers=headers)
 
     async def schedule_many(
         self,
@@ -280,7 +292,7 @@ def concurrently(deliver_one: DeliverOne, *, limit: int = 16) -> DeliverMany:
 
     async def one(record: Due) -> None:
         async with gate:
-            await deliver_one(record.value, record.recipient, record.attempt)
+            await deliver_one(record.value, record.recipient, record.attempt, record.first_attempt)
 
     async def deliver(due: Sequence[Due]) -> None:
         async with asyncio.TaskGroup() as group:

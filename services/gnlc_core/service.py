@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gnlc_core import tracing
 from gnlc_core.answers import answer_errors
 from gnlc_core.kafka import ensure_topics
 from gnlc_core.limits import BodyLimit, default_limit
@@ -172,6 +174,7 @@ def build_app(
     answer_errors(app)
     for router in [*routers, metrics.router()]:
         app.include_router(router)
+    tracing.instrument_app(app)  # the SERVER span of each API request, when tracing is on
     return app
 
 
@@ -229,6 +232,7 @@ def run(
     A service with an ``operator_api`` refuses to start without ``GNLC_OPERATOR_TOKEN``."""
     settings = Settings()
     configure(name, level=settings.log_level, fmt=settings.log_format)
+    start_tracing(name)
     problem = operator_token_problem(settings, name) if operator_api else None
     if problem is not None:
         log.error("refusing to start", service=name, reason=problem)
@@ -272,4 +276,17 @@ def worker_settings(name: str) -> Settings:
     """Settings and logs inside a worker process (spawned: nothing is inherited)."""
     settings = Settings()
     configure(name, level=settings.log_level, fmt=settings.log_format)
+    start_tracing(name)
     return settings
+
+
+def start_tracing(name: str) -> None:
+    """This process's tracer provider from the ``OTEL_*`` variables (off by default); a
+    setting it cannot honour stops the service, naming the variable."""
+    try:
+        on = tracing.configure(name)
+    except tracing.ConfigError as exc:
+        log.error("refusing to start", service=name, reason=str(exc))
+        raise SystemExit(f"{name}: {exc}") from None
+    if on:
+        log.info("tracing on", service=name, exporter=tracing.config_from(os.environ).exporter)

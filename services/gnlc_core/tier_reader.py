@@ -30,6 +30,7 @@ from aiokafka.structs import OffsetAndMetadata
 from gnlc_core.kafka import GROUP_HEARTBEAT_MS, GROUP_SESSION_MS, RECIPIENT_HEADER
 from gnlc_core.ladder import LADDER, Action, next_step, ready_at, tier_of_topic
 from gnlc_core.logs import get_logger
+from gnlc_core.tracing import FIRST_ATTEMPT_HEADER
 
 log = get_logger(__name__)
 
@@ -51,6 +52,8 @@ class Due:
     value: bytes
     recipient: str
     attempt: int
+    #: The ``traceparent`` of the first attempt's span (``tracing.FIRST_ATTEMPT_HEADER``).
+    first_attempt: str | None = None
 
 
 DeliverMany = Callable[[Sequence[Due]], Awaitable[None]]
@@ -80,6 +83,7 @@ def due_record(record: Record) -> Due:
         record.value or b"",
         header(record, RECIPIENT_HEADER, ""),
         int(header(record, ATTEMPT_HEADER, "2")),
+        header(record, FIRST_ATTEMPT_HEADER, "") or None,
     )
 
 

@@ -87,7 +87,11 @@ def receiver_app(secrets: dict[str, list[str]], inbox: Inbox) -> FastAPI:
                 endpoint=endpoint,
                 webhook_id=headers.get("webhook-id", ""),
                 event=json.loads(body) if verified else {},
-                headers={k: v for k, v in headers.items() if k.startswith("webhook-")},
+                headers={
+                    k: v
+                    for k, v in headers.items()
+                    if k.startswith("webhook-") or k == "traceparent"
+                },
                 verified=verified,
             )
         )

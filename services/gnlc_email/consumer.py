@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -35,7 +35,9 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.context import Context
 
+from gnlc_core import tracing
 from gnlc_core.consumer import always, dead_letter
 from gnlc_core.consumer import decode_any as decode
 from gnlc_core.directory import City, DirectorySource
@@ -85,6 +87,10 @@ class Job:
     address: str
     rendered: RenderedEmail
     attempt: int = 1
+    #: Tracing on: the event's process span (the parent of the SMTP span), and the first
+    #: attempt's span (``traceparent``) for a retry.
+    trace: Context | None = None
+    first_attempt: str | None = None
 
     @property
     def key(self) -> str:
@@ -212,14 +218,22 @@ class EmailConsumer:
         )
         started = time.monotonic()
         events: list[Event] = []
-        for record in records:
-            event = decode(record.value or b"")
-            if isinstance(event, str):  # why it is not an event
-                await dead_letter(self._broker, self._topics.email_dead_letter, record, event)
-            else:
+        with tracing.Processing(self._topics.group(CHANNEL)) as spans:
+            traces: dict[str, Context] = {}
+            for record in records:
+                event = decode(record.value or b"")
+                if isinstance(event, str):  # why it is not an event
+                    await dead_letter(self._broker, self._topics.email_dead_letter, record, event)
+                    continue
                 events.append(event)
-        writer = await self._deliver(events, services)
-        await self._follow_up(writer.recorded, services)
+                if tracing.enabled() and event.id not in traces:
+                    trace = spans.start(
+                        event, topic=record.topic, partition=record.partition, offset=record.offset
+                    )
+                    if trace is not None:
+                        traces[event.id] = trace
+            writer = await self._deliver(events, services, traces=traces)
+            await self._follow_up(writer.recorded, services)
         counts = {status.value: n for status, n in writer.counts.items() if n}
         if counts or len(events) != len(records):
             log.info(
@@ -231,14 +245,20 @@ class EmailConsumer:
             )
 
     async def _deliver(
-        self, events: list[Event], services: Services, only: dict[str, set[str]] | None = None
+        self,
+        events: list[Event],
+        services: Services,
+        only: dict[str, set[str]] | None = None,
+        *,
+        traces: Mapping[str, Context] | None = None,
     ) -> LedgerWriter:
         """Plan, render and send ``events`` (to the cities in ``only`` for the events it
-        names); every outcome is in the ledger when this returns."""
+        names); every outcome is in the ledger when this returns. ``traces``: each event's
+        process span, when tracing is on."""
         writer = LedgerWriter(services.ledger, services.calendar)
         try:
             plan = await self._plan(events, services, writer, only)
-            await self._send_all(self._jobs(plan), writer)
+            await self._send_all(self._jobs(plan, traces or {}), writer)
         finally:
             await writer.close()
         return writer
@@ -376,17 +396,19 @@ class EmailConsumer:
                     rendered.append(exc)
             return rendered
 
-    def _jobs(self, plan: Plan) -> Iterator[Job | Awaitable[None]]:
+    def _jobs(self, plan: Plan, traces: Mapping[str, Context]) -> Iterator[Job | Awaitable[None]]:
         """Render lazily, one event at a time, so a batch never holds all its mail at
-        once. A city whose rendering failed is parked (an awaitable the worker runs)."""
+        once. A city whose rendering failed is parked (an awaitable the worker runs).
+        ``traces``: each event's process span, when tracing is on."""
         for event, todo in plan:
             mails = self._render(event, [city for city, _ in todo])
+            trace = traces.get(event.id)
             for (city, addresses), mail in zip(todo, mails, strict=True):
                 if isinstance(mail, Exception):
                     yield self._park(event, city.id, f"render: {type(mail).__name__}: {mail}")
                     continue
                 for address in addresses:
-                    yield Job(event, city, address, mail)
+                    yield Job(event, city, address, mail, trace=trace)
 
     async def _send_all(self, jobs: Iterator[Job | Awaitable[None]], writer: LedgerWriter) -> None:
         async def worker() -> None:
@@ -434,8 +456,9 @@ class EmailConsumer:
     async def _send(self, job: Job) -> Notice:
         services = await self._wait_ready()
         sender, raw = self._compose(job, services.tokens)
+        trace = None if job.trace is None else self._attempt(job)
         try:
-            await self._pool.send(sender, job.address, raw)
+            await self._pool.send(sender, job.address, raw, trace=trace)
         except SEND_ERRORS as exc:
             failure = classify(exc)
             source_topic = self._topics.for_event_type(job.event.type)
@@ -447,6 +470,7 @@ class EmailConsumer:
                     failed_attempt=job.attempt,
                     reason=failure.reason,
                     source_topic=source_topic,
+                    first_attempt=trace.first if trace is not None else job.first_attempt,
                 )
                 status = Status.RETRYING if scheduled else Status.FAILED
                 log.warning(
@@ -494,10 +518,50 @@ class EmailConsumer:
             event_time=job.event.time,
         )
 
-    async def deliver_one(self, value: bytes, recipient: str, attempt: int) -> None:
-        """A retry that has come due (called by the retry tiers)."""
+    @staticmethod
+    def _attempt(job: Job) -> tracing.Attempt | None:
+        """Where the SMTP span of ``job`` goes (the city, not the address: no personal
+        data in traces)."""
+        return tracing.attempt(
+            job.trace,
+            job.first_attempt,
+            {
+                "cloudevents.event_id": job.event.id,
+                "gnlc.city_id": job.city.id,
+                "gnlc.attempt": job.attempt,
+            },
+        )
+
+    async def deliver_one(
+        self, value: bytes, recipient: str, attempt: int, first_attempt: str | None = None
+    ) -> None:
+        """A retry that has come due (called by the retry tiers); ``first_attempt``: the
+        first attempt's span, which this attempt's span links to."""
         services = await self._wait_ready()
         event = decode(value)
+        if isinstance(event, str) or not tracing.enabled():
+            await self._deliver_one(services, event, value, recipient, attempt, None, first_attempt)
+            return
+        with tracing.Processing(self._topics.group(f"{CHANNEL}-retry")) as spans:
+            trace = spans.start(event, topic=self._retry_destination, attempt=attempt)
+            await self._deliver_one(
+                services, event, value, recipient, attempt, trace, first_attempt
+            )
+
+    @property
+    def _retry_destination(self) -> str:
+        return f"{self._topics.prefix}{CHANNEL}.retry"
+
+    async def _deliver_one(
+        self,
+        services: Services,
+        event: Event | str,
+        value: bytes,
+        recipient: str,
+        attempt: int,
+        trace: Context | None,
+        first_attempt: str | None,
+    ) -> None:
         if isinstance(event, str):
             await publish_dead_letter(
                 self._broker,
@@ -537,7 +601,7 @@ class EmailConsumer:
             except Exception as exc:
                 await self._park(event, city.id, f"render: {type(exc).__name__}: {exc}")
                 return
-            job = Job(event, city, address, rendered, attempt)
+            job = Job(event, city, address, rendered, attempt, trace, first_attempt)
             outcome = await self._send(job)
             receipt = receipt_of(job, outcome)
             if receipt is not None:

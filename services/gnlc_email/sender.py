@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
+from gnlc_core import tracing
 from gnlc_core.settings import Settings
 from gnlc_email.ratelimit import RateLimiter
 
@@ -158,17 +159,46 @@ class SmtpPool:
                 self._in_use -= 1
             self._idle.put_nowait(client)
 
-    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+    async def send(
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        *,
+        trace: tracing.Attempt | None = None,
+    ) -> None:
         """Send one message to one recipient; raises one of ``SEND_ERRORS`` (see
         ``classify``). A pooled connection the server has since closed is replaced once,
-        transparently."""
+        transparently. With ``trace`` (tracing on), the transaction is a CLIENT span
+        (``smtp send``; the recipient's address is not recorded)."""
         await self._limiter.acquire()
+        if trace is None:
+            await self._send(sender, recipient, message)
+            return
+        with tracing.client_span("smtp send", trace, self._span_attributes(message)) as span:
+            try:
+                await self._send(sender, recipient, message)
+            except SEND_ERRORS as exc:
+                failure = classify(exc)
+                error_type = str(failure.code) if failure.code else type(exc).__name__
+                tracing.failed(span, error_type, failure.reason)
+                raise
+
+    async def _send(self, sender: str, recipient: str, message: bytes) -> None:
         try:
             async with self._connection() as client:
                 await transaction(client, sender, recipient, message)
         except aiosmtplib.SMTPServerDisconnected:
             async with self._connection() as client:
                 await transaction(client, sender, recipient, message)
+
+    def _span_attributes(self, message: bytes) -> dict[str, str | int]:
+        return {
+            "server.address": self._settings.smtp_host,
+            "server.port": self._settings.smtp_port,
+            "network.protocol.name": "smtp",
+            "gnlc.smtp.message_bytes": len(message),
+        }
 
     async def close(self) -> None:
         while not self._idle.empty():

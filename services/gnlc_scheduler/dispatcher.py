@@ -37,6 +37,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gnlc_core import tracing
 from gnlc_core.events import CloudEvent, envelope
 from gnlc_core.kafka import Topics, publish_event
 from gnlc_core.logs import get_logger
@@ -276,16 +277,16 @@ class Dispatcher:
         return [d for d in rows if d.event_id not in found], landed, []
 
     async def _send(self, due: store.Due) -> None:
-        await self._publish(
-            envelope(
-                due.type,
-                event_id=due.event_id,
-                data=due.data,
-                time=due.fire_at,
-                partition_key=due.partition_key,
-                subject=store.subject_of(due.type, due.data),
-            )
+        event = envelope(
+            due.type,
+            event_id=due.event_id,
+            data=due.data,
+            time=due.fire_at,
+            partition_key=due.partition_key,
+            subject=store.subject_of(due.type, due.data),
         )
+        with tracing.emit_span(due.type, due.event_id, due.trace, due.fire_at):
+            await self._publish(event)
 
     def _sort_out(
         self, sent: Sequence[store.Due], outcomes: Sequence[BaseException | None]

@@ -19,6 +19,7 @@ from sqlalchemy import and_, delete, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gnlc_core import tracing
 from gnlc_core.directory import City, Directory
 from gnlc_core.events import (
     AnnouncementPublished,
@@ -84,6 +85,13 @@ class TooLarge(ValueError):
 
 class NotFound(LookupError):
     """No such deadline, announcement or city (HTTP 404)."""
+
+
+def _traced(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """``rows`` with the current trace context (the API call's), to continue or link to when
+    they are emitted; ``rows`` themselves when tracing is off."""
+    trace = tracing.stored_trace(now)
+    return rows if trace is None else [{**row, "trace": trace} for row in rows]
 
 
 def _insert(connection: AsyncConnection) -> Any:
@@ -442,7 +450,7 @@ async def save_deadline(
                 )
             )
         if planned.rows or changes:
-            await connection.execute(outbox.insert(), [*planned.rows, *changes])
+            await connection.execute(outbox.insert(), _traced([*planned.rows, *changes], now))
         return planned
 
 
@@ -736,7 +744,7 @@ async def save_announcement(
         )
         await connection.execute(statement)
         await connection.execute(delete(outbox).where(outbox.c.event_id == row["event_id"]))
-        await connection.execute(outbox.insert(), [row])
+        await connection.execute(outbox.insert(), _traced([row], now))
         return row
 
 
@@ -809,6 +817,8 @@ class Due:
     attempts: int = 0
     #: When the first failed attempt was claimed: its event may be on Kafka after all.
     first_attempt_at: datetime | None = None
+    #: The trace context of the API call that wrote the row (``tracing.stored_trace``).
+    trace: dict[str, str] | None = None
 
 
 async def claim_due(
@@ -873,6 +883,7 @@ async def _claim(
                 outbox.c.announcement_id,
                 outbox.c.attempts,
                 outbox.c.first_attempt_at,
+                outbox.c.trace,
             )
         )
         rows = (await connection.execute(statement)).all()
@@ -886,6 +897,7 @@ async def _claim(
             announcement_id=row.announcement_id,
             attempts=row.attempts,
             first_attempt_at=_aware(row.first_attempt_at) if row.first_attempt_at else None,
+            trace=row.trace,
         )
         for row in rows
     ]

@@ -1,6 +1,6 @@
 """The scheduler's tables (migrations: gnlc_core/migrations/versions/0100_scheduler.py,
 0101_outbox_attempts.py,
-0102_languages.py, 0103_deadline_revision.py)."""
+0102_languages.py, 0103_deadline_revision.py, 0104_outbox_trace.py)."""
 
 from __future__ import annotations
 
@@ -100,6 +100,8 @@ outbox = Table(
     Column("first_attempt_at", DateTime(timezone=True), nullable=True),
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
     Column("last_error", Text, nullable=True),
+    # the API call's trace context (gnlc_core.tracing.stored_trace); null when tracing is off
+    Column("trace", JSON, nullable=True),
     Index("ix_outbox_state_fire_at", "state", "fire_at"),
     Index("ix_outbox_deadline_city", "deadline_id", "city_id"),
 )

@@ -41,7 +41,10 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.context import Context
+from opentelemetry.trace import Span
 
+from gnlc_core import tracing
 from gnlc_core.consumer import always, dead_letter, decode
 from gnlc_core.events import encode_event
 from gnlc_core.fence import Fence
@@ -106,6 +109,10 @@ class Job:
     released: bool = False
     deadline: float = 0.0
     batch: Release | None = None
+    #: Tracing on: the event's process span (the parent of the POST's span), and the first
+    #: attempt's span (``traceparent``), which a retry's span links to.
+    trace: Context | None = None
+    first_attempt: str | None = None
 
     def release(self) -> None:
         if not self.released:
@@ -179,6 +186,15 @@ class WebhookConsumer:
             maybe_handled = await fence.maybe_handled(consumer, records)
         else:
             maybe_handled = [True] * len(records)
+        with tracing.Processing(self._topics.group(CHANNEL)) as spans:
+            await self._handle(records, maybe_handled, spans)
+
+    async def _handle(
+        self,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        maybe_handled: Sequence[bool],
+        spans: tracing.Processing,
+    ) -> None:
         results = Results()
         jobs: list[Job] = []
         to_check: list[Job] = []
@@ -192,9 +208,12 @@ class WebhookConsumer:
             subscribed = self._registry.subscribed(event)
             if not subscribed:
                 continue
+            trace = spans.start(
+                event, topic=record.topic, partition=record.partition, offset=record.offset
+            )
             body = encode_event(event)
             results.messages.append(StoredMessage(event.id, event.type, body.decode()))
-            added = [Job(event, body, record.key, e.id, 1) for e in subscribed]
+            added = [Job(event, body, record.key, e.id, 1, trace=trace) for e in subscribed]
             jobs.extend(added)
             if handled_before:
                 to_check.extend(added)
@@ -208,9 +227,14 @@ class WebhookConsumer:
     async def deliver_due(self, due: Sequence[Due]) -> None:
         """Records from the retry tiers, due now (the tier consumer commits afterwards):
         like a batch, one ledger query and one transaction for them all."""
+        with tracing.Processing(self._topics.group(f"{CHANNEL}-retry")) as spans:
+            await self._deliver_due(due, spans)
+
+    async def _deliver_due(self, due: Sequence[Due], spans: tracing.Processing) -> None:
         results = Results()
         jobs: dict[tuple[str, str], Job] = {}  # one delivery per notice, whatever is asked
         forced: set[tuple[str, str]] = set()
+        retries = f"{self._topics.prefix}{CHANNEL}.retry"
         for record in due:
             endpoint_id = record.recipient.removeprefix(RESEND_PREFIX)
             event = decode(record.value)
@@ -224,7 +248,16 @@ class WebhookConsumer:
             if key not in jobs:
                 # the record's value is the body as first encoded (the signature covers it)
                 partition_key = event.partitionkey.encode()
-                jobs[key] = Job(event, record.value, partition_key, endpoint_id, record.attempt)
+                trace = spans.start(event, topic=retries, attempt=record.attempt)
+                jobs[key] = Job(
+                    event,
+                    record.value,
+                    partition_key,
+                    endpoint_id,
+                    record.attempt,
+                    trace=trace,
+                    first_attempt=record.first_attempt,
+                )
         settled = await self._ledger.settled_many(k for k in jobs if k not in forced)
         to_run: list[Job] = []
         for key, job in jobs.items():
@@ -386,25 +419,36 @@ class WebhookConsumer:
         headers = signed_headers(
             message_id=job.event.id, timestamp=now, body=job.body, secrets=endpoint.secrets(now)
         )
+        trace = None if job.trace is None else self._attempt(job, endpoint)
         started = time.perf_counter()
         status_code: int | None = None
         response_body: str | None = None
-        try:
-            async with asyncio.timeout(self._limits.timeout):
-                response = await self._client.post(endpoint.url, content=job.body, headers=headers)
-            status_code = response.status_code
-            response_body = response.content[: self._limits.body_limit].decode(errors="replace")
-            outcome = classify(
-                status_code,
-                response.headers.get("retry-after"),
-                self._clock(),
-                cap=self._limits.max_retry_after,
-            )
-        except (httpx.HTTPError, TimeoutError, OSError) as exc:
-            timed_out = isinstance(exc, TimeoutError | httpx.TimeoutException)
-            if isinstance(exc, TimeoutError):
-                exc = httpx.TimeoutException(f"no answer within {self._limits.timeout:g}s")
-            outcome = transport_failure(exc, timed_out=timed_out)
+        failure: str | None = None  # the exception's type, for the span
+        with tracing.client_span("POST", trace, {}) as span:
+            if trace is not None:
+                job.first_attempt = trace.first  # a hand-off while in flight carries it
+                headers.update(tracing.carrier())  # the partner may continue the trace
+            try:
+                async with asyncio.timeout(self._limits.timeout):
+                    response = await self._client.post(
+                        endpoint.url, content=job.body, headers=headers
+                    )
+                status_code = response.status_code
+                response_body = response.content[: self._limits.body_limit].decode(errors="replace")
+                outcome = classify(
+                    status_code,
+                    response.headers.get("retry-after"),
+                    self._clock(),
+                    cap=self._limits.max_retry_after,
+                )
+            except (httpx.HTTPError, TimeoutError, OSError) as exc:
+                failure = type(exc).__name__
+                timed_out = isinstance(exc, TimeoutError | httpx.TimeoutException)
+                if isinstance(exc, TimeoutError):
+                    exc = httpx.TimeoutException(f"no answer within {self._limits.timeout:g}s")
+                outcome = transport_failure(exc, timed_out=timed_out)
+            if span is not None:
+                http_outcome(span, status_code or failure or "", outcome)
         latency = (time.perf_counter() - started) * 1000
         attempt = Attempt(
             event_id=job.event.id,
@@ -419,6 +463,26 @@ class WebhookConsumer:
             error=outcome.error,
         )
         return outcome, attempt
+
+    @staticmethod
+    def _attempt(job: Job, endpoint: EndpointRow) -> tracing.Attempt | None:
+        """Where the POST's CLIENT span goes, and what it says (the URL without its query,
+        which may hold a partner's token)."""
+        url = httpx.URL(endpoint.url)
+        return tracing.attempt(
+            job.trace,
+            job.first_attempt,
+            {
+                "http.request.method": "POST",
+                "url.full": str(url.copy_with(query=None, fragment=None, userinfo=b"")),
+                "server.address": url.host,
+                "server.port": url.port or (443 if url.scheme == "https" else 80),
+                "cloudevents.event_id": job.event.id,
+                "gnlc.webhook.endpoint_id": endpoint.id,
+                "gnlc.webhook.partner_id": endpoint.partner_id,
+                "gnlc.attempt": job.attempt,
+            },
+        )
 
     # settling ------------------------------------------------------------------------
 
@@ -455,6 +519,7 @@ class WebhookConsumer:
                 attempt=job.attempt + 1,
                 delay=decision.delay,
                 reason=reason,
+                first_attempt=job.first_attempt,
             )
             self._record(job, attempt, Status.RETRYING, reason, results)
         else:  # GIVE_UP
@@ -614,6 +679,7 @@ class WebhookConsumer:
             attempt=job.attempt + 1,
             delay=policy.handoff_delay(left, job.attempt, self._schedule),
             reason="handed off while in flight",
+            first_attempt=job.first_attempt,
         )
         job.release()
 
@@ -679,3 +745,12 @@ class WebhookConsumer:
             await self._store.add_attempts(results.attempts, connection=connection)
             await self._store.close_attempts(results.finished, connection=connection)
             await self._store.set_states(changes, connection=connection)
+
+
+def http_outcome(span: Span, answer: int | str, outcome: Outcome) -> None:
+    """The POST span's answer (a status code, or the exception that stood for one); an
+    error for anything but delivered (a CLIENT span's 4xx is an error too)."""
+    if isinstance(answer, int):
+        span.set_attribute("http.response.status_code", answer)
+    if outcome.verdict is not Verdict.DELIVERED:
+        tracing.failed(span, str(answer) or "transport", outcome.error)

@@ -36,6 +36,7 @@ from tests.integration.webhook_support import event, hooks_server, start_webhook
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
+FIRST_ATTEMPT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 async def test_retries_wait_their_turn_and_then_give_up(kafka: str) -> None:
@@ -45,11 +46,15 @@ async def test_retries_wait_their_turn_and_then_give_up(kafka: str) -> None:
     schedule = RetrySchedule(delays=(1.0, 3.0), jitter=0.0)
     retrier = Retrier(broker, topics, "probe", schedule, dead_letter_topic=topics.email_dead_letter)
     calls: list[tuple[str, int, float]] = []
+    firsts: list[str | None] = []
     all_seen = asyncio.Event()
     started = time.monotonic()
 
-    async def deliver_one(value: bytes, recipient: str, attempt: int) -> None:
+    async def deliver_one(
+        value: bytes, recipient: str, attempt: int, first_attempt: str | None
+    ) -> None:
         calls.append((recipient, attempt, time.monotonic() - started))
+        firsts.append(first_attempt)
         if len(calls) == 4:
             all_seen.set()
         await retrier.retry_or_give_up(
@@ -59,6 +64,7 @@ async def test_retries_wait_their_turn_and_then_give_up(kafka: str) -> None:
             failed_attempt=attempt,
             reason=f"still down at attempt {attempt}",
             source_topic="origin",
+            first_attempt=first_attempt,
         )
 
     retrier.subscribe(concurrently(deliver_one), bootstrap_servers=kafka)
@@ -76,6 +82,7 @@ async def test_retries_wait_their_turn_and_then_give_up(kafka: str) -> None:
                 failed_attempt=1,
                 reason="first failure",
                 source_topic="origin",
+                first_attempt=FIRST_ATTEMPT,
             )
         await asyncio.wait_for(all_seen.wait(), timeout=40)
     finally:
@@ -91,6 +98,8 @@ async def test_retries_wait_their_turn_and_then_give_up(kafka: str) -> None:
     for _who, attempt, at in calls:
         assert at >= {2: 1.0, 3: 4.0}[attempt] - 0.2  # never early
         assert at <= {2: 1.0, 3: 4.0}[attempt] + 1.0  # nor late
+    # the first attempt's span travels with every retry record, tier moves included
+    assert firsts == [FIRST_ATTEMPT] * 4
     parked = await consume(kafka, topics.email_dead_letter, 2)
     assert len(parked) == 2
     assert all(
@@ -216,7 +225,9 @@ async def test_records_in_the_tiers_of_an_older_schedule_are_still_delivered_on_
     delivered: list[tuple[str, int, float]] = []
     seen = asyncio.Event()
 
-    async def deliver_one(value: bytes, recipient: str, attempt: int) -> None:
+    async def deliver_one(
+        value: bytes, recipient: str, attempt: int, _first_attempt: str | None
+    ) -> None:
         delivered.append((recipient, attempt, time.time()))
         seen.set()
 

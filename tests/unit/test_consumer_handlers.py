@@ -3,6 +3,7 @@ server are in the integration tests)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import select
 
+from gnlc_core import tracing
 from gnlc_core.db import create_engine, migrate
 from gnlc_core.directory import City, load_csv
 from gnlc_core.kafka import AT_LEAST_ONCE, REASON_HEADER, RECIPIENT_HEADER, Topics
@@ -26,6 +29,7 @@ from gnlc_email.sender import SmtpPool
 from gnlc_email.store import Preferences
 from gnlc_email.unsubscribe import Tokens
 from tests.support import free_port
+from tests.tracing_support import named, parent_id, recording, span_id, traceparent
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2]
@@ -211,3 +215,41 @@ async def test_a_bouncing_contact_gets_nothing_and_the_reason_is_recorded(engine
         ("kathmandu:lll@kathmandu.example.org", "dropped", "contact bouncing"),
         ("laval:apprendre@laval.example.org", "dropped", "contact bouncing"),
     ]
+
+
+PRODUCER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def test_smtp_sends_are_spans_and_a_retry_links_to_its_first_attempt(engine: Any) -> None:
+    """Tracing on: the event's CONSUMER span is the child of its ``traceparent``; each SMTP
+    transaction a CLIENT span under it (failed here: the port is closed); the retry record
+    carries the first attempt's span, which the retry's SMTP span links to."""
+    wired = wire(engine)
+    value = json.loads(EXAMPLE.read_text())
+    value["traceparent"] = PRODUCER
+    traced = json.dumps(value).encode()
+    laval = "laval:apprendre@laval.example.org"
+    with recording() as exporter:
+        async with TestKafkaBroker(wired.broker) as test_broker:
+            await test_broker.publish_batch(traced, topic=TOPICS.deadline_reminder)
+            retried = next(r for r in wired.retried if r[RECIPIENT_HEADER] == laval)
+            first_attempt = retried[tracing.FIRST_ATTEMPT_HEADER]
+            await wired.consumer.deliver_one(traced, laval, 2, first_attempt)
+    spans = exporter.get_finished_spans()
+    [process] = named(spans, "process unit.deadline.reminder")
+    assert process.kind is SpanKind.CONSUMER
+    assert parent_id(process) == 0x00F067AA0BA902B7
+    sends = named(spans, "smtp send")
+    firsts = [s for s in sends if parent_id(s) == span_id(process)]
+    assert len(firsts) == 2  # one per contact, the address itself not recorded
+    assert {s.attributes["gnlc.city_id"] for s in firsts if s.attributes} == {"kathmandu", "laval"}
+    assert all(s.status.status_code is StatusCode.ERROR for s in firsts)
+    assert all("apprendre@laval.example.org" not in str(s.attributes) for s in sends)
+    assert first_attempt in {traceparent(s) for s in firsts}
+    [retry] = named(spans, "process unit.email.retry")
+    assert parent_id(retry) == 0x00F067AA0BA902B7
+    [second] = [s for s in sends if parent_id(s) == span_id(retry)]
+    [link] = second.links
+    assert traceparent(next(s for s in firsts if span_id(s) == link.context.span_id)) == (
+        first_attempt
+    )

@@ -20,6 +20,7 @@ import pytest
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import select
 
 from gnlc_core.db import create_engine, migrate
@@ -31,6 +32,7 @@ from gnlc_webhook.policy import Limits
 from gnlc_webhook.registry import Event, Registry
 from gnlc_webhook.store import CHANNEL, EndpointRow, State, Store
 from gnlc_webhook.transport import Poster
+from tests.tracing_support import named, parent_id, recording, span_id, trace_id, traceparent
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "schemas/examples/deadline.reminder/valid/overdue-minimal.json"
@@ -40,9 +42,11 @@ SCHEDULE = RetrySchedule((5.0, 300.0), jitter=0.0)
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
-def event_value(number: int) -> tuple[str, bytes]:
+def event_value(number: int, traceparent: str | None = None) -> tuple[str, bytes]:
     value = json.loads(EXAMPLE.read_text())
     value["id"] = f"00000000-0000-4000-8000-{number:012d}"
+    if traceparent is not None:
+        value["traceparent"] = traceparent
     return value["id"], json.dumps(value).encode()
 
 
@@ -76,6 +80,7 @@ class Scheduled:
     delay: float
     reason: str
     value: bytes
+    first_attempt: str | None = None
 
 
 @dataclass
@@ -94,8 +99,9 @@ class FakeRetrier:
         attempt: int,
         delay: float,
         reason: str,
+        first_attempt: str | None = None,
     ) -> None:
-        self.scheduled.append(Scheduled(recipient, attempt, delay, reason, value))
+        self.scheduled.append(Scheduled(recipient, attempt, delay, reason, value, first_attempt))
 
     async def schedule_many(
         self, values: list[bytes], *, recipient: str, attempt: int, delay: float, reason: str
@@ -117,7 +123,7 @@ class FakeRetrier:
 
     def due(self) -> list[Due]:
         """Everything scheduled, as the tier consumer hands it over when due (and forgets)."""
-        due = [Due(s.value, s.recipient, s.attempt) for s in self.scheduled]
+        due = [Due(s.value, s.recipient, s.attempt, s.first_attempt) for s in self.scheduled]
         self.scheduled.clear()
         return due
 
@@ -172,11 +178,15 @@ class Rig:
     clock: Clock
     engine: Any
 
-    async def batch(self, *numbers: int, garbage: bytes | None = None) -> list[str]:
-        """One batch of events from the domain topic (``garbage`` first, when given);
-        returns their ids."""
+    async def batch(
+        self, *numbers: int, garbage: bytes | None = None, traceparent: str | None = None
+    ) -> list[str]:
+        """One batch of events from the domain topic (``garbage`` first, when given; the
+        first event with ``traceparent``, when given); returns their ids."""
         ids: list[str] = []
-        values = [event_value(number) for number in numbers]
+        values = [
+            event_value(number, traceparent if i == 0 else None) for i, number in enumerate(numbers)
+        ]
         if garbage is not None:
             values.insert(0, ("", garbage))
         records = []
@@ -463,3 +473,48 @@ async def test_a_poison_record_is_parked_and_the_batch_goes_on(
     assert value == garbage
     assert headers[REASON_HEADER].startswith(reason)
     assert await r.row(event_id) == (Status.DELIVERED, 1, None)
+
+
+PRODUCER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def test_each_event_is_a_span_and_a_retry_links_to_its_first_attempt(rig: RigOf) -> None:
+    """Tracing on: one CONSUMER span per event of the batch, the child of the event's
+    ``traceparent``; the POST a CLIENT span with its status, whose context goes to the
+    partner; the retry record carries the first attempt's span, which the retry's links to."""
+    answers = iter([500, 204, 204])
+
+    async def answer(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(answers))
+
+    r = rig(answer)
+    with recording() as exporter:
+        first_id, _second_id = await r.batch(1, 2, traceparent=PRODUCER)
+        [retry] = r.retrier.scheduled
+        await r.consumer.deliver_due(r.retrier.due())
+    assert await r.row(first_id) == (Status.DELIVERED, 2, None)
+    spans = exporter.get_finished_spans()
+    processed = named(spans, "process unit.deadline.reminder")
+    assert len(processed) == 2  # one per event
+    traced = next(
+        s for s in processed if s.attributes and s.attributes["cloudevents.event_id"] == first_id
+    )
+    assert parent_id(traced) == 0x00F067AA0BA902B7
+    assert trace_id(traced) == 0x4BF92F3577B34DA6A3CE929D0E0E4736
+    posts = named(spans, "POST")
+    first = next(s for s in posts if parent_id(s) == span_id(traced))
+    assert first.kind is SpanKind.CLIENT
+    assert first.attributes is not None
+    assert first.attributes["http.response.status_code"] == 500
+    assert first.attributes["error.type"] == "500"
+    assert first.status.status_code is StatusCode.ERROR
+    assert retry.first_attempt == traceparent(first)
+    assert r.partner.requests[0].headers["traceparent"] in {traceparent(p) for p in posts}
+    [retried] = named(spans, "process unit.webhook.retry")
+    assert retried.attributes is not None
+    assert retried.attributes["gnlc.attempt"] == 2
+    assert parent_id(retried) == 0x00F067AA0BA902B7  # still the event's trace
+    [second] = [s for s in posts if parent_id(s) == span_id(retried)]
+    assert second.status.status_code is StatusCode.UNSET
+    [link] = second.links
+    assert link.context.span_id == span_id(first)
