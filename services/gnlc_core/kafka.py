@@ -232,10 +232,17 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> li
     ]
 
 
+def bootstrap_list(servers: str) -> list[str]:
+    """The ``host:port`` entries of a comma-separated bootstrap list. FastStream passes a
+    string on to aiokafka as a list of one, which aiokafka then does not split: a cluster's
+    ``a:9092,b:9092`` would be looked up as one host name."""
+    return [server.strip() for server in servers.split(",") if server.strip()]
+
+
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     """A broker whose producer is idempotent and whose per-message logs stay at DEBUG."""
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_list(settings.kafka_bootstrap_servers),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",

@@ -1,13 +1,26 @@
-"""Replication of the topics the services create: min.insync.replicas from the replication
-factor, and settings that could never be written refused at start."""
+"""Running on a cluster: the bootstrap list, min.insync.replicas of the topics the services
+create from their replication factor, and settings that could never be written refused at
+start."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from gnlc_core.kafka import min_insync_replicas
+from gnlc_core.kafka import bootstrap_list, min_insync_replicas
 from gnlc_core.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("servers", "expected"),
+    [
+        ("127.0.0.1:19092", ["127.0.0.1:19092"]),
+        ("a:9092,b:9092,c:9092", ["a:9092", "b:9092", "c:9092"]),
+        (" a:9092 , b:9092,", ["a:9092", "b:9092"]),
+    ],
+)
+def test_bootstrap_list(servers: str, expected: list[str]) -> None:
+    assert bootstrap_list(servers) == expected
 
 
 @pytest.mark.parametrize(
