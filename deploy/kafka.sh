@@ -12,7 +12,9 @@
 # the broker this script started (its pid file), and everything in its process group.
 #
 # Settings (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093),
-# KAFKA_STATE_DIR (.local/kafka), KAFKA_HEAP (512m), KAFKA_START_TIMEOUT (90 seconds).
+# KAFKA_STATE_DIR (.local/kafka), KAFKA_HEAP (512m), KAFKA_START_TIMEOUT (90 seconds),
+# KAFKA_JVM_FLAGS (none; more JVM flags, e.g. -XX:TieredStopAtLevel=1: about half the CPU
+# to start, for throw-away brokers in tests).
 #
 # A cluster: KAFKA_BROKERS nodes (3), each a broker and a controller (all of them voters),
 # on loopback; the internal topics get replication 3 and min.insync.replicas 2, which are
@@ -80,7 +82,7 @@ fetch() {
   touch "$libs_dir/.complete"
 }
 
-java_opts=(-Xms128m "-Xmx${KAFKA_HEAP:-512m}" -XX:+UseG1GC -Djava.awt.headless=true
+java_opts=(-Xms128m "-Xmx${KAFKA_HEAP:-512m}" -XX:+UseG1GC ${KAFKA_JVM_FLAGS:-} -Djava.awt.headless=true
   "-Dlog4j2.configurationFile=$here/kafka/log4j2.properties" -cp "$libs_dir/*")
 
 java_cmd() { # main-class args...
@@ -255,6 +257,7 @@ num.partitions=6
 default.replication.factor=$replicas
 min.insync.replicas=$min_isr
 unclean.leader.election.enable=false
+log.cleaner.dedupe.buffer.size=33554432
 offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=6
 transaction.state.log.replication.factor=$replicas
