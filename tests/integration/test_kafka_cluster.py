@@ -25,14 +25,14 @@ from typing import Any
 
 import pytest
 import yaml
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gnlc_core.events import Audience, encode_event
-from gnlc_core.kafka import Topics
+from gnlc_core.kafka import Topics, partitions_of
 from gnlc_devtools.mailbox import LocalMailbox
 from gnlc_webhook.partners import new_secret
 from tests.integration.conftest import Receiver, System
@@ -147,16 +147,12 @@ async def _layout(bootstrap: str, topics: list[str]) -> dict[str, tuple[set[int]
 
 
 async def _dead_letters(bootstrap: str, topics: list[str]) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
+    """Records on ``topics``."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in await consumer.partitions_for_topic(topic) or ()
-        ]
+        partitions = await partitions_of(consumer, topics)
+        assert len(partitions) == len(topics) * 6, partitions
         return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()
