@@ -54,6 +54,13 @@ class KafkaCluster:
     def stop(self) -> None:
         self.run("stop")
 
+    def discard(self) -> None:
+        """Kill every node at once (-9): for a cluster whose data goes away with it, a
+        controlled shutdown of three nodes at once takes seconds for nothing."""
+        for pid in self.pids().values():
+            os.kill(pid, signal.SIGKILL)
+        self.run("stop")  # forgets the pid files
+
     @property
     def bootstrap(self) -> str:
         assert self._bootstrap, "the cluster is not started"

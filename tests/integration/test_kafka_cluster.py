@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from tests.integration.conftest import Receiver, System
 from tests.integration.email_support import announcement
 from tests.kafka_cluster import KafkaCluster
 from tests.perf.bench_webhook import Sink, start_sink
-from tests.support import eventually, free_port, wait_caught_up
+from tests.support import Service, eventually, free_port, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +90,7 @@ def cluster(tmp_path: Path) -> Iterator[KafkaCluster]:
     try:
         yield cluster.start()
     finally:
-        cluster.stop()
+        cluster.discard()
 
 
 @pytest.fixture
@@ -195,8 +196,9 @@ def test_a_broker_killed_mid_burst_loses_and_duplicates_nothing(
     )
     env = {"GNLC_TOPIC_PARTITIONS": "6", "GNLC_SMTP_PORT": str(smtp.controller.port)}
     try:
-        email = system.service("email", **env).start()
-        webhook = system.service("webhook", **env).start()
+        email, webhook = system.service("email", **env), system.service("webhook", **env)
+        with ThreadPoolExecutor(2) as starting:  # side by side: a core each
+            list(starting.map(Service.start, (email, webhook)))
         ready = time.monotonic()
 
         tiers = [topics.retry_tier("email", 1), topics.retry_tier("webhook", 1)]

@@ -61,6 +61,7 @@ def main() -> None:
     # the topics the benchmark's seeding creates, and the services', are replicated
     os.environ["GNLC_TOPIC_REPLICATION"] = str(REPLICATION)
     os.environ["GNLC_TOPIC_PARTITIONS"] = str(PARTITIONS)
+    load = os.getloadavg()  # other work on the same cores shows in the figures
     tmp = Path(tempfile.mkdtemp(prefix="gnlc-bench-cluster-"))
     cluster = KafkaCluster(tmp / "cluster", heap="512m", quick_start=False).start()
     sink = start_sink(tmp)
@@ -85,8 +86,11 @@ def main() -> None:
     finally:
         sink.proc.terminate()
         sink.proc.wait(timeout=10)
-        cluster.stop()
-    print(f"machine: {machine()}")
+        cluster.run("reset")  # stopped, and its data deleted
+    print(
+        f"machine: {machine()}; load average (1 min) at start {load[0]:.1f}, at end "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     print(
         f"cluster: 3 KRaft nodes on loopback, {PARTITIONS} partitions, replication "
         f"{REPLICATION}, min.insync.replicas 2, acks=all; database: "
