@@ -20,7 +20,7 @@
 # on loopback; the internal topics get replication 3 and min.insync.replicas 2, which are
 # also the brokers' defaults:
 #   deploy/kafka.sh cluster start      start every node not running (formats new ones), wait
-#   deploy/kafka.sh cluster stop       stop every node (each one's whole process group)
+#   deploy/kafka.sh cluster stop       stop the nodes one after the other (process groups)
 #   deploy/kafka.sh cluster status     exit 0 when every node runs
 #   deploy/kafka.sh cluster bootstrap  print the bootstrap list (127.0.0.1:port,...)
 #   deploy/kafka.sh cluster pids       print "node-id pid" per running node (kill -9 drills)
@@ -354,27 +354,36 @@ cluster_start() {
 }
 
 cluster_stop() {
-  local node port controller pids=() pid
+  local node port controller stopped=0 pid patience running=0 nodes=0
   [[ -f $cluster_dir/ports ]] || { say "cluster not running"; return 0; }
   while read -r node port controller; do
     use_node "$node"
+    nodes=$((nodes + 1))
+    if running_pid >/dev/null; then running=$((running + 1)); fi
+  done < <(cluster_ports)
+  # One node after the other: each shuts down cleanly (its partitions handed over) while
+  # the others hold a majority of the controller quorum. Once no majority is left, a node
+  # waits for a controller that will not come: it gets 5 s, then SIGKILL (its log is
+  # checked at the next start).
+  while read -r node port controller; do
+    use_node "$node"
     if pid=$(running_pid); then
+      patience=$((running > nodes / 2 ? 30 : 5))
       kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-      pids+=("$pid")
+      local deadline=$((SECONDS + patience))
+      while running_pid >/dev/null && ((SECONDS < deadline)); do
+        sleep 0.2
+      done
+      if running_pid >/dev/null; then
+        say "node $node still running after ${patience}s; killing"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+      fi
+      stopped=$((stopped + 1))
+      running=$((running - 1))
     fi
     rm -f "$pid_file"
   done < <(cluster_ports)
-  local deadline=$((SECONDS + 30))
-  for pid in "${pids[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-      sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "pid $pid still running after 30s; killing"
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  say "cluster stopped (${#pids[@]} node(s) were running)"
+  say "cluster stopped ($stopped node(s) were running)"
 }
 
 cluster_pids() {
