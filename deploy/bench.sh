@@ -8,12 +8,13 @@
 #   deploy/bench.sh http [ARGS]      the webhook HTTP client alone: CPU per request, by transport
 #   deploy/bench.sh scheduler        scheduler start, lateness and burst (SQLite and PostgreSQL)
 #   deploy/bench.sh restart [ARGS]   email and webhook: start to ready, resume after kill -9 (--rounds)
+#   deploy/bench.sh cluster [ARGS]   1, 2, 3 webhook consumer processes on a 3-broker cluster (--events, --rate)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deploy/setup.sh
 what=all
 case ${1:-} in
-  all | pipeline | email | webhook | http | scheduler | restart) what=$1; shift ;;
+  all | pipeline | email | webhook | http | scheduler | restart | cluster) what=$1; shift ;;
 esac
 run() {
   if [[ $what == all || $what == pipeline ]]; then
@@ -34,6 +35,9 @@ run() {
   fi
   if [[ $what == all || $what == restart ]]; then
     .venv/bin/python -m tests.perf.bench_restart "$@"
+  fi
+  if [[ $what == all || $what == cluster ]]; then
+    .venv/bin/python -m tests.perf.bench_cluster "$@"
   fi
 }
 export -f run

@@ -12,7 +12,24 @@
 # the broker this script started (its pid file), and everything in its process group.
 #
 # Settings (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093),
-# KAFKA_STATE_DIR (.local/kafka), KAFKA_HEAP (512m), KAFKA_START_TIMEOUT (90 seconds).
+# KAFKA_STATE_DIR (.local/kafka), KAFKA_HEAP (512m), KAFKA_START_TIMEOUT (90 seconds),
+# KAFKA_JVM_FLAGS (none; more JVM flags, e.g. -XX:TieredStopAtLevel=1: about half the CPU
+# to start, for throw-away brokers in tests).
+#
+# A cluster: KAFKA_BROKERS nodes (3), each a broker and a controller (all of them voters),
+# on loopback; the internal topics get replication 3 and min.insync.replicas 2, which are
+# also the brokers' defaults:
+#   deploy/kafka.sh cluster start      start every node not running (formats new ones), wait
+#   deploy/kafka.sh cluster stop       stop the nodes one after the other (process groups)
+#   deploy/kafka.sh cluster status     exit 0 when every node runs
+#   deploy/kafka.sh cluster bootstrap  print the bootstrap list (127.0.0.1:port,...)
+#   deploy/kafka.sh cluster pids       print "node-id pid" per running node (kill -9 drills)
+#   deploy/kafka.sh cluster reset      stop and delete the cluster's data
+# Its state is in KAFKA_CLUSTER_STATE_DIR (.local/kafka-cluster), a directory per node;
+# free ports are chosen at the first start and kept there (KAFKA_CLUSTER_PORTS="p1,p2,p3"
+# and KAFKA_CLUSTER_CONTROLLER_PORTS choose them instead). KAFKA_HEAP and
+# KAFKA_START_TIMEOUT apply to it; KAFKA_BOOTSTRAP_SERVERS, KAFKA_PORT and KAFKA_STATE_DIR
+# do not.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,6 +57,10 @@ running_pid() {
   local pid
   pid=$(<"$pid_file")
   [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
+  local _ state=
+  # a broker killed with -9 whose parent has gone stays a zombie until init reaps it
+  [[ -r /proc/$pid/stat ]] && read -r _ _ state _ <"/proc/$pid/stat"
+  [[ $state != Z ]] || return 1
   printf '%s' "$pid"
 }
 
@@ -61,7 +82,7 @@ fetch() {
   touch "$libs_dir/.complete"
 }
 
-java_opts=(-Xms128m "-Xmx${KAFKA_HEAP:-512m}" -XX:+UseG1GC -Djava.awt.headless=true
+java_opts=(-Xms128m "-Xmx${KAFKA_HEAP:-512m}" -XX:+UseG1GC ${KAFKA_JVM_FLAGS:-} -Djava.awt.headless=true
   "-Dlog4j2.configurationFile=$here/kafka/log4j2.properties" -cp "$libs_dir/*")
 
 java_cmd() { # main-class args...
@@ -174,11 +195,246 @@ status() {
   return 1
 }
 
+# ---- a cluster of KAFKA_BROKERS nodes -------------------------------------------------
+
+cluster_dir=${KAFKA_CLUSTER_STATE_DIR:-$root/.local/kafka-cluster}
+cluster_size=${KAFKA_BROKERS:-3}
+
+free_port() {
+  "${PYTHON:-python3}" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# The ports, one "node-id port controller-port" line per node, chosen once.
+cluster_ports() {
+  local file=$cluster_dir/ports
+  if [[ ! -f $file ]]; then
+    [[ $cluster_size =~ ^[1-9][0-9]*$ ]] || { say "KAFKA_BROKERS must be a number of nodes"; exit 2; }
+    local ports controllers i
+    IFS=, read -r -a ports <<<"${KAFKA_CLUSTER_PORTS:-}"
+    IFS=, read -r -a controllers <<<"${KAFKA_CLUSTER_CONTROLLER_PORTS:-}"
+    mkdir -p "$cluster_dir"
+    for ((i = 1; i <= cluster_size; i++)); do
+      printf '%s %s %s\n' "$i" "${ports[i - 1]:-$(free_port)}" "${controllers[i - 1]:-$(free_port)}"
+    done >"$file.new"
+    mv "$file.new" "$file"
+  fi
+  cat "$file"
+}
+
+cluster_bootstrap() {
+  local node port controller list=
+  while read -r node port controller; do
+    list+=${list:+,}127.0.0.1:$port
+  done < <(cluster_ports)
+  printf '%s\n' "$list"
+}
+
+use_node() { # node-id: point the broker's file names at that node's directory
+  local dir=$cluster_dir/node-$1
+  data_dir=$dir/data
+  pid_file=$dir/broker.pid
+  log_file=$dir/broker.log
+  config_file=$dir/server.properties
+}
+
+write_node_config() { # node-id port controller-port voters nodes
+  mkdir -p "$data_dir"
+  local replicas=$5 min_isr=$(($5 > 1 ? $5 - 1 : 1))
+  cat >"$config_file" <<EOF
+process.roles=broker,controller
+node.id=$1
+controller.quorum.voters=$4
+listeners=PLAINTEXT://127.0.0.1:$2,CONTROLLER://127.0.0.1:$3
+advertised.listeners=PLAINTEXT://127.0.0.1:$2
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$data_dir
+num.partitions=6
+default.replication.factor=$replicas
+min.insync.replicas=$min_isr
+unclean.leader.election.enable=false
+log.cleaner.dedupe.buffer.size=33554432
+offsets.topic.replication.factor=$replicas
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.retention.hours=168
+EOF
+}
+
+cluster_id() {
+  local file=$cluster_dir/cluster.id
+  if [[ ! -f $file ]]; then
+    # what StorageTool random-uuid prints (a UUID in base64url), without a JVM start for it
+    "${PYTHON:-python3}" -c 'import base64, uuid
+print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$file"
+  fi
+  cat "$file"
+}
+
+cluster_start() {
+  local lines line node port controller voters= id formats=() starting=() pid
+  mapfile -t lines < <(cluster_ports)
+  for line in "${lines[@]}"; do
+    read -r node port controller <<<"$line"
+    voters+=${voters:+,}$node@127.0.0.1:$controller
+  done
+  id=$(cluster_id)
+  for line in "${lines[@]}"; do
+    read -r node port controller <<<"$line"
+    use_node "$node"
+    if running_pid >/dev/null; then
+      continue
+    fi
+    if port_open 127.0.0.1 "$port" || port_open 127.0.0.1 "$controller"; then
+      say "node $node: port $port or $controller is taken by another process (cluster reset chooses new ones)"
+      exit 1
+    fi
+    fetch
+    write_node_config "$node" "$port" "$controller" "$voters" "${#lines[@]}"
+    if [[ ! -f $data_dir/meta.properties ]]; then
+      java_cmd kafka.tools.StorageTool format --ignore-formatted -t "$id" -c "$config_file" \
+        >>"$log_file" 2>&1 &
+      formats+=($!)
+    fi
+    starting+=("$node")
+  done
+  if ((${#formats[@]})); then
+    say "formatting the storage of ${#formats[@]} node(s) in $cluster_dir"
+    for pid in "${formats[@]}"; do
+      wait "$pid" || { say "formatting failed; see the broker.log files in $cluster_dir"; exit 1; }
+    done
+  fi
+  if ((${#starting[@]} == 0)); then
+    say "cluster already running: $(cluster_bootstrap)"
+    return 0
+  fi
+  local -A marks=()
+  for node in "${starting[@]}"; do
+    use_node "$node"
+    : >>"$log_file"
+    marks[$node]=$(wc -l <"$log_file")
+    # setsid: each node gets a process group of its own, so stop can end all of it
+    setsid java "${java_opts[@]}" kafka.Kafka "$config_file" >>"$log_file" 2>&1 </dev/null &
+    echo $! >"$pid_file"
+  done
+  say "starting node(s) ${starting[*]} of ${#lines[@]} (logs: $cluster_dir/node-*/broker.log)"
+  local deadline=$((SECONDS + start_timeout)) waiting=()
+  while ((SECONDS < deadline)); do
+    waiting=()
+    for node in "${starting[@]}"; do
+      use_node "$node"
+      if ! running_pid >/dev/null; then
+        say "node $node exited during start; last lines of $log_file:"
+        tail -n 30 "$log_file" >&2
+        cluster_stop
+        exit 1
+      fi
+      if ! tail -n +"$((marks[$node] + 1))" "$log_file" | grep -q 'Kafka Server started'; then
+        waiting+=("$node")
+      fi
+    done
+    if ((${#waiting[@]} == 0)); then
+      say "cluster ready: $(cluster_bootstrap)"
+      return 0
+    fi
+    sleep 0.5
+  done
+  say "node(s) ${waiting[*]} did not start within ${start_timeout}s; see $cluster_dir/node-*/broker.log"
+  cluster_stop
+  exit 1
+}
+
+cluster_stop() {
+  local node port controller stopped=0 pid patience running=0 nodes=0
+  [[ -f $cluster_dir/ports ]] || { say "cluster not running"; return 0; }
+  while read -r node port controller; do
+    use_node "$node"
+    nodes=$((nodes + 1))
+    if running_pid >/dev/null; then running=$((running + 1)); fi
+  done < <(cluster_ports)
+  # One node after the other: each shuts down cleanly (its partitions handed over) while
+  # the others hold a majority of the controller quorum. Once no majority is left, a node
+  # waits for a controller that will not come: it gets 5 s, then SIGKILL (its log is
+  # checked at the next start).
+  while read -r node port controller; do
+    use_node "$node"
+    if pid=$(running_pid); then
+      patience=$((running > nodes / 2 ? 30 : 5))
+      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+      local deadline=$((SECONDS + patience))
+      while running_pid >/dev/null && ((SECONDS < deadline)); do
+        sleep 0.2
+      done
+      if running_pid >/dev/null; then
+        say "node $node still running after ${patience}s; killing"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+      fi
+      stopped=$((stopped + 1))
+      running=$((running - 1))
+    fi
+    rm -f "$pid_file"
+  done < <(cluster_ports)
+  say "cluster stopped ($stopped node(s) were running)"
+}
+
+cluster_pids() {
+  local node port controller pid
+  [[ -f $cluster_dir/ports ]] || return 0
+  while read -r node port controller; do
+    use_node "$node"
+    if pid=$(running_pid); then
+      printf '%s %s\n' "$node" "$pid"
+    fi
+  done < <(cluster_ports)
+}
+
+cluster_status() {
+  local node port controller down=0
+  [[ -f $cluster_dir/ports ]] || { say "cluster not running"; return 1; }
+  while read -r node port controller; do
+    use_node "$node"
+    if running_pid >/dev/null && port_open 127.0.0.1 "$port"; then
+      say "node $node running on 127.0.0.1:$port"
+    else
+      say "node $node not running"
+      down=1
+    fi
+  done < <(cluster_ports)
+  return "$down"
+}
+
+usage() {
+  awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0" >&2
+  exit 2
+}
+
+cluster() {
+  case ${1:-} in
+    start) cluster_start ;;
+    stop) cluster_stop ;;
+    status) cluster_status ;;
+    bootstrap) cluster_bootstrap ;;
+    pids) cluster_pids ;;
+    reset) cluster_stop; rm -rf "$cluster_dir"; say "cluster data removed" ;;
+    *) usage ;;
+  esac
+}
+
 case ${1:-} in
   start) start ;;
   stop) stop ;;
   status) status ;;
   fetch) fetch ;;
   reset) stop; rm -rf "$state_dir"; say "data removed" ;;
-  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  cluster) shift; cluster "$@" ;;
+  *) usage ;;
 esac

@@ -164,19 +164,19 @@ def eventually(check: Callable[[], T], *, timeout: float, what: str, every: floa
 
 async def _lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
     """Records of ``topics`` that consumer ``group`` has not committed yet."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
+
+    from gnlc_core.kafka import partitions_of
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await admin.start()
     await reader.start()
     try:
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            for partition in sorted(await reader.partitions_for_topic(topic) or ())
-        ]
+        # (the consumer's partitions_for_topic is not a coroutine, and knows no topic it
+        # has not subscribed to: fresh metadata instead)
+        partitions = await partitions_of(reader, topics)
         ends = await reader.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
         lag = 0

@@ -32,12 +32,14 @@ def topics(
     """Create every Kafka topic the system uses (idempotent)."""
     from aiokafka.errors import KafkaError
 
-    from gnlc_core.kafka import ensure_topics
+    from gnlc_core.kafka import TopicsNotCreated, ensure_topics
 
     settings = Settings()
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the one line below says it all
     try:
         created = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout))
+    except TopicsNotCreated as exc:
+        raise fail(str(exc)) from None
     except (TimeoutError, KafkaError, OSError) as exc:
         reason = f"no answer in {timeout:g} s" if isinstance(exc, TimeoutError) else str(exc)
         raise fail(

@@ -3,7 +3,9 @@
 Delivery guarantees live here so no service forgets them: the producer is idempotent with
 ``acks=all``; subscribers commit an offset only after the record is handled
 (``AckPolicy.NACK_ON_ERROR``: an unexpected error rewinds to the record instead of
-committing past it).
+committing past it). Topics are created with ``GNLC_TOPIC_REPLICATION`` replicas and
+``min.insync.replicas`` one fewer (at least one): on a 3-broker cluster an acknowledged
+record is on two brokers at least, and the topics stay writable with one broker down.
 """
 
 from __future__ import annotations
@@ -142,6 +144,24 @@ def topics_for(settings: Settings) -> Topics:
     return Topics(settings.topic_prefix)
 
 
+class TopicsNotCreated(RuntimeError):
+    """The cluster refused to create topics (too few brokers for the replication factor,
+    a setting it rejects); the message has the broker's reason for each."""
+
+
+#: CreateTopics error codes that mean the topic is there: none, TOPIC_ALREADY_EXISTS
+_TOPIC_THERE = frozenset({0, 36})
+
+
+def min_insync_replicas(replication: int, configured: int | None = None) -> int:
+    """The replicas a record must reach before ``acks=all`` is answered: ``configured``, or
+    one fewer than ``replication`` and at least one (2 of 3: an acknowledged record
+    survives losing a broker, and the topic stays writable while one is down)."""
+    if configured is not None:
+        return configured
+    return max(1, replication - 1)
+
+
 async def ensure_topics(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
     """Create every topic (and ``extra``) that does not exist yet; returns those created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
@@ -153,18 +173,36 @@ async def ensure_topics(settings: Settings, extra: Sequence[str] = ()) -> list[s
         wanted = [name for name in dict.fromkeys(names) if name not in existing]
         if not wanted:
             return []
+        min_insync = min_insync_replicas(
+            settings.topic_replication, settings.topic_min_insync_replicas
+        )
         with suppress(TopicAlreadyExistsError):  # another instance may win the race
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [
                     NewTopic(
                         name=name,
                         num_partitions=settings.topic_partitions,
                         replication_factor=settings.topic_replication,
-                        topic_configs=_topic_config(topics, name),
+                        topic_configs={
+                            "min.insync.replicas": str(min_insync),
+                            **_topic_config(topics, name),
+                        },
                     )
                     for name in wanted
                 ]
             )
+            refused = [
+                f"{error['topic']}: {error['error_message'] or 'error ' + str(error['error_code'])}"
+                for error in response.to_object()["topic_errors"]
+                if error["error_code"] not in _TOPIC_THERE
+            ]
+            if refused:
+                raise TopicsNotCreated(
+                    f"the brokers at {settings.kafka_bootstrap_servers} refused to create "
+                    f"{len(refused)} topic(s) with GNLC_TOPIC_REPLICATION="
+                    f"{settings.topic_replication} and min.insync.replicas={min_insync}: "
+                    + "; ".join(refused[:3])
+                )
         await _leaders_elected(admin, wanted)
         return wanted
     finally:
@@ -211,13 +249,20 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> li
     ]
 
 
+def bootstrap_list(servers: str) -> list[str]:
+    """The ``host:port`` entries of a comma-separated bootstrap list. FastStream passes a
+    string on to aiokafka as a list of one, which aiokafka then does not split: a cluster's
+    ``a:9092,b:9092`` would be looked up as one host name."""
+    return [server.strip() for server in servers.split(",") if server.strip()]
+
+
 def make_broker(
     settings: Settings, *, client_id: str, middlewares: Sequence[Any] = ()
 ) -> KafkaBroker:
     """A broker whose producer is idempotent and whose per-message logs stay at DEBUG
     (``middlewares``: FastStream middlewares, such as ``ServiceMetrics.broker_middlewares``)."""
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_list(settings.kafka_bootstrap_servers),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",

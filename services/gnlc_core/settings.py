@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -48,7 +48,15 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field(default="gnlc.", description="Prefix of every topic and group.")
     topic_partitions: int = Field(default=6, ge=1, description="Partitions of created topics.")
-    topic_replication: int = Field(default=1, ge=1, description="Replication factor.")
+    topic_replication: int = Field(
+        default=1, ge=1, description="Replication factor of created topics (3 on a cluster)."
+    )
+    topic_min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of created topics; none: one fewer than the "
+        "replication factor, at least 1 (2 for replication 3).",
+    )
 
     # State
     state_dir: Path = Field(
@@ -236,3 +244,13 @@ class Settings(BaseSettings):
     webhook_port: int = 8102
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
+
+    @model_validator(mode="after")
+    def _min_insync_within_replication(self) -> Settings:
+        wanted = self.topic_min_insync_replicas
+        if wanted is not None and wanted > self.topic_replication:
+            raise ValueError(
+                f"GNLC_TOPIC_MIN_INSYNC_REPLICAS ({wanted}) is more than GNLC_TOPIC_REPLICATION "
+                f"({self.topic_replication}): no record could ever be written with acks=all"
+            )
+        return self
