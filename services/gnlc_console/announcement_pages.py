@@ -1,6 +1,8 @@
 """Announcements: list, compose in several languages, schedule, edit, withdraw, and the
 email previewed for any city and language (HTML and text side by side)."""
 
+# No `from __future__ import annotations` here: FastAPI must see the routes' Depends,
+# made in the router's closure, when the routes are defined.
 
 from typing import Annotated, Any
 

@@ -2,6 +2,8 @@
 origin and a one-time token in a cookie of its own (there is no session yet); sign-in opens
 a new session (a new id: never one a visitor could have planted), sign-out ends it."""
 
+# No `from __future__ import annotations` here: FastAPI must see the routes' Depends,
+# made in the router's closure, when the routes are defined.
 
 import secrets
 from typing import Annotated

@@ -2,6 +2,8 @@
 schedule), and what needs attention from what the APIs expose today: events the scheduler
 could not publish (parked) and partner endpoints that are not active."""
 
+# No `from __future__ import annotations` here: FastAPI must see the routes' Depends,
+# made in the router's closure, when the routes are defined.
 
 from datetime import timedelta
 from typing import Annotated, Any

@@ -1,5 +1,7 @@
 """Deadlines: list, create, edit, the plan per city in local time, submissions, cancel."""
 
+# No `from __future__ import annotations` here: FastAPI must see the routes' Depends,
+# made in the router's closure, when the routes are defined.
 
 from typing import Annotated, Any
 
