@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gnlc_console.backend import NotFound
 from gnlc_console.deadline_pages import console_zone
-from gnlc_console.editing import form_values, refusal_errors
+from gnlc_console.editing import all_errors, form_values, refusal_errors
 from gnlc_console.forms import (
     Errors,
     Values,
@@ -25,6 +25,7 @@ from gnlc_console.sessions import Session
 from gnlc_console.web import PREVIEW_CSP, Console, editor, reader
 from gnlc_core.directory import City
 from gnlc_core.settings import Settings
+from gnlc_scheduler.deadlines import Announcement
 
 CATEGORIES = ("event", "award", "workshop", "news", "call", "other")
 CityQuery = Annotated[str, Query(max_length=63, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -86,6 +87,7 @@ def announcement_router(console: Console, settings: Settings) -> APIRouter:
             values["id"] = editing
         payload, errors = announcement_payload(values)
         if errors:
+            errors = all_errors(Announcement, payload, errors, values)
             return await editor_page(request, session, values, errors, editing=editing, status=422)
         if editing:
             answer = await api.call("PUT", f"/v1/announcements/{editing}", json=payload)

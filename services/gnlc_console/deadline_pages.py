@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from gnlc_console.backend import NotFound
-from gnlc_console.editing import form_values, refusal_errors, saved_notes
+from gnlc_console.editing import all_errors, form_values, refusal_errors, saved_notes
 from gnlc_console.forms import (
     Errors,
     Values,
@@ -24,6 +24,7 @@ from gnlc_console.times import viewer_zone
 from gnlc_console.web import Console, editor, now, reader
 from gnlc_core.directory import City, Directory
 from gnlc_core.events import Audience
+from gnlc_scheduler.deadlines import Deadline
 
 DEFAULT_PLAN = "-30d -7d -1d 0d +3d"
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -88,6 +89,7 @@ def deadline_router(console: Console) -> APIRouter:
             values["id"] = editing
         payload, errors = deadline_payload(values)
         if errors:
+            errors = all_errors(Deadline, payload, errors, values)
             return await editor_page(request, session, values, errors, editing=editing, status=422)
         if editing:
             answer = await api.call("PUT", f"/v1/deadlines/{editing}", json=payload)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from pydantic import BaseModel, ValidationError
 
 from gnlc_console.backend import Answer
-from gnlc_console.forms import Errors, Values, field_errors, languages_of
+from gnlc_console.forms import Errors, Values, field_errors, languages_of, merged
 
 
 async def form_values(request: Request) -> Values:
@@ -38,3 +39,18 @@ def saved_notes(answer: dict[str, Any]) -> list[str]:
             f"{step['city_id']}: {step['step']} not scheduled ({step['reason']}): {step['detail']}"
         )
     return notes
+
+
+def all_errors(
+    model: type[BaseModel], payload: dict[str, Any], local: Errors, values: Values
+) -> Errors:
+    """With the console's own findings, what the API's model would say of the rest (checked
+    here: nothing is sent while any field is wrong), so every error shows at once."""
+    try:
+        model.model_validate(payload)
+    except ValidationError as exc:
+        remote = field_errors(
+            [{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()], languages_of(values)
+        )
+        return merged(local, remote)
+    return local

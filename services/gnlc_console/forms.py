@@ -116,12 +116,14 @@ def deadline_payload(values: Values) -> tuple[dict[str, Any], Errors]:
     payload: dict[str, Any] = {
         "id": str(values.get("id", "")).strip(),
         "title": _texts(values, "title"),
-        "due_at": _instant(values, "due_local", errors, required=True),
         "audience": _audience(values),
         "reminders": str(values.get("reminders", "")).replace(",", " ").split(),
         "delivery_hour": None,
         "link": _link(values),
     }
+    due_at = _instant(values, "due_local", errors, required=True)
+    if due_at:
+        payload["due_at"] = due_at
     description = _texts(values, "text")
     if description:
         payload["description"] = description
@@ -149,6 +151,41 @@ def announcement_payload(values: Values) -> tuple[dict[str, Any], Errors]:
     if publish_at:
         payload["publish_at"] = publish_at
     return payload, errors
+
+
+_LABELS = {
+    "id": "Id",
+    "due_local": "Due date and time",
+    "publish_local": "Publish at",
+    "zone": "Time zone",
+    "reminders": "Steps",
+    "delivery_hour": "Delivery hour",
+    "category": "Category",
+    "audience": "Audience",
+    "regions": "Regions",
+    "cities": "Cities",
+    "lang": "Language",
+    "title": "Title",
+    "text": "Text",
+    "link": "Link",
+}
+
+
+def label_of(field: str) -> str:
+    """What the form calls a field (``title_1``: "Title (2)")."""
+    name, _, row = field.rpartition("_")
+    if name in _LABELS and row.isdigit():
+        return f"{_LABELS[name]} ({int(row) + 1})"
+    return _LABELS.get(field, field)
+
+
+def merged(local: Errors, remote: Errors) -> Errors:
+    """The console's own findings, and the API's on the other fields: every error at once."""
+    errors = {field: list(messages) for field, messages in local.items()}
+    for field, messages in remote.items():
+        if field not in errors:
+            errors[field] = list(messages)
+    return errors
 
 
 _PLAIN = {

@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo
 
 from gnlc_core.directory import City
 from gnlc_scheduler.deadlines import Deadline, parse_offset
-from gnlc_scheduler.plan import city_steps, step_label
+from gnlc_scheduler.plan import city_steps, local_instant, step_label
 
 
 class StepState(StrEnum):
     SCHEDULED = "scheduled"  # pending in the scheduler's outbox
     COLLAPSED = "collapsed"  # lands on (or after) a later step's instant: only that one goes
     SUBMITTED = "submitted"  # the city has submitted: nothing more is sent
-    GONE = "gone"  # its instant has passed (sent, or skipped when it was missed)
+    PASSED = "passed"  # its instant has passed (sent, or skipped when it was missed)
     NOT_SCHEDULED = "not scheduled"  # e.g. the deadline is cancelled
 
 
@@ -58,9 +58,11 @@ def city_plans(
 ) -> list[CityPlanView]:
     """Every step of every city of the audience, and what became of it."""
     scheduled = {(row["city_id"], row["step"]) for row in pending}
+    offsets = {step_label(o): o for o in (parse_offset(t) for t in deadline.reminders)}
     views = []
     for city in cities:
-        plan = city_steps(deadline, ZoneInfo(city.timezone))
+        zone = ZoneInfo(city.timezone)
+        plan = city_steps(deadline, zone)
         steps = []
         for step in plan.steps:
             if (city.id, step.label) in scheduled:
@@ -68,21 +70,17 @@ def city_plans(
             elif city.id in submitted:
                 state = StepState.SUBMITTED
             elif step.fire_at <= now:
-                state = StepState.GONE
+                state = StepState.PASSED
             else:
                 state = StepState.NOT_SCHEDULED
             steps.append(PlannedStep(step.label, step.fire_at, state))
         for dropped in plan.dropped:
-            at = next((s.fire_at for s in plan.steps), deadline.due_at)
+            offset = offsets[dropped.label]
+            at = local_instant(deadline.due_at, offset, zone, deadline.delivery_hour)
             steps.append(PlannedStep(dropped.label, at, StepState.COLLAPSED, dropped.detail))
-        order = {label: i for i, label in enumerate(_labels(deadline))}
-        steps.sort(key=lambda s: order.get(s.label, 0))
+        steps.sort(key=lambda s: offsets[s.label])
         views.append(CityPlanView(city, steps, submitted.get(city.id)))
     return views
-
-
-def _labels(deadline: Deadline) -> list[str]:
-    return [step_label(o) for o in sorted(parse_offset(t) for t in deadline.reminders)]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from gnlc_console import times
 from gnlc_console.backend import Backend
+from gnlc_console.forms import label_of
 from gnlc_console.guards import CSRF_FIELD, CSRF_HEADER, SignInLimiter, cross_site_problem
 from gnlc_console.sessions import Lifetimes, Session, find_session
 
@@ -84,6 +85,7 @@ class Console:
             user=session.user if session else None,
             csrf=session.csrf_token if session else "",
             htmx=HTMX,
+            label_of=label_of,
             viewer=viewer,
             shown=lambda instant, city_zone=None: times.shown(instant, viewer, city_zone),
             flashes=self.flashes.pop(session.id, []) if session else [],

@@ -150,9 +150,12 @@ async def test_a_refused_form_keeps_what_was_typed_and_shows_errors_in_place(
         await sign_in(client, "ed")
         token = await csrf(client, "/deadlines/new")
         # caught by the console: the zone; by the API: the plan and the unknown city
-        local = await client.post("/deadlines", data=deadline_form(token, zone="Mars/Base"))
+        local = await client.post(
+            "/deadlines", data=deadline_form(token, zone="Mars/Base", id="Bad Id", reminders="-7x")
+        )
         assert local.status_code == 422
-        assert 'id="zone-error"' in local.text
+        for field in ("zone", "id", "reminders"):  # every error at once
+            assert f'id="{field}-error"' in local.text
         assert "Mars/Base" in local.text
         api = await client.post(
             "/deadlines",

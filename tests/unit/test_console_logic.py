@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gnlc_console.auth_pages import safe_next
-from gnlc_console.forms import deadline_payload, field_errors, field_for, text_rows
+from gnlc_console.forms import deadline_payload, field_errors, field_for, label_of, text_rows
 from gnlc_console.guards import Limits, SignInLimiter, cross_site_problem
 from gnlc_console.plans import outgoing
 from gnlc_console.sessions import SessionState, session_state
@@ -286,3 +286,17 @@ def test_outgoing_groups_what_is_due_within_the_window() -> None:
     ]
     week = outgoing(rows, T0, timedelta(days=7))
     assert [(o.id, o.count) for o in week] == [("a", 2), ("n", 1), ("b", 1)]
+
+
+@pytest.mark.parametrize(
+    ("field", "label"),
+    [
+        ("due_local", "Due date and time"),
+        ("title_1", "Title (2)"),
+        ("lang_0", "Language (1)"),
+        ("", ""),
+        ("odd_x", "odd_x"),
+    ],
+)
+def test_error_summaries_name_fields_as_the_form_does(field: str, label: str) -> None:
+    assert label_of(field) == label
