@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from gnlc_console.backend import Answer
 from gnlc_console.forms import Errors, Values, field_errors, languages_of, merged
+from gnlc_core.errors import message_of
 
 
 async def form_values(request: Request) -> Values:
@@ -50,7 +51,7 @@ def all_errors(
         model.model_validate(payload)
     except ValidationError as exc:
         remote = field_errors(
-            [{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()], languages_of(values)
+            [{"loc": e["loc"], "msg": message_of(e)} for e in exc.errors()], languages_of(values)
         )
         return merged(local, remote)
     return local
