@@ -12,7 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gnlc_console.announcement_pages import announcement_router
@@ -34,6 +33,7 @@ from gnlc_console.web import (
 from gnlc_core.db import create_engine, database_url, migrate
 from gnlc_core.limits import BodyLimit
 from gnlc_core.logs import get_logger
+from gnlc_core.service import database_check, readiness
 from gnlc_core.settings import Settings
 
 log = get_logger(__name__)
@@ -99,15 +99,17 @@ def _health(app: FastAPI, console: Console) -> None:
     async def live() -> Response:
         return Response(status_code=204)
 
+    database = database_check(console.engine)
+
     @app.get("/health/ready")
-    async def ready() -> Response:
-        try:
-            async with console.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception:  # any failure: not ready; the reason is logged
-            log.warning("readiness: database check failed")
-            return PlainTextResponse("database not ready", status_code=503)
-        return PlainTextResponse("ready")
+    async def ready(response: Response) -> dict[str, Any]:
+        """Ready with its database; the scheduler not answering leaves it ready but
+        degraded (its pages then say so)."""
+        answer = readiness(
+            {"database": await database()}, {"scheduler": await console.scheduler.reachable()}
+        )
+        response.status_code = answer.status_code
+        return answer.body
 
 
 def _error_pages(app: FastAPI, console: Console) -> None:

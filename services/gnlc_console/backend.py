@@ -69,6 +69,14 @@ class Backend:
     async def close(self) -> None:
         await self._client.aclose()
 
+    async def reachable(self) -> bool:
+        """The service answers its liveness probe within two seconds."""
+        try:
+            response = await self._client.get("/health/live", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code < 500
+
     async def call(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
     ) -> Answer:
