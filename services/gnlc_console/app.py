@@ -19,6 +19,7 @@ from gnlc_console.auth_pages import auth_router
 from gnlc_console.backend import Backend, BackendDown, BackendFailed, NotFound
 from gnlc_console.dashboard import dashboard_router
 from gnlc_console.deadline_pages import deadline_router
+from gnlc_console.endpoint_pages import endpoint_router
 from gnlc_console.sessions import forget_expired
 from gnlc_console.web import (
     STATIC,
@@ -87,6 +88,7 @@ def create_app(
         dashboard_router(console),
         deadline_router(console),
         announcement_router(console, settings),
+        endpoint_router(console),
     ):
         app.include_router(router)
     _health(app, console)

@@ -244,9 +244,22 @@ def test_an_editor_plans_tracks_and_publishes(stack: Stack, watched: Watched) ->
     published = stack.system.api_at("GET", stack.system.services[0].url, "/v1/announcements")
     assert [a["id"] for a in published.json()] == ["education-day"]
 
+    # partner endpoints: pause (the dashboard lists it), resume, a new secret shown once
+    page.get_by_role("link", name="Endpoints").click()
+    row = page.locator("tr#partner-a")
+    expect(row).to_contain_text("active")
+    accessible(page)
+    row.get_by_role("button", name="Pause partner-a").click()
+    expect(page.locator("tr#partner-a")).to_contain_text("paused")
     page.get_by_role("link", name="Dashboard").click()
     expect(page.locator("main")).to_contain_text("deadline.reminder progress-report 7d-before")
+    expect(page.locator("main")).to_contain_text("partner-a")
     accessible(page)
+    page.get_by_role("link", name="Endpoints").click()
+    page.locator("tr#partner-a").get_by_role("button", name="Resume partner-a").click()
+    expect(page.locator("tr#partner-a")).to_contain_text("active")
+    page.get_by_role("button", name="Rotate secret of partner-a").click()
+    expect(page.locator(".flash")).to_contain_text("whsec_")
     assert not watched.violations
 
 
@@ -281,6 +294,15 @@ def test_a_viewer_changes_nothing(stack: Stack, watched: Watched) -> None:
     assert answer.status == 403
     assert "is a viewer" in answer.text()
     assert page.goto(f"{url}/deadlines/new").status == 403  # type: ignore[union-attr]
+    page.goto(f"{url}/endpoints")
+    expect(page.locator("tr#partner-a")).to_be_visible()
+    expect(page.get_by_role("button", name="Pause partner-a")).to_have_count(0)
+    paused = page.request.post(
+        f"{url}/endpoints/partner-a/pause",
+        form={"csrf_token": token or ""},
+        headers={"origin": url},
+    )
+    assert paused.status == 403
     accessible(page)
     submissions = system.api_at("GET", scheduler.url, "/v1/deadlines/viewer-sees-this/submissions")
     assert submissions.json() == []

@@ -217,6 +217,8 @@ async def test_a_viewer_reads_but_changes_nothing(tmp_path: Path) -> None:
                     {"csrf_token": token, "city_id": "aswan"},
                 ),
                 ("/announcements/x/withdraw", {"csrf_token": token}),
+                ("/endpoints/partner-a/pause", {"csrf_token": token}),
+                ("/endpoints/partner-a/rotate-secret", {"csrf_token": token}),
             ):
                 answer = await client.post(path, data=data)
                 assert answer.status_code == 403, path
@@ -304,6 +306,9 @@ async def test_the_dashboard_says_when_the_webhook_service_is_down(tmp_path: Pat
         assert page.status_code == 200
         assert "webhook service does not answer" in page.text
         assert "Nothing goes out." in page.text
+        endpoints = await client.get("/endpoints")
+        assert endpoints.status_code == 503
+        assert "The webhook service does not answer" in endpoints.text
 
 
 async def test_unknown_things_are_404_pages(tmp_path: Path) -> None:
