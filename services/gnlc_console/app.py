@@ -19,6 +19,7 @@ from gnlc_console.auth_pages import auth_router
 from gnlc_console.backend import Backend, BackendDown, BackendFailed, NotFound
 from gnlc_console.dashboard import dashboard_router
 from gnlc_console.deadline_pages import deadline_router
+from gnlc_console.directory_pages import MAX_IMPORT, directory_router
 from gnlc_console.endpoint_pages import endpoint_router
 from gnlc_console.sessions import forget_expired
 from gnlc_console.web import (
@@ -81,7 +82,7 @@ def create_app(
     )
     app.state.console = console
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, limit_for=lambda _path: MAX_FORM_BODY)
+    app.add_middleware(BodyLimit, limit_for=body_limit)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (
         auth_router(console),
@@ -89,11 +90,17 @@ def create_app(
         deadline_router(console),
         announcement_router(console, settings),
         endpoint_router(console),
+        directory_router(console),
     ):
         app.include_router(router)
     _health(app, console)
     _error_pages(app, console)
     return app
+
+
+def body_limit(path: str) -> int:
+    """Forms: 1 MiB; a directory upload: the scheduler's limit and room for the form."""
+    return MAX_IMPORT + 64 * 1024 if path == "/directory/import" else MAX_FORM_BODY
 
 
 def _health(app: FastAPI, console: Console) -> None:

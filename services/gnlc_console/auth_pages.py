@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from gnlc_console.accounts import MAX_PASSWORD, authenticate
 from gnlc_console.guards import cross_site_problem
-from gnlc_console.sessions import Session, close_session, open_session
+from gnlc_console.sessions import Session, close_session, forget_expired, open_session
 from gnlc_console.web import Console, Refused, now, own_origin, reader, set_session_cookie
 
 PRE_COOKIE = "gnlc-console-signin"
@@ -92,6 +92,7 @@ def auth_router(console: Console) -> APIRouter:
             console.limiter.failed(name, address, now())
             return form(request, status=400, name=name, error="Wrong name or password.")
         console.limiter.succeeded(name)
+        await forget_expired(console.engine, now(), console.lifetimes)
         session = await open_session(
             console.engine, user, now(), replaces=request.cookies.get(console.cookie)
         )

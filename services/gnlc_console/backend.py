@@ -77,12 +77,25 @@ class Backend:
             return False
         return response.status_code < 500
 
+    async def call_raw(self, method: str, path: str, body: bytes, content_type: str) -> Answer:
+        """A request with a body as it is (a file to import)."""
+        return await self.call(method, path, content=body, headers={"content-type": content_type})
+
     async def call(
-        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Answer:
         """The answer to a request; 4xx answers are returned for the page to show."""
         try:
-            response = await self._client.request(method, path, json=json, params=params)
+            response = await self._client.request(
+                method, path, json=json, params=params, content=content, headers=headers
+            )
         except httpx.TransportError as exc:
             raise BackendDown(
                 self.name, f"does not answer at {self.base_url} ({type(exc).__name__})"

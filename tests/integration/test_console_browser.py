@@ -260,6 +260,14 @@ def test_an_editor_plans_tracks_and_publishes(stack: Stack, watched: Watched) ->
     expect(page.locator("tr#partner-a")).to_contain_text("active")
     page.get_by_role("button", name="Rotate secret of partner-a").click()
     expect(page.locator(".flash")).to_contain_text("whsec_")
+
+    # the directory, and a city's form
+    page.get_by_role("link", name="Directory").click()
+    expect(page.locator("#city-kathmandu")).to_contain_text("Asia/Kathmandu")
+    accessible(page)
+    page.get_by_role("link", name="Edit Kathmandu").click()
+    expect(page.get_by_label("Time zone")).to_have_value("Asia/Kathmandu")
+    accessible(page)
     assert not watched.violations
 
 

@@ -318,3 +318,91 @@ async def test_unknown_things_are_404_pages(tmp_path: Path) -> None:
             answer = await client.get(path)
             assert answer.status_code == 404, path
             assert "<h1>Not found</h1>" in answer.text
+
+
+BAD_CSV = (
+    "id,name,country,region,timezone,language,contact_email\n"
+    "new-town,New Town,NP,Asia and the Pacific,Asia/Kathmandu,en,focal@new-town.example.org\n"
+    "bad-zone,Bad Zone,NP,Asia and the Pacific,Mars/Base,en,focal@bad.example.org\n"
+    "bad-mail,Bad Mail,XYZ,Asia and the Pacific,Asia/Kathmandu,en,not-an-address\n"
+)
+
+
+async def test_a_directory_import_shows_every_rows_problems_and_imports_nothing(
+    tmp_path: Path,
+) -> None:
+    async with console_harness(tmp_path) as h, h.client() as client:
+        await sign_in(client, "ed")
+        token = await csrf(client, "/directory")
+        refused = await client.post(
+            "/directory/import",
+            data={"csrf_token": token},
+            files={"file": ("cities.csv", BAD_CSV.encode(), "text/csv")},
+        )
+        assert refused.status_code == 422
+        for where in ("line 3 · timezone", "line 4 · country", "line 4 · contacts"):
+            assert where in refused.text
+        assert "nothing is imported unless every row is valid" in refused.text
+        cities = (await h.scheduler.client.get("/v1/cities")).json()
+        assert "new-town" not in {c["id"] for c in cities}
+        good = "\n".join(BAD_CSV.splitlines()[:2]) + "\n"
+        answer = await client.post(
+            "/directory/import",
+            data={"csrf_token": token},
+            files={"file": ("cities.csv", good.encode(), "text/csv")},
+        )
+        assert answer.status_code == 303
+        page = (await client.get("/directory")).text
+        assert "cities.csv: 1 cities imported." in page
+        assert 'id="city-new-town"' in page
+        wrong = await client.post(
+            "/directory/import",
+            data={"csrf_token": token},
+            files={"file": ("cities.xlsx", b"x", "application/octet-stream")},
+        )
+        assert wrong.status_code == 422
+        assert "give a .csv, .yaml or .json file" in wrong.text
+
+
+async def test_editing_a_city_keeps_what_was_typed_and_names_the_field(tmp_path: Path) -> None:
+    async with console_harness(tmp_path) as h, h.client() as client:
+        await sign_in(client, "ed")
+        page = await client.get("/directory/kathmandu/edit")
+        assert page.status_code == 200
+        token = csrf_of(page.text)
+        form = {
+            "csrf_token": token,
+            "name": "Kathmandu Metropolitan City",
+            "country": "NP",
+            "region": "Asia and the Pacific",
+            "timezone": "Asia/Katmandu-typo",
+            "languages": "ne en",
+            "contacts": "lll@kathmandu.example.org",
+            "active": "on",
+        }
+        refused = await client.post("/directory/kathmandu/edit", data=form)
+        assert refused.status_code == 422
+        assert 'id="timezone-error"' in refused.text
+        assert 'value="Kathmandu Metropolitan City"' in refused.text
+        saved = await client.post(
+            "/directory/kathmandu/edit", data={**form, "timezone": "Asia/Kathmandu"}
+        )
+        assert saved.status_code == 303
+        city = (await h.scheduler.client.get("/v1/cities/kathmandu")).json()
+        assert city["name"] == "Kathmandu Metropolitan City"
+        assert city["languages"] == ["ne", "en"]
+
+
+async def test_a_viewer_cannot_import_or_edit_cities(tmp_path: Path) -> None:
+    async with console_harness(tmp_path) as h, h.client() as client:
+        await sign_in(client, "vi")
+        page = await client.get("/directory")
+        assert "Import" not in page.text
+        token = csrf_of(page.text)
+        answer = await client.post(
+            "/directory/import",
+            data={"csrf_token": token},
+            files={"file": ("cities.csv", BAD_CSV.encode(), "text/csv")},
+        )
+        assert answer.status_code == 403
+        assert (await client.get("/directory/kathmandu/edit")).status_code == 403
