@@ -29,15 +29,18 @@ USER = "secretariat"
 CITIES = ["kathmandu", "aswan", "clermont-ferrand", "medellin", "hamilton"]
 
 
-def _wait(check: Callable[[], bool], name: str, children: Children, timeout: float = 90) -> None:
+def _wait(
+    check: Callable[[], bool], name: str, children: Children, logs: Path, timeout: float = 90
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         if children.dead():
-            raise SystemExit(f"{name} stopped; see its log")
+            break
         time.sleep(0.3)
-    raise SystemExit(f"{name} did not become ready")
+    tail = (logs / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+    raise SystemExit(f"{name} did not become ready:\n" + "\n".join(tail))
 
 
 def _samples(api: httpx.Client, now: datetime) -> None:
@@ -160,12 +163,13 @@ def main(argv: list[str]) -> int:
             capture_output=True,
             text=True,
         )
-        children = Children(state / "logs")
+        logs = state / "logs"
+        children = Children(logs)
         try:
             for name in ports:
                 children.start(name, ["-m", f"gnlc_{name}"], env)
             for name, port in ports.items():
-                _wait(_http_ready(f"http://127.0.0.1:{port}/health/ready"), name, children)
+                _wait(_http_ready(f"http://127.0.0.1:{port}/health/ready"), name, children, logs)
             scheduler = f"http://127.0.0.1:{ports['scheduler']}"
             with httpx.Client(
                 base_url=scheduler, headers={"authorization": f"Bearer {token}"}, timeout=30
