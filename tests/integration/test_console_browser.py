@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -360,4 +359,3 @@ def test_a_forged_cross_site_post_is_refused(stack: Stack, watched: Watched) -> 
     scheduler = stack.system.services[0]
     deadlines = stack.system.api_at("GET", scheduler.url, "/v1/deadlines").json()
     assert "forged" not in [d["id"] for d in deadlines]
-    time.sleep(0)  # nothing else to wait for
