@@ -8,6 +8,18 @@ python=${PYTHON:-python3}
 venv=$root/.venv
 stamp=$venv/.installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# The console's browser tests and the screenshots drive Debian's Chromium (with fonts for
+# Arabic and CJK); installed once, as root, where it is missing.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium and fonts ..." >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium fonts-noto-core fonts-noto-cjk >&2
+  else
+    echo "setup: chromium is missing (apt-get install chromium fonts-noto-core fonts-noto-cjk)" >&2
+  fi
+fi
 if [[ -x $venv/bin/python && -f $stamp && $(<"$stamp") == "$want" ]]; then
   exit 0
 fi

@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 dev = typer.Typer(help="Run the whole system locally.", no_args_is_help=True)
 app.add_typer(dev, name="dev")
+console = typer.Typer(help="The operator console's accounts.", no_args_is_help=True)
+app.add_typer(console, name="console")
 app.add_typer(operator.cities, name="cities")
 app.add_typer(operator.deadlines, name="deadlines")
 app.add_typer(operator.announcements, name="announcements")
@@ -52,6 +54,31 @@ def dev_up(
     from gnlc_devtools.local import up
 
     raise typer.Exit(up(Path(os.getcwd()), exit_after_mail=exit_after_mail, timeout=timeout))
+
+
+@console.command("add-user")
+def console_add_user(
+    name: str,
+    role: Annotated[str, typer.Option(help="viewer (reads) or editor (also changes)")] = "viewer",
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input (else asked twice).")
+    ] = False,
+) -> None:
+    """Create a console account, or set a new password and role for an existing one."""
+    from gnlc_console.accounts import Role
+    from gnlc_console.cli import add_user_command
+
+    if role not in {r.value for r in Role}:
+        raise typer.BadParameter("viewer or editor", param_hint="--role")
+    raise typer.Exit(add_user_command(name, Role(role), password_stdin))
+
+
+@console.command("remove-user")
+def console_remove_user(name: str) -> None:
+    """Delete a console account and its sessions."""
+    from gnlc_console.cli import remove_user_command
+
+    raise typer.Exit(remove_user_command(name))
 
 
 if __name__ == "__main__":

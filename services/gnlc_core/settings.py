@@ -237,11 +237,31 @@ class Settings(BaseSettings):
         description="Worker processes, each a member of the consumer groups (2 to use 2 cores).",
     )
 
+    # The operator console (services/gnlc_console): a web tier over the services' APIs
+    console_scheduler_url: str = Field(
+        default="http://127.0.0.1:8100", description="The scheduler's API, as the console calls it."
+    )
+    console_webhook_url: str = Field(
+        default="http://127.0.0.1:8102",
+        description="The webhook service's API, as the console calls it.",
+    )
+    console_cookie_secure: bool = Field(
+        default=True,
+        description="Session cookies only over HTTPS (false only for plain http on loopback).",
+    )
+    console_session_idle_seconds: int = Field(
+        default=1800, ge=60, description="A console session ends after this long unused."
+    )
+    console_session_max_seconds: int = Field(
+        default=43200, ge=60, description="A console session ends this long after sign-in."
+    )
+
     # HTTP (health and APIs) and logs
     http_host: str = "127.0.0.1"
     scheduler_port: int = 8100
     email_port: int = 8101
     webhook_port: int = 8102
+    console_port: int = 8103
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
 

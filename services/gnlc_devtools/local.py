@@ -1,11 +1,11 @@
-"""The whole system on one machine: mailbox, webhook receiver and the three services as
-child processes, a demo deadline, and a live view of what lands where.
+"""The whole system on one machine: mailbox, webhook receiver, the three services and the
+operator console as child processes, a demo deadline, and a live view of what lands where.
 
 Every port can be set (``GNLC_SCHEDULER_PORT``, ``GNLC_EMAIL_PORT``, ``GNLC_WEBHOOK_PORT``,
-``GNLC_MAILBOX_PORT``, ``GNLC_RECEIVER_PORT``); an unset one is its usual port when that is
-free, else any free port, and the banner says which. Children run in sessions of their own,
-so Ctrl-C reaches only this runner, which stops them all (SIGTERM to each process group,
-SIGKILL after a timeout); SIGTERM to the runner does the same.
+``GNLC_MAILBOX_PORT``, ``GNLC_RECEIVER_PORT``, ``GNLC_CONSOLE_PORT``); an unset one is its
+usual port when that is free, else any free port, and the banner says which. Children run
+in sessions of their own, so Ctrl-C reaches only this runner, which stops them all (SIGTERM
+to each process group, SIGKILL after a timeout); SIGTERM to the runner does the same.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ DEMO_LEAD_SECONDS = 75  # the demo deadline is due this long after the services 
 DEMO_PLAN = ("-60s", "0d")  # so its first reminder goes out about 15 s after the banner
 STOP_TIMEOUT_SECONDS = 20.0
 TOKEN_FILE = Path("operator-token")
+#: The console account the run command makes (an editor, with a new password each run).
+CONSOLE_USER = "local"
+ADD_USER_OPTIONS = ("--role", "editor", "--password-stdin")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Ports:
     webhook: int
     mailbox: int
     receiver: int
+    console: int = 8103
 
 
 PORT_SETTINGS: dict[str, tuple[str, int]] = {
@@ -56,6 +60,7 @@ PORT_SETTINGS: dict[str, tuple[str, int]] = {
     "webhook": ("GNLC_WEBHOOK_PORT", 8102),
     "mailbox": ("GNLC_MAILBOX_PORT", 8025),
     "receiver": ("GNLC_RECEIVER_PORT", 8090),
+    "console": ("GNLC_CONSOLE_PORT", 8103),
 }
 
 
@@ -154,6 +159,11 @@ def prepare(state: Path, ports: Ports, environ: Mapping[str, str]) -> dict[str, 
             "GNLC_SCHEDULER_PORT": str(ports.scheduler),
             "GNLC_EMAIL_PORT": str(ports.email),
             "GNLC_WEBHOOK_PORT": str(ports.webhook),
+            "GNLC_CONSOLE_PORT": str(ports.console),
+            "GNLC_CONSOLE_SCHEDULER_URL": f"http://127.0.0.1:{ports.scheduler}",
+            "GNLC_CONSOLE_WEBHOOK_URL": f"http://127.0.0.1:{ports.webhook}",
+            # plain http on loopback: the local run's console cookie cannot be Secure
+            "GNLC_CONSOLE_COOKIE_SECURE": "false",
             "GNLC_OPERATOR_TOKEN": token,
             "GNLC_LOG_FORMAT": "json",
             # the local receiver is on loopback, which the webhook SSRF guard refuses
@@ -339,18 +349,22 @@ def up(
         for name, port in (("mailbox", ports.mailbox), ("receiver", ports.receiver)):
             if not _wait(_listening(port), 30, children, lambda: stopping):
                 return 0 if stopping else _failed(out, name, state)
-        for service in ("scheduler", "email", "webhook"):
+        password = secrets.token_urlsafe(12)
+        for service in ("scheduler", "email", "webhook", "console"):
             service_env = dict(env)
             if "GNLC_DATABASE_URL" not in os.environ:  # this run's own state, under root
                 (state / "state").mkdir(exist_ok=True)
                 service_env["GNLC_DATABASE_URL"] = (
                     f"sqlite+aiosqlite:///{state / 'state' / service}.db"
                 )
+            if service == "console" and not _console_account(service_env, password, out):
+                return 1
             children.start(service, ["-m", f"gnlc_{service}"], service_env)
         for service, port in (
             ("scheduler", ports.scheduler),
             ("email", ports.email),
             ("webhook", ports.webhook),
+            ("console", ports.console),
         ):
             url = f"http://127.0.0.1:{port}/health/ready"
             if not _wait(_http_ready(url), 90, children, lambda: stopping):
@@ -360,12 +374,28 @@ def up(
         if answer is None:
             return 1
         first = first_reminder(deadline, answer)
-        _banner(out, state, ports, env["GNLC_OPERATOR_TOKEN"], maildir, received, first)
+        _banner(out, state, ports, env["GNLC_OPERATOR_TOKEN"], maildir, received, first, password)
         return _watch(maildir, received, children, exit_after_mail, timeout, lambda: stopping, out)
     finally:
         out("stopping ...")
         children.stop()
         out("stopped.")
+
+
+def _console_account(env: dict[str, str], password: str, out: Callable[[str], None]) -> bool:
+    """The local run's console account (an editor), with this run's password."""
+    done = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "gnlc_console", "add-user", CONSOLE_USER, *ADD_USER_OPTIONS],
+        input=f"{password}\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        out(f"could not make the console account: {done.stderr.strip()}")
+    return done.returncode == 0
 
 
 def _failed(out: Callable[[str], None], name: str, state: Path) -> int:
@@ -401,10 +431,15 @@ def _banner(
     maildir: Path,
     received: Path,
     first: datetime,
+    console_password: str,
 ) -> None:
     scheduler = f"http://127.0.0.1:{ports.scheduler}"
     webhook = f"http://127.0.0.1:{ports.webhook}"
     out("GNLC Notify is running locally:")
+    out(
+        f"  console    http://127.0.0.1:{ports.console}/ "
+        f"(sign in as {CONSOLE_USER}, password {console_password}; this run's only)"
+    )
     out(f"  scheduler  {scheduler}/docs")
     out(f"  webhooks   {webhook}/docs (partners and endpoints)")
     out(f"  email      http://127.0.0.1:{ports.email}/health/ready")

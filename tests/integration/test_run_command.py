@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+import httpx
 import pytest
 
 from tests.support import free_port
@@ -74,11 +75,24 @@ def _read_until(
     return False
 
 
+def _console_signs_in(url: str, name: str, password: str) -> bool:
+    with httpx.Client(base_url=url, headers={"origin": url}, timeout=30) as client:
+        page = client.get("/signin").text
+        token = re.search(r'name="signin_token" value="([^"]+)"', page)
+        assert token, page
+        answer = client.post(
+            "/signin",
+            data={"name": name, "password": password, "signin_token": token.group(1)},
+        )
+        return answer.status_code == 303 and client.get("/").status_code == 200
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
 def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
     kafka: str, tmp_path: Path
 ) -> None:
-    ports = {name: free_port() for name in ("SCHEDULER", "EMAIL", "WEBHOOK", "MAILBOX", "RECEIVER")}
+    names = ("SCHEDULER", "EMAIL", "WEBHOOK", "MAILBOX", "RECEIVER", "CONSOLE")
+    ports = {name: free_port() for name in names}
     env = dict(
         os.environ,
         KAFKA_BOOTSTRAP_SERVERS=kafka,
@@ -118,7 +132,12 @@ def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
         output = "".join(seen)
         assert shown, output
         children = _children(runner.pid)
-        assert len(children) == 5, output
+        assert len(children) == 6, output
+        # the console answers, and the banner's account signs in
+        console = f"http://127.0.0.1:{ports['CONSOLE']}"
+        login = re.search(r"sign in as (\S+), password (\S+);", output)
+        assert login, output
+        assert _console_signs_in(console, login.group(1), login.group(2)), output
         groups = set(children)  # each child leads a process group of its own
         assert all(_process_groups().get(child) == child for child in children)
     finally:

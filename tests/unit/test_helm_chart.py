@@ -38,7 +38,7 @@ def package_dir(name: str) -> Path:
 BUNDLED_SCHEMAS = (
     package_dir("kubernetes_validate") / "kubernetes-json-schema" / f"v{KUBE_VERSION}-local-strict"
 )
-COMPONENTS = ("scheduler", "email", "webhook")
+COMPONENTS = ("scheduler", "email", "webhook", "console")
 
 # building helm on a fresh machine takes minutes, once
 pytestmark = pytest.mark.timeout(1800)
@@ -327,8 +327,15 @@ def test_deployments(helm: Path) -> None:
     )["GNLC_EMAIL_UNSUBSCRIBE_SECRETS"] == {
         "secretKeyRef": {"name": "notify-gnlc-notify-secrets", "key": "unsubscribe-secrets"}
     }
-    # KEDA owns the consumers' replica counts; the scheduler keeps its own
+    console = env_of(
+        deployments["notify-gnlc-notify-console"]["spec"]["template"]["spec"]["containers"][0]
+    )
+    assert console["GNLC_CONSOLE_SCHEDULER_URL"] == "http://notify-gnlc-notify-scheduler:8100"
+    assert console["GNLC_CONSOLE_WEBHOOK_URL"] == "http://notify-gnlc-notify-webhook:8102"
+    assert console["GNLC_CONSOLE_COOKIE_SECURE"] == "true"
+    # KEDA owns the consumers' replica counts; the scheduler and the console keep their own
     assert deployments["notify-gnlc-notify-scheduler"]["spec"]["replicas"] == 2
+    assert deployments["notify-gnlc-notify-console"]["spec"]["replicas"] == 2
     assert "replicas" not in deployments["notify-gnlc-notify-email"]["spec"]
     assert "replicas" not in deployments["notify-gnlc-notify-webhook"]["spec"]
 

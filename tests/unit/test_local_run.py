@@ -36,6 +36,8 @@ def _free_ports(start: int) -> Callable[[], int]:
         # a port that is set is used even if busy (the service then says so)
         ({"GNLC_MAILBOX_PORT": "8100"}, {8100}, Ports(40000, 8101, 8102, 8100, 8090)),
         ({"GNLC_RECEIVER_PORT": " 2525 "}, set(), Ports(8100, 8101, 8102, 8025, 2525)),
+        ({}, {8103}, Ports(8100, 8101, 8102, 8025, 8090, 40000)),
+        ({"GNLC_CONSOLE_PORT": "9103"}, set(), Ports(8100, 8101, 8102, 8025, 8090, 9103)),
     ],
 )
 def test_choose_ports(env: dict[str, str], busy: set[int], wanted: Ports) -> None:

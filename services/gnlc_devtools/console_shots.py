@@ -1,0 +1,186 @@
+"""Pictures of the operator console's main pages for the README: the scheduler, the webhook
+service and the console as child processes on free ports (on the broker of
+``KAFKA_BOOTSTRAP_SERVERS``), a sample deadline and announcement, and headless Chromium
+(Debian's, driven by Playwright, a development dependency) photographing each page.
+
+``deploy/screenshots.sh`` runs it (``python -m gnlc_devtools.console_shots DIR``) inside
+``deploy/with-services.sh --scratch``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gnlc_devtools.local import ADD_USER_OPTIONS, Children, _http_ready, any_free_port
+from gnlc_email.preview import chromium
+
+USER = "secretariat"
+CITIES = ["kathmandu", "aswan", "clermont-ferrand", "medellin", "hamilton"]
+
+
+def _wait(
+    check: Callable[[], bool], name: str, children: Children, logs: Path, timeout: float = 90
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if children.dead():
+            break
+        time.sleep(0.3)
+    tail = (logs / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+    raise SystemExit(f"{name} did not become ready:\n" + "\n".join(tail))
+
+
+def _samples(api: httpx.Client, now: datetime) -> None:
+    due = (now + timedelta(days=9)).replace(hour=22, minute=59, second=0, microsecond=0)
+    answers = [
+        api.post(
+            "/v1/deadlines",
+            json={
+                "id": "progress-report-2027",
+                "title": {
+                    "en": "Biennial progress report",
+                    "fr": "Rapport d'étape biennal",
+                    "es": "Informe bienal de progreso",
+                },
+                "description": {"en": "Please submit your city's biennial progress report."},
+                "due_at": due.isoformat(),
+                "audience": {"cities": CITIES},
+                "reminders": ["-30d", "-7d", "-1d", "-20h", "0d", "+3d"],
+                "link": "https://example.org/gnlc/report",
+            },
+        ),
+        api.post(
+            "/v1/deadlines/progress-report-2027/submissions", json={"city_id": "clermont-ferrand"}
+        ),
+        api.post(
+            "/v1/announcements",
+            json={
+                "id": "education-day",
+                "category": "event",
+                "title": {
+                    "en": "International Day of Education",
+                    "fr": "Journée internationale de l'éducation",
+                    "ar": "اليوم الدولي للتعليم",
+                },
+                "body": {
+                    "en": "Join us on 24 January.\n\nProgrammes and registration below.",
+                    "fr": "Rejoignez-nous le 24 janvier.\n\nProgramme et inscription ci-dessous.",
+                    "ar": "انضموا إلينا في 24 يناير.",
+                },
+                "audience": {"all_members": True},
+                "publish_at": (now + timedelta(days=2)).isoformat(),
+                "link": "https://example.org/gnlc/education-day",
+            },
+        ),
+    ]
+    for answer in answers:
+        if answer.status_code >= 300:
+            raise SystemExit(f"sample refused ({answer.status_code}): {answer.text}")
+
+
+def _photograph(console: str, password: str, out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright  # a development dependency
+
+    pictures: list[Path] = []
+    with sync_playwright() as playwright:
+        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        browser = playwright.chromium.launch(executable_path=chromium(), args=args)
+        context = browser.new_context(
+            viewport={"width": 1200, "height": 800}, timezone_id="Europe/Paris", locale="en-GB"
+        )
+        page = context.new_page()
+
+        def shot(name: str, full: bool = True) -> None:
+            path = out / f"console-{name}.png"
+            page.screenshot(path=str(path), full_page=full)
+            pictures.append(path)
+
+        page.goto(f"{console}/signin")
+        shot("signin", full=False)
+        page.get_by_label("Name").fill(USER)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("heading", name="Dashboard").wait_for()
+        page.reload()  # the browser's zone is known from the second page on
+        shot("dashboard")
+        page.goto(f"{console}/deadlines/progress-report-2027")
+        shot("deadline")
+        page.goto(f"{console}/deadlines/new")
+        page.get_by_label("Id", exact=True).fill("Award 2027")
+        page.get_by_label("Title (1)").fill("Learning City Award: applications")
+        page.get_by_label("Steps").fill("-7d -1w")
+        page.get_by_role("button", name="Create deadline").click()
+        page.locator("#form-errors").wait_for()
+        shot("deadline-form-errors")
+        page.goto(f"{console}/announcements/education-day?city=aswan&language=ar")
+        page.frame_locator("#preview iframe").locator("body").wait_for()
+        shot("announcement-preview")
+        page.set_viewport_size({"width": 375, "height": 800})
+        page.goto(f"{console}/deadlines/progress-report-2027")
+        shot("deadline-phone", full=False)
+        browser.close()
+    return pictures
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0] if argv else "docs/screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    token, password = secrets.token_urlsafe(24), secrets.token_urlsafe(12)
+    ports = {name: any_free_port() for name in ("scheduler", "webhook", "console")}
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp)
+        env: dict[str, Any] = {
+            **os.environ,
+            "GNLC_TOPIC_PREFIX": f"shots{uuid.uuid4().hex[:8]}.",
+            "GNLC_OPERATOR_TOKEN": token,
+            "GNLC_STATE_DIR": str(state),
+            "GNLC_SCHEDULER_PORT": str(ports["scheduler"]),
+            "GNLC_WEBHOOK_PORT": str(ports["webhook"]),
+            "GNLC_CONSOLE_PORT": str(ports["console"]),
+            "GNLC_CONSOLE_SCHEDULER_URL": f"http://127.0.0.1:{ports['scheduler']}",
+            "GNLC_CONSOLE_WEBHOOK_URL": f"http://127.0.0.1:{ports['webhook']}",
+            "GNLC_CONSOLE_COOKIE_SECURE": "false",
+        }
+        env.pop("GNLC_DATABASE_URL", None)
+        subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "gnlc_console", "add-user", USER, *ADD_USER_OPTIONS],
+            input=f"{password}\n",
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        logs = state / "logs"
+        children = Children(logs)
+        try:
+            for name in ports:
+                children.start(name, ["-m", f"gnlc_{name}"], env)
+            for name, port in ports.items():
+                _wait(_http_ready(f"http://127.0.0.1:{port}/health/ready"), name, children, logs)
+            scheduler = f"http://127.0.0.1:{ports['scheduler']}"
+            with httpx.Client(
+                base_url=scheduler, headers={"authorization": f"Bearer {token}"}, timeout=30
+            ) as api:
+                _samples(api, datetime.now(UTC))
+            for picture in _photograph(f"http://127.0.0.1:{ports['console']}", password, out):
+                print(picture)
+        finally:
+            children.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
