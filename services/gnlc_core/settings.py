@@ -185,10 +185,20 @@ class Settings(BaseSettings):
         description="Worker processes, each a member of the consumer groups (2 to use 2 cores).",
     )
 
+    # the status view (gnlc_status)
+    status_batch_size: int = Field(
+        default=1000, ge=1, le=10_000, description="Receipts per consumer batch."
+    )
+    status_webhook_api_url: str = Field(
+        default="http://127.0.0.1:8102",
+        description="The webhook API the status service asks which endpoints a partner owns.",
+    )
+
     # HTTP (health and APIs) and logs
     http_host: str = "127.0.0.1"
     scheduler_port: int = 8100
     email_port: int = 8101
     webhook_port: int = 8102
+    status_port: int = 8103
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")

@@ -46,6 +46,7 @@ from gnlc_core.events import (
 from gnlc_core.kafka import Topics, publish_dead_letter
 from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
+from gnlc_core.receipts import Subjects
 from gnlc_core.retry import Retrier
 from gnlc_core.settings import Settings
 from gnlc_email.message import Recipient, compose
@@ -157,6 +158,8 @@ class EmailConsumer:
         self._envelope_from = parseaddr(settings.mail_from)[1]
         self._services: Services | None = None
         self._ready = asyncio.Event()
+        #: The events being handled, for the receipts the ledger's listeners publish.
+        self.subjects = Subjects()
 
     def ready(self, services: Services) -> None:
         """Called once the database is migrated and the unsubscribe secret known."""
@@ -183,6 +186,7 @@ class EmailConsumer:
             if isinstance(event, str):  # why it is not an event
                 await dead_letter(self._broker, self._topics.email_dead_letter, record, event)
             else:
+                self.subjects.remember(event)
                 events.append(event)
         writer = LedgerWriter(services.ledger)
         try:
@@ -252,7 +256,7 @@ class EmailConsumer:
                         isinstance(event, AnnouncementPublishedEvent)
                         and address.lower() in opted_out
                     ):
-                        writer.add(Notice(event.id, key, Status.DROPPED, 0, "unsubscribed"))
+                        writer.add(Notice(event.id, key, Status.UNSUBSCRIBED, 0, "unsubscribed"))
                         continue
                     addresses.append(address)
                 if addresses:
@@ -376,6 +380,7 @@ class EmailConsumer:
                 recipient=recipient,
             )
             return
+        self.subjects.remember(event)
         city_id, _, address = recipient.partition(":")
         city = self._directory.directory.by_id.get(city_id)
         if await services.ledger.settled_many([(event.id, recipient)]):
@@ -392,7 +397,7 @@ class EmailConsumer:
         elif isinstance(
             event, AnnouncementPublishedEvent
         ) and await services.preferences.unsubscribed([address]):
-            outcome = Notice(event.id, recipient, Status.DROPPED, attempt - 1, "unsubscribed")
+            outcome = Notice(event.id, recipient, Status.UNSUBSCRIBED, attempt - 1, "unsubscribed")
         if outcome is None:
             assert city is not None
             try:

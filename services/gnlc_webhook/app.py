@@ -25,6 +25,7 @@ from gnlc_core.kafka import (
 )
 from gnlc_core.logs import get_logger
 from gnlc_core.membership import Membership
+from gnlc_core.receipts import ReceiptPublisher
 from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_core.service import build_app, health_router, worker_settings
 from gnlc_core.settings import Settings
@@ -127,6 +128,20 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         schedule,
         limits=limits_of(settings),
         should_send=should_send or not_submitted,
+    )
+
+    def partner_of(endpoint_id: str) -> dict[str, str]:
+        endpoint = registry.get(endpoint_id)
+        return {"partner_id": endpoint.partner_id} if endpoint is not None else {}
+
+    consumer.ledger.listen(
+        ReceiptPublisher(
+            broker,
+            topics,
+            source="/gnlc-notify/webhook",
+            subjects=consumer.subjects,
+            recipient_facts=partner_of,
+        )
     )
     ready = asyncio.Event()  # the broker starts before the hooks: handlers wait for them
 
