@@ -74,6 +74,7 @@ def specification(topics: Topics, *, server: str = "127.0.0.1:19092") -> str:
             title=f"{channel} consumer group",
             description=f"The {channel} service turns each event into {channel} notices.",
         )(handler)
+
     async def on_receipt(event: NoticeStatusEvent) -> None:
         """Documentation only: the status service folds receipts into its view."""
 

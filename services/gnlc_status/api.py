@@ -1,8 +1,9 @@
 """The status API: every notice's state, by deadline, announcement, city, endpoint, and
 counts by channel and state. Operators see everything (the operator token); a partner
-(its webhook token) sees only its own endpoints' deliveries."""
+(its webhook token) sees only its own endpoints' deliveries.
 
-from __future__ import annotations
+(No ``from __future__ import annotations``: FastAPI reads the dependencies' annotations,
+some of which are local to ``status_router``.)"""
 
 import hmac
 from dataclasses import dataclass
