@@ -37,9 +37,16 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gnlc_core.events import CloudEvent, envelope
+from gnlc_core.events import (
+    SOURCE_SCHEDULER,
+    CloudEvent,
+    NoticeStatus,
+    envelope,
+    receipt_event,
+)
 from gnlc_core.kafka import Topics, publish_event
 from gnlc_core.logs import get_logger
+from gnlc_core.receipts import RECEIPT_TYPE
 from gnlc_scheduler import store
 from gnlc_scheduler.recovery import already_published
 
@@ -270,6 +277,10 @@ class Dispatcher:
         return [d for d in rows if d.event_id not in found], landed, []
 
     async def _send(self, due: store.Due) -> None:
+        if due.type == RECEIPT_TYPE:  # the plan's own receipts (gnlc_scheduler.receipts)
+            receipt = NoticeStatus.model_validate(due.data)
+            await self._publish(receipt_event(receipt, source=SOURCE_SCHEDULER))
+            return
         await self._publish(
             envelope(
                 due.type,

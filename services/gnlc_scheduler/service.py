@@ -87,7 +87,9 @@ class SchedulerService:
             )
 
     async def save_deadline(self, deadline: Deadline) -> store.Planned:
-        planned = await store.save_deadline(self.engine, deadline, now=utc_now(), grace=self._grace)
+        now = utc_now()
+        planned = await store.save_deadline(self.engine, deadline, now=now, grace=self._grace)
+        self.dispatcher.expect(now)  # the plan's receipts
         if planned.rows:
             self.dispatcher.expect(min(row["fire_at"] for row in planned.rows))
         log.info(
@@ -106,6 +108,8 @@ class SchedulerService:
         cancelled = await store.record_submission(
             self.engine, deadline_id, city_id, at=at, source=source
         )
+        if cancelled:
+            self.dispatcher.expect(utc_now())  # their receipts
         event = submission_event(
             DeadlineSubmitted(
                 deadline_id=deadline_id, city_id=city_id, submitted_at=at, source=source

@@ -24,11 +24,14 @@ from gnlc_core.events import (
     AnnouncementPublished,
     Audience,
     DeadlineReminder,
+    NoticeStatus,
     encode_event,
     envelope,
     stable_id,
 )
 from gnlc_core.kafka import MAX_EVENT_BYTES
+from gnlc_core.ledger import Status
+from gnlc_scheduler import receipts
 from gnlc_scheduler.deadlines import Announcement, Deadline, parse_offset
 from gnlc_scheduler.plan import Dropped, NotScheduled, schedule_for_city, step_label
 from gnlc_scheduler.tables import announcements, cities, deadlines, outbox, submissions
@@ -85,6 +88,38 @@ class NotFound(LookupError):
 
 def _insert(connection: AsyncConnection) -> Any:
     return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+
+#: What an outbox update hands back for the receipts of the rows it changed.
+_STEP_COLUMNS = (
+    outbox.c.event_id,
+    outbox.c.deadline_id,
+    outbox.c.city_id,
+    outbox.c.step,
+    outbox.c.fire_at,
+)
+
+
+async def _publish_receipts(
+    connection: AsyncConnection, found: Sequence[NoticeStatus], now: datetime
+) -> None:
+    """Receipts into the outbox, in the caller's transaction (the same receipt twice is
+    one row)."""
+    rows = receipts.outbox_rows(found, now=now)
+    if rows:
+        statement = _insert(connection)(outbox).on_conflict_do_nothing()
+        await connection.execute(statement, rows)
+
+
+async def _changed(
+    connection: AsyncConnection, statement: Any, state: Status, now: datetime, reason: str
+) -> int:
+    """Run an outbox UPDATE or DELETE and write the receipts of the reminder rows it
+    changed (now in ``state``); returns how many rows it changed."""
+    changed = (await connection.execute(statement.returning(*_STEP_COLUMNS))).mappings().all()
+    found = receipts.of_rows(changed, state, at=now, reason=reason)
+    await _publish_receipts(connection, found, now)
+    return len(changed)
 
 
 # -- cities -------------------------------------------------------------------------------
@@ -350,15 +385,53 @@ async def save_deadline(
             },
         )
         await connection.execute(statement)
-        await connection.execute(
-            delete(outbox).where(
-                outbox.c.deadline_id == deadline.id,
-                outbox.c.state.in_([PENDING, SKIPPED, PARKED]),
+        replaced = (
+            (
+                await connection.execute(
+                    delete(outbox)
+                    .where(
+                        outbox.c.deadline_id == deadline.id,
+                        outbox.c.state.in_([PENDING, SKIPPED, PARKED]),
+                    )
+                    .returning(*_STEP_COLUMNS)
+                )
             )
+            .mappings()
+            .all()
         )
         if planned.rows:
             await connection.execute(outbox.insert(), planned.rows)
+        await _publish_receipts(connection, _plan_receipts(deadline, planned, replaced, now), now)
         return planned
+
+
+def _plan_receipts(
+    deadline: Deadline, planned: Planned, replaced: Sequence[Any], now: datetime
+) -> list[NoticeStatus]:
+    """A saved plan's receipts: each step planned is scheduled; each step not scheduled is
+    dropped with its reason (unless it was sent already), and so is each step an edit took
+    out of the plan."""
+    found = receipts.of_rows(planned.rows, Status.SCHEDULED, at=now)
+    kept = {row["event_id"] for row in planned.rows}
+    for left_out in planned.not_scheduled:
+        if left_out.reason is NotScheduled.ALREADY_SENT:
+            continue
+        event_id = reminder_event_id(deadline, left_out.city_id, left_out.step)
+        kept.add(event_id)
+        found.append(
+            receipts.step_receipt(
+                event_id,
+                deadline_id=deadline.id,
+                city_id=left_out.city_id,
+                step=left_out.step,
+                state=Status.DROPPED,
+                at=now,
+                reason=f"not scheduled: {left_out.reason.value}: {left_out.detail}",
+            )
+        )
+    gone = [row for row in replaced if row["event_id"] not in kept]
+    found += receipts.of_rows(gone, Status.DROPPED, at=now, reason="no longer in the plan")
+    return found
 
 
 async def cancel_deadline(engine: AsyncEngine, deadline_id: str, now: datetime) -> int:
@@ -371,12 +444,15 @@ async def cancel_deadline(engine: AsyncEngine, deadline_id: str, now: datetime) 
         )
         if not found.rowcount:
             raise NotFound(f"no deadline {deadline_id!r}")
-        result = await connection.execute(
+        return await _changed(
+            connection,
             update(outbox)
             .where(outbox.c.deadline_id == deadline_id, outbox.c.state.in_(_STOPPABLE))
-            .values(state=CANCELLED)
+            .values(state=CANCELLED),
+            Status.DROPPED,
+            now,
+            "deadline cancelled",
         )
-        return int(result.rowcount)
 
 
 async def get_deadline(engine: AsyncEngine, deadline_id: str) -> dict[str, Any]:
@@ -519,16 +595,19 @@ async def record_submission(
             deadline_id=deadline_id, city_id=city_id, submitted_at=at, source=source[:100]
         )
         await connection.execute(statement.on_conflict_do_nothing())
-        result = await connection.execute(
+        return await _changed(
+            connection,
             update(outbox)
             .where(
                 outbox.c.deadline_id == deadline_id,
                 outbox.c.city_id == city_id,
                 outbox.c.state.in_(_STOPPABLE),
             )
-            .values(state=CANCELLED)
+            .values(state=CANCELLED),
+            Status.DROPPED,
+            _utc_now(),  # the receipt goes now, whenever the submission says it happened
+            "submitted",
         )
-        return int(result.rowcount)
 
 
 async def list_submissions(engine: AsyncEngine, deadline_id: str) -> list[dict[str, Any]]:
@@ -769,10 +848,14 @@ async def settle(
     claimed = outbox.c.state == CLAIMED
     async with engine.begin() as connection:
         if emitted:
-            await connection.execute(
+            await _changed(
+                connection,
                 update(outbox)
                 .where(outbox.c.event_id.in_([d.event_id for d in emitted]), claimed)
-                .values(state=EMITTED, emitted_at=at, next_attempt_at=None)
+                .values(state=EMITTED, emitted_at=at, next_attempt_at=None),
+                Status.SENT,
+                at,
+                "on Kafka: handed to the channels",
             )
             published = [d.announcement_id for d in emitted if d.announcement_id]
             if published:
@@ -785,10 +868,14 @@ async def settle(
                     .values(state=AnnouncementState.PUBLISHED, published_at=at, updated_at=at)
                 )
         if skipped:
-            await connection.execute(
+            await _changed(
+                connection,
                 update(outbox)
                 .where(outbox.c.event_id.in_([d.event_id for d in skipped]), claimed)
-                .values(state=SKIPPED)
+                .values(state=SKIPPED),
+                Status.DROPPED,
+                at,
+                "missed: its instant passed while no scheduler ran",
             )
 
 
@@ -807,9 +894,10 @@ async def failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
     is ``parked`` with its reason. Rows cancelled meanwhile stay cancelled."""
     if not failures:
         return
+    now = _utc_now()
     async with engine.begin() as connection:
         for failure in failures:
-            await connection.execute(
+            statement = (
                 update(outbox)
                 .where(outbox.c.event_id == failure.due.event_id, outbox.c.state == CLAIMED)
                 .values(
@@ -821,6 +909,12 @@ async def failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
                     claimed_by=None,
                 )
             )
+            if failure.retry_at is not None:
+                await connection.execute(statement)
+            else:  # parked: the step will not go out
+                await _changed(
+                    connection, statement, Status.FAILED, now, f"parked: {failure.reason}"
+                )
 
 
 async def next_fire_at(engine: AsyncEngine) -> datetime | None:
@@ -854,7 +948,7 @@ async def upcoming(
             cities.c.timezone,
         )
         .select_from(outbox.outerjoin(cities, cities.c.id == outbox.c.city_id))
-        .where(outbox.c.state == PENDING)
+        .where(outbox.c.state == PENDING, outbox.c.type != receipts.RECEIPT_TYPE)
         .order_by(outbox.c.fire_at)
         .limit(limit)
     )
