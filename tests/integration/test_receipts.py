@@ -5,13 +5,17 @@ the status consumer killed (kill -9) midway and restarted."""
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import sqlite3
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
@@ -173,3 +177,89 @@ def test_the_view_agrees_with_the_ledgers_after_a_burst_and_a_kill(system: Syste
         f"services {children.ru_utime + children.ru_stime:.1f} s, "
         f"test process {own.ru_utime + own.ru_stime:.1f} s"
     )
+
+
+def cli(system: System, *args: str, **urls: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "gnlc_cli.main", *args],
+        env=dict(os.environ, GNLC_OPERATOR_TOKEN=system.token, COLUMNS="200", **urls),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_deadlines_receipts_reach_the_view_api_and_cli(system: System) -> None:
+    scheduler = system.service("scheduler").start()
+    system.service("email").start()
+    webhook = system.service("webhook").start()
+    status = system.service("status", GNLC_STATUS_WEBHOOK_API_URL=webhook.url).start()
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+    created = system.api(
+        "POST",
+        "/v1/deadlines",
+        scheduler,
+        json={
+            "id": "progress-report",
+            "title": {"en": "Biennial progress report"},
+            "due_at": due.isoformat(),
+            "audience": {"cities": ["kathmandu", "clermont-ferrand"]},
+            "reminders": ["-3s", "0d"],
+            "delivery_hour": None,
+        },
+    )
+    assert created.status_code == 201, created.text
+    submitted = system.api(
+        "POST",
+        "/v1/deadlines/progress-report/submissions",
+        scheduler,
+        json={"city_id": "clermont-ferrand"},
+    )
+    assert submitted.status_code == 201, submitted.text
+
+    expected = {
+        ("clermont-ferrand", "3s-before", "schedule", "clermont-ferrand", "dropped"),
+        ("clermont-ferrand", "due", "schedule", "clermont-ferrand", "dropped"),
+        *(
+            ("kathmandu", step, channel, recipient, state)
+            for step in ("3s-before", "due")
+            for channel, recipient, state in (
+                ("schedule", "kathmandu", "sent"),
+                ("email", "kathmandu:lll@kathmandu.example.org", "delivered"),
+                ("webhook", "partner-a", "delivered"),
+            )
+        ),
+    }
+
+    def view() -> set[tuple[str, str, str, str, str]]:
+        page = system.api_at("GET", status.url, "/v1/status/deadlines/progress-report").json()
+        return {
+            (i["city_id"], i["step"], i["channel"], i["recipient"], i["state"])
+            for i in page["items"]
+        }
+
+    eventually(lambda: view() == expected, timeout=60, what=f"the view to be {expected}")
+
+    # the partner sees its own endpoint, with its own token, and nothing else
+    token = system.api_at("POST", webhook.url, "/v1/partners/institute-a/token").json()["token"]
+    partner = {"authorization": f"Bearer {token}"}
+    own = httpx.get(f"{status.url}/v1/status/endpoints/partner-a", headers=partner, timeout=10)
+    assert {i["state"] for i in own.json()["items"]} == {"delivered"}
+    assert len(own.json()["items"]) == 2
+    refused = httpx.get(f"{status.url}/v1/status/deadlines/progress-report", headers=partner)
+    assert refused.status_code == 403
+    summary = system.api_at("GET", status.url, "/v1/status/summary").json()["counts"]
+    assert summary["email"] == {"delivered": 2}
+
+    urls = {"GNLC_API_URL": scheduler.url, "GNLC_STATUS_API_URL": status.url}
+    table = cli(system, "status", "deadline", "progress-report", **urls)
+    lines = [line for line in table.splitlines() if "kathmandu" in line]
+    assert sum("delivered" in line for line in lines) == 4, table
+    assert "+05:45" in table, table  # when, in the city's local time
+    missing = cli(system, "status", "deadline", "progress-report", "--not-submitted", **urls)
+    assert "kathmandu" in missing
+    assert "clermont-ferrand" not in missing
+    assert "1 cities have not submitted" in missing
