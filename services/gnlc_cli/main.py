@@ -47,8 +47,8 @@ def dev_up(
 ) -> None:
     """Mailbox, webhook receiver, scheduler and consumers, with a demo deadline.
 
-    Ports: GNLC_SCHEDULER_PORT, GNLC_EMAIL_PORT, GNLC_WEBHOOK_PORT, GNLC_MAILBOX_PORT,
-    GNLC_RECEIVER_PORT. Ctrl-C or SIGTERM stops everything it started.
+    Ports: GNLC_SCHEDULER_PORT, GNLC_EMAIL_PORT, GNLC_WEBHOOK_PORT, GNLC_STATUS_PORT,
+    GNLC_MAILBOX_PORT, GNLC_RECEIVER_PORT. Ctrl-C or SIGTERM stops everything it started.
     """
     from gnlc_devtools.local import up
 

@@ -1,11 +1,12 @@
-"""The whole system on one machine: mailbox, webhook receiver and the three services as
-child processes, a demo deadline, and a live view of what lands where.
+"""The whole system on one machine: mailbox, webhook receiver and the services (scheduler,
+email, webhook, status) as child processes, a demo deadline, and a live view of what lands where.
 
 Every port can be set (``GNLC_SCHEDULER_PORT``, ``GNLC_EMAIL_PORT``, ``GNLC_WEBHOOK_PORT``,
-``GNLC_MAILBOX_PORT``, ``GNLC_RECEIVER_PORT``); an unset one is its usual port when that is
-free, else any free port, and the banner says which. Children run in sessions of their own,
-so Ctrl-C reaches only this runner, which stops them all (SIGTERM to each process group,
-SIGKILL after a timeout); SIGTERM to the runner does the same.
+``GNLC_STATUS_PORT``, ``GNLC_MAILBOX_PORT``, ``GNLC_RECEIVER_PORT``); an unset one is its
+usual port when that is free, else any free port, and the banner says which. Children run
+in sessions of their own, so Ctrl-C reaches only this runner, which stops them all
+(SIGTERM to each process group, SIGKILL after a timeout); SIGTERM to the runner does the
+same.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Ports:
     webhook: int
     mailbox: int
     receiver: int
+    status: int = 8103
 
 
 PORT_SETTINGS: dict[str, tuple[str, int]] = {
@@ -56,6 +58,7 @@ PORT_SETTINGS: dict[str, tuple[str, int]] = {
     "webhook": ("GNLC_WEBHOOK_PORT", 8102),
     "mailbox": ("GNLC_MAILBOX_PORT", 8025),
     "receiver": ("GNLC_RECEIVER_PORT", 8090),
+    "status": ("GNLC_STATUS_PORT", 8103),
 }
 
 
@@ -154,6 +157,8 @@ def prepare(state: Path, ports: Ports, environ: Mapping[str, str]) -> dict[str, 
             "GNLC_SCHEDULER_PORT": str(ports.scheduler),
             "GNLC_EMAIL_PORT": str(ports.email),
             "GNLC_WEBHOOK_PORT": str(ports.webhook),
+            "GNLC_STATUS_PORT": str(ports.status),
+            "GNLC_STATUS_WEBHOOK_API_URL": f"http://127.0.0.1:{ports.webhook}",
             "GNLC_OPERATOR_TOKEN": token,
             "GNLC_LOG_FORMAT": "json",
             # the local receiver is on loopback, which the webhook SSRF guard refuses
@@ -334,7 +339,7 @@ def up(
         for name, port in (("mailbox", ports.mailbox), ("receiver", ports.receiver)):
             if not _wait(_listening(port), 30, children, lambda: stopping):
                 return 0 if stopping else _failed(out, name, state)
-        for service in ("scheduler", "email", "webhook"):
+        for service in ("scheduler", "email", "webhook", "status"):
             service_env = dict(env)
             if "GNLC_DATABASE_URL" not in os.environ:  # this run's own state, under root
                 (state / "state").mkdir(exist_ok=True)
@@ -346,6 +351,7 @@ def up(
             ("scheduler", ports.scheduler),
             ("email", ports.email),
             ("webhook", ports.webhook),
+            ("status", ports.status),
         ):
             url = f"http://127.0.0.1:{port}/health/ready"
             if not _wait(_http_ready(url), 90, children, lambda: stopping):
@@ -399,16 +405,19 @@ def _banner(
 ) -> None:
     scheduler = f"http://127.0.0.1:{ports.scheduler}"
     webhook = f"http://127.0.0.1:{ports.webhook}"
+    status = f"http://127.0.0.1:{ports.status}"
     out("GNLC Notify is running locally:")
     out(f"  scheduler  {scheduler}/docs")
     out(f"  webhooks   {webhook}/docs (partners and endpoints)")
     out(f"  email      http://127.0.0.1:{ports.email}/health/ready")
+    out(f"  status     {status}/docs (every notice's state; gnlc-notify status ...)")
     out(f"  mailbox    SMTP 127.0.0.1:{ports.mailbox}, messages in {maildir / 'new'}")
     out(f"  receiver   http://127.0.0.1:{ports.receiver}/received, log {received}")
     out(f"  logs       {state / 'logs'}")
     out(f"The operator token is in {state / TOKEN_FILE}, which gnlc-notify reads; or:")
     out(f"  export GNLC_OPERATOR_TOKEN={token}")
     out(f"  export GNLC_API_URL={scheduler} GNLC_WEBHOOK_API_URL={webhook}")
+    out(f"  export GNLC_STATUS_API_URL={status}")
     wait = max(0, round((first - datetime.now(UTC)).total_seconds()))
     out(
         f"The demo deadline's first reminder goes out at {first:%H:%M:%S} UTC "

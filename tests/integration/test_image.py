@@ -38,6 +38,7 @@ SERVICES = {
     "scheduler": "GNLC_SCHEDULER_PORT",
     "email": "GNLC_EMAIL_PORT",
     "webhook": "GNLC_WEBHOOK_PORT",
+    "status": "GNLC_STATUS_PORT",
 }
 UNPRIVILEGED = "nobody"
 
@@ -299,7 +300,7 @@ def test_installed_image_starts_each_service_unprivileged(image: Image, kafka: s
         assert "degraded" not in ready["scheduler"]
 
         token = {"authorization": f"Bearer {TOKEN}"}
-        scheduler, _email, webhook = running
+        scheduler, _email, webhook, _status = running
         cities = httpx.get(f"{scheduler.url}/v1/cities", headers=token, timeout=10)
         assert cities.status_code == 200
         assert len(cities.json()) > 20  # the sample directory shipped in the wheel

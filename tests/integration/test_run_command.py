@@ -78,7 +78,8 @@ def _read_until(
 def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
     kafka: str, tmp_path: Path
 ) -> None:
-    ports = {name: free_port() for name in ("SCHEDULER", "EMAIL", "WEBHOOK", "MAILBOX", "RECEIVER")}
+    names = ("SCHEDULER", "EMAIL", "WEBHOOK", "STATUS", "MAILBOX", "RECEIVER")
+    ports = {name: free_port() for name in names}
     env = dict(
         os.environ,
         KAFKA_BOOTSTRAP_SERVERS=kafka,
@@ -118,7 +119,7 @@ def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
         output = "".join(seen)
         assert shown, output
         children = _children(runner.pid)
-        assert len(children) == 5, output
+        assert len(children) == 6, output
         groups = set(children)  # each child leads a process group of its own
         assert all(_process_groups().get(child) == child for child in children)
     finally:
@@ -137,6 +138,8 @@ def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
     assert "GNLC Notify is running locally" in output
     assert f"http://127.0.0.1:{ports['SCHEDULER']}/docs" in output
     assert f"SMTP 127.0.0.1:{ports['MAILBOX']}" in output
+    assert f"http://127.0.0.1:{ports['STATUS']}/docs" in output
+    assert f"export GNLC_STATUS_API_URL=http://127.0.0.1:{ports['STATUS']}" in output
     token_file = tmp_path / ".local" / "operator-token"
     token = token_file.read_text().strip()
     assert f"export GNLC_OPERATOR_TOKEN={token}" in output
