@@ -192,6 +192,7 @@ def cli(system: System, *args: str, **urls: str) -> str:
     return done.stdout
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the other store
 def test_a_deadlines_receipts_reach_the_view_api_and_cli(system: System) -> None:
     scheduler = system.service("scheduler").start()
     system.service("email").start()
