@@ -73,10 +73,12 @@ class Notice:
     at: datetime | None = None
 
 
-#: Told of every change of notice state a ledger writes: the channel and the rows, after
-#: they are written (after the commit when the ledger owns the transaction, inside the
-#: caller's transaction otherwise). The one seam through which receipts, metrics and
-#: anything else that follows notices learn of them.
+#: Told of every change of notice state a ledger writes: the channel and the rows (each with
+#: ``at``, the moment written), after they are written: inside the write's transaction,
+#: before its commit, for ``record_many`` and ``move`` (a listener that raises rolls the
+#: write back: the consumer then handles the record again), after the commit for
+#: ``record``. The one seam through which receipts, metrics and anything else that follows
+#: notices learn of them.
 Listener = Callable[[str, Sequence[Notice]], Awaitable[None]]
 
 
