@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from gnlc_core.answers import ErrorDetail, Instant
+from gnlc_core.events import UtcDatetime
 from gnlc_core.ledger import Status
 from gnlc_core.settings import Settings
 from gnlc_status import view
@@ -34,9 +35,12 @@ StepQuery = Annotated[
 ChannelQuery = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9-]{0,15}$", max_length=16)]
 EventQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 Since = Annotated[
-    datetime | None, Query(description="From this instant (RFC 3339, with its offset).")
+    UtcDatetime | None,
+    Query(description="From this instant (RFC 3339 with its offset; 2000 to before 2200)."),
 ]
-Until = Annotated[datetime | None, Query(description="Before this instant (RFC 3339).")]
+Until = Annotated[
+    UtcDatetime | None, Query(description="Before this instant (RFC 3339 with its offset).")
+]
 #: The longest window one query may ask for.
 MAX_WINDOW = timedelta(days=366)
 
@@ -86,6 +90,7 @@ class Caller:
 _AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorDetail, "description": "Missing or unknown bearer token."},
     403: {"model": ErrorDetail, "description": "Operators only, or no operator token set."},
+    503: {"model": ErrorDetail, "description": "A partner token cannot be checked now."},
 }
 
 
@@ -93,9 +98,6 @@ def _window(
     since: datetime | None, until: datetime | None, *, default: timedelta = timedelta(days=1)
 ) -> tuple[datetime, datetime]:
     """The window asked for (default: the ``default`` before ``until`` or now)."""
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name}: give the instant's offset (e.g. Z)")
     end = (until or datetime.now(UTC)).astimezone(UTC)
     start = (since or end - default).astimezone(UTC)
     if start >= end:

@@ -139,6 +139,8 @@ async def test_a_partner_sees_only_its_own_endpoints(client: httpx.AsyncClient) 
         ("/v1/status/summary?since=2027-01-02T00:00:00Z&until=2027-01-01T00:00:00Z", 422, OPERATOR),
         ("/v1/status/summary?since=2020-01-01T00:00:00Z&until=2027-01-01T00:00:00Z", 422, OPERATOR),
         ("/v1/status/summary?since=yesterday", 422, OPERATOR),
+        ("/v1/status/summary?since=0001-01-01T00:00:00%2B05:00", 422, OPERATOR),
+        ("/v1/status/cities/laval?until=9999-12-31T23:59:59-05:00", 422, OPERATOR),
     ],
 )
 async def test_bad_requests_are_refused_naming_what_to_fix(
