@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,13 +25,19 @@ from gnlc_core.events import AnnouncementPublished, Audience, announcement_event
 from gnlc_devtools.mailbox import LocalMailbox
 from tests.integration.conftest import System
 from tests.perf.bench_webhook import start_sink
-from tests.support import eventually, free_port
+from tests.support import Service, eventually, free_port
 
 pytestmark = pytest.mark.integration
 EVENTS = 200  # announcements to all 29 members: 5,800 emails
 SINK_ENDPOINTS = 19  # + the verifying receiver + one that refuses: 4,200 webhook deliveries
 ENDPOINTS = SINK_ENDPOINTS + 2
 SETTLED = ("delivered", "failed", "dropped", "unsubscribed")
+
+
+def start_together(*services: Service) -> list[Service]:
+    """Start services side by side (each waits for its own readiness)."""
+    with ThreadPoolExecutor(len(services)) as pool:
+        return list(pool.map(lambda service: service.start(), services))
 
 
 def burst(count: int) -> list[bytes]:
@@ -144,9 +151,11 @@ def test_the_view_agrees_with_the_ledgers_after_a_burst_and_a_kill(system: Syste
             "GNLC_WEBHOOK_RETRY_DELAYS": "[1]",
             "GNLC_WEBHOOK_RETRY_JITTER": "0",
         }
-        status = system.service("status").start()
-        email = system.service("email", **quick).start()
-        system.service("webhook", **quick).start()
+        status, email, _webhook = start_together(
+            system.service("status"),
+            system.service("email", **quick),
+            system.service("webhook", **quick),
+        )
         asyncio.run(
             produce_all(system.kafka, f"{system.prefix}announcement.published", burst(EVENTS))
         )
@@ -155,8 +164,7 @@ def test_the_view_agrees_with_the_ledgers_after_a_burst_and_a_kill(system: Syste
         email.kill()
         status.kill()
         killed_at = mailbox.count
-        system.service("status").start()
-        system.service("email", **quick).start()
+        start_together(system.service("status"), system.service("email", **quick))
 
         expected = {"email": EVENTS * 29, "webhook": EVENTS * ENDPOINTS}
 
@@ -207,10 +215,13 @@ def cli(system: System, *args: str, **urls: str) -> str:
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the other store
 def test_a_deadlines_receipts_reach_the_view_api_and_cli(system: System) -> None:
-    scheduler = system.service("scheduler").start()
-    system.service("email").start()
-    webhook = system.service("webhook").start()
-    status = system.service("status", GNLC_STATUS_WEBHOOK_API_URL=webhook.url).start()
+    webhook = system.service("webhook")
+    scheduler, _email, _webhook, status = start_together(
+        system.service("scheduler"),
+        system.service("email"),
+        webhook,
+        system.service("status", GNLC_STATUS_WEBHOOK_API_URL=webhook.url),
+    )
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
     created = system.api(
         "POST",
