@@ -17,6 +17,7 @@ import typer
 TOKEN_FILE = Path(".local") / "operator-token"
 DEFAULT_API = "http://127.0.0.1:8100"
 DEFAULT_WEBHOOK_API = "http://127.0.0.1:8102"
+DEFAULT_STATUS_API = "http://127.0.0.1:8104"
 MERGE_PATCH = "application/merge-patch+json"
 
 # Tests put an httpx transport here to answer the CLI without a network.

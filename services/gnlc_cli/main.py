@@ -2,7 +2,8 @@
 
 Commands that change or list deadlines, announcements and cities call the scheduler's API
 (``GNLC_API_URL``); partners and endpoints call the webhook service's API
-(``GNLC_WEBHOOK_API_URL``); both with the operator token (``GNLC_OPERATOR_TOKEN``, ``--token``,
+(``GNLC_WEBHOOK_API_URL``); notices' states call the status service's API
+(``GNLC_STATUS_API_URL``); all with the operator token (``GNLC_OPERATOR_TOKEN``, ``--token``,
 or ``.local/operator-token`` written by the run command).
 """
 
@@ -14,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from gnlc_cli import bounces, operator, tools, webhooks
+from gnlc_cli import bounces, operator, status, tools, webhooks
 
 app = typer.Typer(
     help="GNLC Notify: deadlines, announcements and their notifications.",
@@ -31,6 +32,7 @@ app.add_typer(operator.announcements, name="announcements")
 app.add_typer(webhooks.partners, name="partners")
 app.add_typer(webhooks.endpoints, name="endpoints")
 app.add_typer(bounces.bounces, name="bounces")
+app.add_typer(status.status, name="status")
 app.command("schedule")(operator.schedule)
 app.command("topics")(tools.topics)
 app.command("asyncapi")(tools.asyncapi)
@@ -48,8 +50,8 @@ def dev_up(
 ) -> None:
     """Mailbox, webhook receiver, scheduler and consumers, with a demo deadline.
 
-    Ports: GNLC_SCHEDULER_PORT, GNLC_EMAIL_PORT, GNLC_WEBHOOK_PORT, GNLC_MAILBOX_PORT,
-    GNLC_RECEIVER_PORT. Ctrl-C or SIGTERM stops everything it started.
+    Ports: GNLC_SCHEDULER_PORT, GNLC_EMAIL_PORT, GNLC_WEBHOOK_PORT, GNLC_STATUS_PORT,
+    GNLC_MAILBOX_PORT, GNLC_RECEIVER_PORT. Ctrl-C or SIGTERM stops everything it started.
     """
     from gnlc_devtools.local import up
 

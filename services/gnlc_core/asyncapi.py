@@ -17,6 +17,7 @@ from gnlc_core.events import (
     DeadlineReminderEvent,
     DeadlineSubmittedEvent,
     DeadlineUpdatedEvent,
+    NoticeStatusEvent,
 )
 from gnlc_core.kafka import Topics
 
@@ -97,6 +98,22 @@ def specification(topics: Topics, *, server: str = "127.0.0.1:19092") -> str:
             title=f"{channel} consumer group",
             description=f"The {channel} service turns each event into {channel} notices.",
         )(handler)
+
+    async def on_receipt(event: NoticeStatusEvent) -> None:
+        """Documentation only: the status service folds receipts into its view."""
+
+    broker.subscriber(
+        topics.notice_status,
+        group_id=topics.group("status"),
+        title="notice.status",
+        description=(
+            "Receipts: every change of a notice's state, published by the service that "
+            "recorded it (the scheduler: scheduled, sent, dropped; the email and webhook "
+            "services: retrying, held, delivered, failed, dropped, unsubscribed). At least "
+            "once and in no guaranteed order; the status service keeps the state that "
+            "stands per notice."
+        ),
+    )(on_receipt)
     broker.publisher(topics.email_dead_letter, title="email.dead-letter", description=_DEAD_LETTER)
     broker.publisher(
         topics.webhook_dead_letter, title="webhook.dead-letter", description=_DEAD_LETTER

@@ -174,6 +174,49 @@ class DeadlineSubmitted(_Model):
     source: Annotated[str, Field(min_length=1, max_length=100)]
 
 
+#: The states a notice goes through (``gnlc_core.ledger.Status``'s values; the ledger
+#: imports this module, so they are spelled out here and a test keeps them equal).
+NoticeState = Literal[
+    "scheduled",
+    "sent",
+    "delivered",
+    "retrying",
+    "failed",
+    "dropped",
+    "unsubscribed",
+    "held",
+    "bounced",
+]
+Channel = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,15}$", max_length=16)]
+
+
+class NoticeStatus(_Model):
+    """A notice's new state, published by the service that recorded it (a receipt).
+
+    A notice is (event id, channel, recipient): ``schedule`` is the scheduler's plan (the
+    recipient is the city), ``email`` a contact (``city:address``), ``webhook`` an
+    endpoint. What the event was about (deadline and step, or announcement; city, partner)
+    is carried along so a status view needs nothing else; a field a service does not know
+    is left out."""
+
+    event_id: Annotated[str, Field(min_length=1, max_length=64)]
+    channel: Channel
+    recipient: Annotated[str, Field(min_length=1, max_length=320)]
+    state: NoticeState
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+    attempts: Annotated[int, Field(ge=0, le=1000)] = 0
+    state_time: UtcDatetime
+    event_type: Literal["deadline.reminder", "announcement.published"] | None = None
+    event_time: UtcDatetime | None = None
+    deadline_id: Slug | None = None
+    step: Annotated[str, Field(pattern=r"^(due|\d+[dhms]-(before|overdue))$")] | None = None
+    announcement_id: Slug | None = None
+    city_id: Slug | None = None
+    partner_id: Slug | None = None
+    #: ``scheduled``: when the step goes out.
+    send_at: UtcDatetime | None = None
+
+
 class CloudEvent(_Model):
     """The CloudEvents 1.0 envelope every event type extends."""
 
@@ -217,6 +260,33 @@ class DeadlineCancelledEvent(CloudEvent):
     data: DeadlineCancellation
 
 
+class NoticeStatusEvent(CloudEvent):
+    type: Literal["notice.status"] = "notice.status"
+    data: NoticeStatus
+
+
+def receipt_event(receipt: NoticeStatus, *, source: str) -> NoticeStatusEvent:
+    """The envelope for a receipt: its id names the notice, state, attempts and moment
+    (the same write told twice has the same id). Receipts may be published in batches to
+    any partition: the status view does not depend on their order."""
+    return NoticeStatusEvent(
+        id=stable_id(
+            "notice.status",
+            receipt.event_id,
+            receipt.channel,
+            receipt.recipient,
+            receipt.state,
+            str(receipt.attempts),
+            receipt.state_time.isoformat(),
+        ),
+        source=source,
+        time=receipt.state_time,
+        subject=f"notices/{receipt.event_id}/{receipt.channel}",
+        partitionkey=receipt.event_id,
+        data=receipt,
+    )
+
+
 def submission_event(submission: DeadlineSubmitted, *, source: str) -> DeadlineSubmittedEvent:
     """The envelope for a submission; keyed by (deadline, city), so a compacted topic keeps
     the latest per city."""
@@ -248,6 +318,7 @@ SCHEDULED_EVENT_TYPES: dict[str, type[CloudEvent]] = {**EVENT_TYPES, **CHANGE_EV
 ALL_EVENT_TYPES: dict[str, type[CloudEvent]] = {
     **SCHEDULED_EVENT_TYPES,
     "deadline.submitted": DeadlineSubmittedEvent,
+    "notice.status": NoticeStatusEvent,
 }
 _event_adapter: TypeAdapter[DeadlineReminderEvent | AnnouncementPublishedEvent] = TypeAdapter(Event)
 AnyEvent = DeadlineReminderEvent | AnnouncementPublishedEvent | ChangeEvent

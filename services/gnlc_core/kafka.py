@@ -94,6 +94,11 @@ class Topics:
         return f"{self.prefix}directory.cities"
 
     @property
+    def notice_status(self) -> str:
+        """Receipts: every change of a notice's state (``gnlc_core.receipts``)."""
+        return f"{self.prefix}notice.status"
+
+    @property
     def scheduler_dead_letter(self) -> str:
         return f"{self.prefix}scheduler.dead-letter"
 
@@ -119,6 +124,7 @@ class Topics:
             *self.domain,
             *self.changes,
             *self.compacted,
+            self.notice_status,
             self.scheduler_dead_letter,
             self.email_dead_letter,
             self.webhook_dead_letter,

@@ -5,12 +5,12 @@ goes out once in practice."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select
+from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -33,15 +33,27 @@ notices = Table(
 
 
 class Status(StrEnum):
+    """One state machine for every channel (README: "Notices: one state machine").
+
+    The channels' ledgers record ``retrying`` .. ``unsubscribed``; the scheduler's plan
+    (channel ``schedule`` on the ``notice.status`` topic) says ``scheduled``, ``sent`` (on
+    Kafka, handed to the channels) or ``dropped``/``failed``. ``bounced`` is reserved for
+    delivery status notifications coming back (a later issue)."""
+
+    SCHEDULED = "scheduled"  # a reminder step planned for a city, not yet due
+    SENT = "sent"  # the scheduler put the event on Kafka: handed to the channels
     DELIVERED = "delivered"
     RETRYING = "retrying"
     FAILED = "failed"  # permanently: retries exhausted or refused for good
-    DROPPED = "dropped"  # not sent on purpose (submitted, unsubscribed, endpoint gone)
+    DROPPED = "dropped"  # not sent on purpose (submitted, gone from the directory, endpoint gone)
+    UNSUBSCRIBED = "unsubscribed"  # not sent: the recipient unsubscribed from optional mail
     HELD = "held"  # put aside while the recipient cannot take it; released when it can
     BOUNCED = "bounced"  # delivered, then reported undeliverable (email: a bounce came back)
 
 
-TERMINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED, Status.BOUNCED})
+TERMINAL = frozenset(
+    {Status.DELIVERED, Status.FAILED, Status.DROPPED, Status.UNSUBSCRIBED, Status.BOUNCED}
+)
 _CHUNK = 400  # event ids per query: far below every database's parameter limit
 
 
@@ -60,12 +72,16 @@ class Notice:
     #: The event's own time (its CloudEvents ``time``), when the channel knows it: what the
     #: delivery latency is measured from (metrics); not stored.
     event_time: datetime | None = None
+    #: When the ledger recorded it: set by the ledger on the rows it tells listeners of.
+    at: datetime | None = None
 
 
-#: Told of every change of notice state a ledger writes: the channel and the rows, after
-#: they are written (after the commit when the ledger owns the transaction, inside the
-#: caller's transaction otherwise). The one seam through which receipts, metrics and
-#: anything else that follows notices learn of them.
+#: Told of every change of notice state a ledger writes: the channel and the rows (each with
+#: ``at``, the moment written), after they are written: inside the write's transaction,
+#: before its commit, for ``record_many`` and ``move`` (a listener that raises rolls the
+#: write back: the consumer then handles the record again), after the commit for
+#: ``record``. The one seam through which receipts, metrics and anything else that follows
+#: notices learn of them.
 Listener = Callable[[str, Sequence[Notice]], Awaitable[None]]
 
 
@@ -137,7 +153,9 @@ class Ledger:
                 },
             )
             await connection.execute(statement)
-        await self._tell([Notice(event_id, recipient, status, attempts, error)])
+        await self._tell(
+            [Notice(event_id, recipient, status, attempts, error, at=values["updated_at"])]
+        )
 
     async def record_many(
         self, rows: Sequence[Notice], *, connection: AsyncConnection | None = None
@@ -176,7 +194,48 @@ class Ledger:
             set_={k: statement.excluded[k] for k in updated},
         )
         await connection.execute(statement, values)
-        await self._tell(list(last.values()))
+        await self._tell([replace(row, at=now) for row in last.values()])
+
+    async def move(
+        self,
+        recipient: str,
+        event_ids: Sequence[str],
+        *,
+        source: Status,
+        target: Status,
+        not_after: datetime,
+        reason: str | None = None,
+    ) -> list[Notice]:
+        """Move ``recipient``'s notices of ``event_ids`` that are still in ``source`` and
+        were last written at or before ``not_after`` to ``target`` (e.g. held deliveries
+        released: retrying); tells the listeners of the rows moved and returns them."""
+        moved: list[Notice] = []
+        now = datetime.now(UTC)
+        async with self._engine.begin() as connection:
+            for start in range(0, len(event_ids), _CHUNK):
+                result = await connection.execute(
+                    update(notices)
+                    .where(
+                        notices.c.channel == self._channel,
+                        notices.c.recipient == recipient,
+                        notices.c.status == source.value,
+                        notices.c.event_id.in_(event_ids[start : start + _CHUNK]),
+                        notices.c.updated_at <= not_after,
+                    )
+                    .values(
+                        status=target.value,
+                        updated_at=now,
+                        **({"last_error": reason} if reason is not None else {}),
+                    )
+                    .returning(notices.c.event_id, notices.c.attempts)
+                )
+                moved.extend(
+                    Notice(row.event_id, recipient, target, row.attempts, reason, at=now)
+                    for row in result
+                )
+            if moved:
+                await self._tell(moved)
+        return moved
 
     async def status(self, event_id: str, recipient: str) -> Status | None:
         query = select(notices.c.status).where(

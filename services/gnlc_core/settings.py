@@ -255,6 +255,14 @@ class Settings(BaseSettings):
     console_session_max_seconds: int = Field(
         default=43200, ge=60, description="A console session ends this long after sign-in."
     )
+    # the status view (gnlc_status)
+    status_batch_size: int = Field(
+        default=1000, ge=1, le=10_000, description="Receipts per consumer batch."
+    )
+    status_webhook_api_url: str = Field(
+        default="http://127.0.0.1:8102",
+        description="The webhook API the status service asks which endpoints a partner owns.",
+    )
 
     # HTTP (health and APIs) and logs
     http_host: str = "127.0.0.1"
@@ -262,6 +270,7 @@ class Settings(BaseSettings):
     email_port: int = 8101
     webhook_port: int = 8102
     console_port: int = 8103
+    status_port: int = 8104
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
 

@@ -1,11 +1,13 @@
-"""The whole system on one machine: mailbox, webhook receiver, the three services and the
-operator console as child processes, a demo deadline, and a live view of what lands where.
+"""The whole system on one machine: mailbox, webhook receiver, the services (scheduler,
+email, webhook, status) and the operator console as child processes, a demo deadline, and a
+live view of what lands where.
 
 Every port can be set (``GNLC_SCHEDULER_PORT``, ``GNLC_EMAIL_PORT``, ``GNLC_WEBHOOK_PORT``,
-``GNLC_MAILBOX_PORT``, ``GNLC_RECEIVER_PORT``, ``GNLC_CONSOLE_PORT``); an unset one is its
-usual port when that is free, else any free port, and the banner says which. Children run
-in sessions of their own, so Ctrl-C reaches only this runner, which stops them all (SIGTERM
-to each process group, SIGKILL after a timeout); SIGTERM to the runner does the same.
+``GNLC_STATUS_PORT``, ``GNLC_MAILBOX_PORT``, ``GNLC_RECEIVER_PORT``, ``GNLC_CONSOLE_PORT``); an
+unset one is its usual port when that is free, else any free port, and the banner says which.
+Children run in sessions of their own, so Ctrl-C reaches only this runner, which stops them
+all (SIGTERM to each process group, SIGKILL after a timeout); SIGTERM to the runner does the
+same.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Ports:
     mailbox: int
     receiver: int
     console: int = 8103
+    status: int = 8104
 
 
 PORT_SETTINGS: dict[str, tuple[str, int]] = {
@@ -61,6 +64,7 @@ PORT_SETTINGS: dict[str, tuple[str, int]] = {
     "mailbox": ("GNLC_MAILBOX_PORT", 8025),
     "receiver": ("GNLC_RECEIVER_PORT", 8090),
     "console": ("GNLC_CONSOLE_PORT", 8103),
+    "status": ("GNLC_STATUS_PORT", 8104),
 }
 
 
@@ -164,6 +168,8 @@ def prepare(state: Path, ports: Ports, environ: Mapping[str, str]) -> dict[str, 
             "GNLC_CONSOLE_WEBHOOK_URL": f"http://127.0.0.1:{ports.webhook}",
             # plain http on loopback: the local run's console cookie cannot be Secure
             "GNLC_CONSOLE_COOKIE_SECURE": "false",
+            "GNLC_STATUS_PORT": str(ports.status),
+            "GNLC_STATUS_WEBHOOK_API_URL": f"http://127.0.0.1:{ports.webhook}",
             "GNLC_OPERATOR_TOKEN": token,
             "GNLC_LOG_FORMAT": "json",
             # the local receiver is on loopback, which the webhook SSRF guard refuses
@@ -350,7 +356,7 @@ def up(
             if not _wait(_listening(port), 30, children, lambda: stopping):
                 return 0 if stopping else _failed(out, name, state)
         password = secrets.token_urlsafe(12)
-        for service in ("scheduler", "email", "webhook", "console"):
+        for service in ("scheduler", "email", "webhook", "status", "console"):
             service_env = dict(env)
             if "GNLC_DATABASE_URL" not in os.environ:  # this run's own state, under root
                 (state / "state").mkdir(exist_ok=True)
@@ -364,6 +370,7 @@ def up(
             ("scheduler", ports.scheduler),
             ("email", ports.email),
             ("webhook", ports.webhook),
+            ("status", ports.status),
             ("console", ports.console),
         ):
             url = f"http://127.0.0.1:{port}/health/ready"
@@ -435,6 +442,7 @@ def _banner(
 ) -> None:
     scheduler = f"http://127.0.0.1:{ports.scheduler}"
     webhook = f"http://127.0.0.1:{ports.webhook}"
+    status = f"http://127.0.0.1:{ports.status}"
     out("GNLC Notify is running locally:")
     out(
         f"  console    http://127.0.0.1:{ports.console}/ "
@@ -443,12 +451,14 @@ def _banner(
     out(f"  scheduler  {scheduler}/docs")
     out(f"  webhooks   {webhook}/docs (partners and endpoints)")
     out(f"  email      http://127.0.0.1:{ports.email}/health/ready")
+    out(f"  status     {status}/docs (every notice's state; gnlc-notify status ...)")
     out(f"  mailbox    SMTP 127.0.0.1:{ports.mailbox}, messages in {maildir / 'new'}")
     out(f"  receiver   http://127.0.0.1:{ports.receiver}/received, log {received}")
     out(f"  logs       {state / 'logs'}")
     out(f"The operator token is in {state / TOKEN_FILE}, which gnlc-notify reads; or:")
     out(f"  export GNLC_OPERATOR_TOKEN={token}")
     out(f"  export GNLC_API_URL={scheduler} GNLC_WEBHOOK_API_URL={webhook}")
+    out(f"  export GNLC_STATUS_API_URL={status}")
     wait = max(0, round((first - datetime.now(UTC)).total_seconds()))
     out(
         f"The demo deadline's first reminder goes out at {first:%H:%M:%S} UTC "

@@ -22,6 +22,7 @@ from gnlc_core.ledger import Ledger
 from gnlc_core.logs import get_logger
 from gnlc_core.membership import Membership
 from gnlc_core.metrics import NoticeMetrics, ServiceMetrics
+from gnlc_core.receipts import ReceiptPublisher, email_recipient
 from gnlc_core.retry import Retrier, RetrySchedule, concurrently
 from gnlc_core.service import build_app, health_router, tcp_check
 from gnlc_core.settings import Settings
@@ -125,7 +126,14 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         tokens = Tokens(secrets)
         preferences = Preferences(engine)
         unsubscribe.tokens, unsubscribe.preferences = tokens, preferences
-        ledger = Ledger(engine, CHANNEL, listeners=[notices])
+        receipts = ReceiptPublisher(
+            broker,
+            topics,
+            source="/gnlc-notify/email",
+            subjects=consumer.subjects,
+            recipient_facts=email_recipient,
+        )
+        ledger = Ledger(engine, CHANNEL, listeners=[notices, receipts])
         await bounces.start(engine, ledger, preferences)
         assert bounces.store is not None
         consumer.ready(Services(ledger, preferences, tokens, bounces.store, CalendarBook(engine)))

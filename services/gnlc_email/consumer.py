@@ -50,6 +50,7 @@ from gnlc_core.events import (
 from gnlc_core.kafka import Topics, publish_dead_letter
 from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
+from gnlc_core.receipts import Subjects
 from gnlc_core.retry import Retrier
 from gnlc_core.settings import Settings
 from gnlc_email.bounce_store import BounceStore
@@ -197,6 +198,8 @@ class EmailConsumer:
         self._sendgrid_args = sendgrid_args  # the bounce token as a SendGrid unique arg
         self._services: Services | None = None
         self._ready = asyncio.Event()
+        #: The events being handled, for the receipts the ledger's listeners publish.
+        self.subjects = Subjects()
 
     def ready(self, services: Services) -> None:
         """Called once the database is migrated and the unsubscribe secret known."""
@@ -226,6 +229,7 @@ class EmailConsumer:
                     await dead_letter(self._broker, self._topics.email_dead_letter, record, event)
                     continue
                 events.append(event)
+                self.subjects.remember(event)
                 if tracing.enabled() and event.id not in traces:
                     trace = spans.start(
                         event, topic=record.topic, partition=record.partition, offset=record.offset
@@ -279,6 +283,7 @@ class EmailConsumer:
                     log.warning("kept calendar change unreadable", reason=event)
                     continue
                 events[event.id] = event
+                self.subjects.remember(event)
                 only.setdefault(event.id, set()).add(city_id)
             log.info("calendar entries brought up to date", cities=len(behind))
             receipts = (await self._deliver(list(events.values()), services, only)).recorded
@@ -352,7 +357,7 @@ class EmailConsumer:
                         isinstance(event, AnnouncementPublishedEvent)
                         and address.lower() in opted_out
                     ):
-                        writer.add(Notice(event.id, key, Status.DROPPED, 0, "unsubscribed"))
+                        writer.add(Notice(event.id, key, Status.UNSUBSCRIBED, 0, "unsubscribed"))
                         continue
                     addresses.append(address)
                 if addresses:
@@ -573,6 +578,7 @@ class EmailConsumer:
                 recipient=recipient,
             )
             return
+        self.subjects.remember(event)
         city_id, _, address = recipient.partition(":")
         city = self._directory.directory.by_id.get(city_id)
         if await services.ledger.settled_many([(event.id, recipient)]):
@@ -589,7 +595,7 @@ class EmailConsumer:
         elif isinstance(
             event, AnnouncementPublishedEvent
         ) and await services.preferences.unsubscribed([address]):
-            outcome = Notice(event.id, recipient, Status.DROPPED, attempt - 1, "unsubscribed")
+            outcome = Notice(event.id, recipient, Status.UNSUBSCRIBED, attempt - 1, "unsubscribed")
         elif reason := drop_reason(
             bool(await services.bounces.bouncing_among([(city.id, address)]))
         ):

@@ -46,6 +46,7 @@ from gnlc_scheduler.responses import (
     DeadlineOut,
     ImportResult,
     NotScheduledStep,
+    NotSubmitted,
     OutboxRow,
     PlanCounts,
     Responses,
@@ -304,6 +305,21 @@ def operator_router(settings: Settings, service: SchedulerService) -> APIRouter:
         return [
             SubmissionOut.model_validate(row)
             for row in await store.list_submissions(engine, deadline_id)
+        ]
+
+    @router.get(
+        "/deadlines/{deadline_id}/not-submitted",
+        responses={**NOT_FOUND},
+        summary="The cities of a deadline's audience that have not submitted, by id",
+    )
+    async def not_submitted(deadline_id: DeadlineId) -> list[NotSubmitted]:
+        stored = await guarded(lambda: store.get_deadline(engine, deadline_id))
+        done = {row["city_id"] for row in await store.list_submissions(engine, deadline_id)}
+        audience = Audience.model_validate(stored["audience"])
+        return [
+            NotSubmitted(city_id=city.id, name=city.name, timezone=city.timezone)
+            for city in sorted(service.directory.resolve(audience), key=lambda c: c.id)
+            if city.id not in done
         ]
 
     # -- announcements --------------------------------------------------------------------

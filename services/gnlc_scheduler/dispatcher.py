@@ -38,9 +38,16 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gnlc_core import tracing
-from gnlc_core.events import CloudEvent, envelope
+from gnlc_core.events import (
+    SOURCE_SCHEDULER,
+    CloudEvent,
+    NoticeStatus,
+    envelope,
+    receipt_event,
+)
 from gnlc_core.kafka import Topics, publish_event
 from gnlc_core.logs import get_logger
+from gnlc_core.receipts import RECEIPT_TYPE
 from gnlc_scheduler import store
 from gnlc_scheduler.recovery import already_published
 
@@ -231,8 +238,9 @@ class Dispatcher:
         await store.settle(self._engine, emitted=emitted, skipped=skip, at=self._clock())
         await store.failed(self._engine, failures)
         self.emitted += len(emitted)
-        if self._on_emitted is not None and emitted:
-            self._on_emitted(emitted, self._clock())
+        events = [due for due in emitted if due.type != RECEIPT_TYPE]  # receipts: not events
+        if self._on_emitted is not None and events:
+            self._on_emitted(events, self._clock())
         if emitted:
             log.info("events emitted", count=len(emitted), first=emitted[0].event_id)
         if skip:
@@ -277,6 +285,10 @@ class Dispatcher:
         return [d for d in rows if d.event_id not in found], landed, []
 
     async def _send(self, due: store.Due) -> None:
+        if due.type == RECEIPT_TYPE:  # the plan's own receipts (gnlc_scheduler.receipts)
+            receipt = NoticeStatus.model_validate(due.data)
+            await self._publish(receipt_event(receipt, source=SOURCE_SCHEDULER))
+            return
         event = envelope(
             due.type,
             event_id=due.event_id,

@@ -149,6 +149,14 @@ class SubmissionOut(BaseModel):
     source: str
 
 
+class NotSubmitted(BaseModel):
+    """A city of a deadline's audience that has not submitted."""
+
+    city_id: str
+    name: str
+    timezone: str
+
+
 class SubmissionAccepted(BaseModel):
     deadline_id: str
     city_id: str

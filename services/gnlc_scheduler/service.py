@@ -96,7 +96,9 @@ class SchedulerService:
     async def save_deadline(self, deadline: Deadline) -> store.Planned:
         now = utc_now()
         planned = await store.save_deadline(self.engine, deadline, now=now, grace=self._grace)
-        self.dispatcher.expect(min((row["fire_at"] for row in planned.rows), default=now))
+        self.dispatcher.expect(now)  # the plan's receipts
+        if planned.rows:
+            self.dispatcher.expect(min(row["fire_at"] for row in planned.rows))
         log.info(
             "deadline saved",
             deadline=deadline.id,
@@ -119,6 +121,8 @@ class SchedulerService:
             cancel_calendar=self.settings.calendar_cancel_on_submission,
         )
         self.dispatcher.expect(at)
+        if cancelled:
+            self.dispatcher.expect(utc_now())  # their receipts
         event = submission_event(
             DeadlineSubmitted(
                 deadline_id=deadline_id, city_id=city_id, submitted_at=at, source=source

@@ -27,12 +27,15 @@ from gnlc_core.events import (
     DeadlineCancellation,
     DeadlineReminder,
     DeadlineRevision,
+    NoticeStatus,
     change_event,
     encode_event,
     envelope,
     stable_id,
 )
 from gnlc_core.kafka import MAX_EVENT_BYTES
+from gnlc_core.ledger import Status
+from gnlc_scheduler import receipts
 from gnlc_scheduler.deadlines import Announcement, Deadline, parse_offset
 from gnlc_scheduler.plan import Dropped, NotScheduled, schedule_for_city, step_label
 from gnlc_scheduler.tables import announcements, cities, deadlines, outbox, submissions
@@ -96,6 +99,38 @@ def _traced(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
 
 def _insert(connection: AsyncConnection) -> Any:
     return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+
+#: What an outbox update hands back for the receipts of the rows it changed.
+_STEP_COLUMNS = (
+    outbox.c.event_id,
+    outbox.c.deadline_id,
+    outbox.c.city_id,
+    outbox.c.step,
+    outbox.c.fire_at,
+)
+
+
+async def _publish_receipts(
+    connection: AsyncConnection, found: Sequence[NoticeStatus], now: datetime
+) -> None:
+    """Receipts into the outbox, in the caller's transaction (the same receipt twice is
+    one row)."""
+    rows = receipts.outbox_rows(found, now=now)
+    if rows:
+        statement = _insert(connection)(outbox).on_conflict_do_nothing()
+        await connection.execute(statement, rows)
+
+
+async def _changed(
+    connection: AsyncConnection, statement: Any, state: Status, now: datetime, reason: str
+) -> int:
+    """Run an outbox UPDATE or DELETE and write the receipts of the reminder rows it
+    changed (now in ``state``); returns how many rows it changed."""
+    changed = (await connection.execute(statement.returning(*_STEP_COLUMNS))).mappings().all()
+    found = receipts.of_rows(changed, state, at=now, reason=reason)
+    await _publish_receipts(connection, found, now)
+    return len(changed)
 
 
 # -- cities -------------------------------------------------------------------------------
@@ -434,12 +469,20 @@ async def save_deadline(
             },
         )
         await connection.execute(statement)
-        await connection.execute(
-            delete(outbox).where(
-                outbox.c.deadline_id == deadline.id,
-                outbox.c.type == "deadline.reminder",
-                outbox.c.state.in_([PENDING, SKIPPED, PARKED]),
+        replaced = (
+            (
+                await connection.execute(
+                    delete(outbox)
+                    .where(
+                        outbox.c.deadline_id == deadline.id,
+                        outbox.c.type == "deadline.reminder",
+                        outbox.c.state.in_([PENDING, SKIPPED, PARKED]),
+                    )
+                    .returning(*_STEP_COLUMNS)
+                )
             )
+            .mappings()
+            .all()
         )
         if changes:  # an update not yet published is superseded by this one
             await connection.execute(
@@ -451,7 +494,37 @@ async def save_deadline(
             )
         if planned.rows or changes:
             await connection.execute(outbox.insert(), _traced([*planned.rows, *changes], now))
+        await _publish_receipts(connection, _plan_receipts(deadline, planned, replaced, now), now)
         return planned
+
+
+def _plan_receipts(
+    deadline: Deadline, planned: Planned, replaced: Sequence[Any], now: datetime
+) -> list[NoticeStatus]:
+    """A saved plan's receipts: each step planned is scheduled; each step not scheduled is
+    dropped with its reason (unless it was sent already), and so is each step an edit took
+    out of the plan."""
+    found = receipts.of_rows(planned.rows, Status.SCHEDULED, at=now)
+    kept = {row["event_id"] for row in planned.rows}
+    for left_out in planned.not_scheduled:
+        if left_out.reason is NotScheduled.ALREADY_SENT:
+            continue
+        event_id = reminder_event_id(deadline, left_out.city_id, left_out.step)
+        kept.add(event_id)
+        found.append(
+            receipts.step_receipt(
+                event_id,
+                deadline_id=deadline.id,
+                city_id=left_out.city_id,
+                step=left_out.step,
+                state=Status.DROPPED,
+                at=now,
+                reason=f"not scheduled: {left_out.reason.value}: {left_out.detail}",
+            )
+        )
+    gone = [row for row in replaced if row["event_id"] not in kept]
+    found += receipts.of_rows(gone, Status.DROPPED, at=now, reason="no longer in the plan")
+    return found
 
 
 async def cancel_deadline(engine: AsyncEngine, deadline_id: str, now: datetime) -> int:
@@ -466,14 +539,18 @@ async def cancel_deadline(engine: AsyncEngine, deadline_id: str, now: datetime) 
         )
         if row is None:
             raise NotFound(f"no deadline {deadline_id!r}")
-        result = await connection.execute(
+        cancelled = await _changed(
+            connection,
             update(outbox)
             .where(
                 outbox.c.deadline_id == deadline_id,
                 outbox.c.type == "deadline.reminder",
                 outbox.c.state.in_(_STOPPABLE),
             )
-            .values(state=CANCELLED)
+            .values(state=CANCELLED),
+            Status.DROPPED,
+            now,
+            "deadline cancelled",
         )
         await connection.execute(  # an update not yet published: the cancellation says all
             update(outbox)
@@ -499,7 +576,7 @@ async def cancel_deadline(engine: AsyncEngine, deadline_id: str, now: datetime) 
             revision = revision_of(row, sequence=sequence, at=now)
             cancellation = DeadlineCancellation(**revision.model_dump())
             await connection.execute(outbox.insert(), [change_row(cancellation)])
-        return int(result.rowcount)
+        return cancelled
 
 
 async def get_deadline(engine: AsyncEngine, deadline_id: str) -> dict[str, Any]:
@@ -652,14 +729,18 @@ async def record_submission(
             deadline_id=deadline_id, city_id=city_id, submitted_at=at, source=source[:100]
         )
         inserted = (await connection.execute(statement.on_conflict_do_nothing())).rowcount
-        result = await connection.execute(
+        cancelled = await _changed(
+            connection,
             update(outbox)
             .where(
                 outbox.c.deadline_id == deadline_id,
                 outbox.c.city_id == city_id,
                 outbox.c.state.in_(_STOPPABLE),
             )
-            .values(state=CANCELLED)
+            .values(state=CANCELLED),
+            Status.DROPPED,
+            _utc_now(),  # the receipt goes now, whenever the submission says it happened
+            "submitted",
         )
         if inserted and cancel_calendar and known["state"] != DeadlineState.CANCELLED:
             revision = revision_of(known, sequence=known["revision"] + 1, at=at)
@@ -671,7 +752,7 @@ async def record_submission(
                 change_row(cancellation, city_id=city_id)
             )
             await connection.execute(statement.on_conflict_do_nothing())
-        return int(result.rowcount)
+        return cancelled
 
 
 async def list_submissions(engine: AsyncEngine, deadline_id: str) -> list[dict[str, Any]]:
@@ -916,10 +997,14 @@ async def settle(
     claimed = outbox.c.state == CLAIMED
     async with engine.begin() as connection:
         if emitted:
-            await connection.execute(
+            await _changed(
+                connection,
                 update(outbox)
                 .where(outbox.c.event_id.in_([d.event_id for d in emitted]), claimed)
-                .values(state=EMITTED, emitted_at=at, next_attempt_at=None)
+                .values(state=EMITTED, emitted_at=at, next_attempt_at=None),
+                Status.SENT,
+                at,
+                "on Kafka: handed to the channels",
             )
             published = [d.announcement_id for d in emitted if d.announcement_id]
             if published:
@@ -932,10 +1017,14 @@ async def settle(
                     .values(state=AnnouncementState.PUBLISHED, published_at=at, updated_at=at)
                 )
         if skipped:
-            await connection.execute(
+            await _changed(
+                connection,
                 update(outbox)
                 .where(outbox.c.event_id.in_([d.event_id for d in skipped]), claimed)
-                .values(state=SKIPPED)
+                .values(state=SKIPPED),
+                Status.DROPPED,
+                at,
+                "missed: its instant passed while no scheduler ran",
             )
 
 
@@ -954,9 +1043,10 @@ async def failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
     is ``parked`` with its reason. Rows cancelled meanwhile stay cancelled."""
     if not failures:
         return
+    now = _utc_now()
     async with engine.begin() as connection:
         for failure in failures:
-            await connection.execute(
+            statement = (
                 update(outbox)
                 .where(outbox.c.event_id == failure.due.event_id, outbox.c.state == CLAIMED)
                 .values(
@@ -968,6 +1058,12 @@ async def failed(engine: AsyncEngine, failures: Sequence[Failure]) -> None:
                     claimed_by=None,
                 )
             )
+            if failure.retry_at is not None:
+                await connection.execute(statement)
+            else:  # parked: the step will not go out
+                await _changed(
+                    connection, statement, Status.FAILED, now, f"parked: {failure.reason}"
+                )
 
 
 async def next_fire_at(engine: AsyncEngine) -> datetime | None:

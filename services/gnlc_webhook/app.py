@@ -27,6 +27,7 @@ from gnlc_core.lag import Group, watch_lag
 from gnlc_core.logs import get_logger
 from gnlc_core.membership import Membership
 from gnlc_core.metrics import NoticeMetrics, ServiceMetrics
+from gnlc_core.receipts import ReceiptPublisher
 from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_core.service import build_app, health_router, worker_settings
 from gnlc_core.settings import Settings
@@ -133,6 +134,20 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         schedule,
         limits=limits_of(settings),
         should_send=should_send or not_submitted,
+    )
+
+    def partner_of(endpoint_id: str) -> dict[str, str]:
+        endpoint = registry.get(endpoint_id)
+        return {"partner_id": endpoint.partner_id} if endpoint is not None else {}
+
+    consumer.ledger.listen(
+        ReceiptPublisher(
+            broker,
+            topics,
+            source="/gnlc-notify/webhook",
+            subjects=consumer.subjects,
+            recipient_facts=partner_of,
+        )
     )
     consumer.ledger.listen(NoticeMetrics(metrics.registry))
     WebhookMetrics(metrics, registry, store)

@@ -51,6 +51,7 @@ from gnlc_core.fence import Fence
 from gnlc_core.kafka import Topics, publish_dead_letter
 from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
+from gnlc_core.receipts import Subjects
 from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_webhook import policy
 from gnlc_webhook.lanes import Lane
@@ -170,6 +171,8 @@ class WebhookConsumer:
         self._background: set[asyncio.Task[None]] = set()
         self._writing = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
+        #: The events being handled, for the receipts the ledger's listeners publish.
+        self.subjects = Subjects()
 
     @property
     def operations_topic(self) -> str:
@@ -205,6 +208,7 @@ class WebhookConsumer:
             if isinstance(event, str):  # why it is not an event: parked with the batch
                 parked.append(dead_letter(self._broker, dead_letters, record, event))
                 continue
+            self.subjects.remember(event)
             subscribed = self._registry.subscribed(event)
             if not subscribed:
                 continue
@@ -241,6 +245,7 @@ class WebhookConsumer:
             if isinstance(event, str):  # cannot happen: we wrote it
                 log.error("unreadable retry record dropped", recipient=endpoint_id, error=event)
                 continue
+            self.subjects.remember(event)
             key = (event.id, endpoint_id)
             if record.recipient.startswith(RESEND_PREFIX) and key not in forced:
                 forced.add(key)
@@ -634,11 +639,21 @@ class WebhookConsumer:
             by_attempt: dict[int, list[bytes]] = {}
             for _event_id, body, attempts in rows:
                 by_attempt.setdefault(attempts + 1, []).append(body)
+                if not isinstance(event := decode(body), str):  # for its receipt
+                    self.subjects.remember(event)
             for attempt, bodies in by_attempt.items():
                 await self._retrier.schedule_many(
                     bodies, recipient=endpoint_id, attempt=attempt, delay=0.0, reason=RELEASED
                 )
-            await self._store.unhold(endpoint_id, [row[0] for row in rows], before=before)
+            # through the ledger, so its listeners (receipts) learn of it; unless held again
+            # since ``before``, or settled
+            await self._ledger.move(
+                endpoint_id,
+                [row[0] for row in rows],
+                source=Status.HELD,
+                target=Status.RETRYING,
+                not_after=before,
+            )
             if rows:
                 log.info("held webhook deliveries released", endpoint=endpoint_id, count=len(rows))
             if len(rows) < policy.RELEASE_ROWS:

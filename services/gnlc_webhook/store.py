@@ -504,23 +504,6 @@ class Store:
         async with self.engine.connect() as connection:
             return list((await connection.execute(query)).scalars())
 
-    async def unhold(self, endpoint_id: str, event_ids: Sequence[str], *, before: datetime) -> None:
-        """Held deliveries that were scheduled again are retrying (unless held again since
-        ``before``, or settled)."""
-        async with self.engine.begin() as connection:
-            for start in range(0, len(event_ids), _CHUNK):
-                await connection.execute(
-                    update(notices)
-                    .where(
-                        notices.c.channel == CHANNEL,
-                        notices.c.recipient == endpoint_id,
-                        notices.c.status == Status.HELD.value,
-                        notices.c.event_id.in_(event_ids[start : start + _CHUNK]),
-                        notices.c.updated_at <= before,
-                    )
-                    .values(status=Status.RETRYING.value, updated_at=datetime.now(UTC))
-                )
-
     async def unsuccessful_since(
         self, endpoint_id: str, since: datetime, *, limit: int = 10_000
     ) -> list[StoredMessage]:

@@ -232,7 +232,7 @@ def test_one_click_unsubscribe_end_to_end(system: System) -> None:
         "aprendizaje@medellin.example.org": 2,
     }
     assert ledger_status(system, second.id, "durban:focal.point@durban.example.org")[0] is (
-        Status.DROPPED
+        Status.UNSUBSCRIBED
     )
     assert ledger_status(system, required.id, "durban:focal.point@durban.example.org")[0] is (
         Status.DELIVERED

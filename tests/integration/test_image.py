@@ -39,6 +39,7 @@ SERVICES = {
     "email": "GNLC_EMAIL_PORT",
     "webhook": "GNLC_WEBHOOK_PORT",
     "console": "GNLC_CONSOLE_PORT",
+    "status": "GNLC_STATUS_PORT",
 }
 UNPRIVILEGED = "nobody"
 
@@ -303,7 +304,7 @@ def test_installed_image_starts_each_service_unprivileged(image: Image, kafka: s
         assert "degraded" not in ready["scheduler"]
 
         token = {"authorization": f"Bearer {TOKEN}"}
-        scheduler, _email, webhook, console = running
+        scheduler, _email, webhook, console, _status = running
         assert ready["console"]["checks"]["scheduler"] is True
         # the console's templates and static files are in the wheel
         assert "Sign in" in httpx.get(f"{console.url}/signin", timeout=10).text

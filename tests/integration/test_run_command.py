@@ -91,7 +91,7 @@ def _console_signs_in(url: str, name: str, password: str) -> bool:
 def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
     kafka: str, tmp_path: Path
 ) -> None:
-    names = ("SCHEDULER", "EMAIL", "WEBHOOK", "MAILBOX", "RECEIVER", "CONSOLE")
+    names = ("SCHEDULER", "EMAIL", "WEBHOOK", "STATUS", "MAILBOX", "RECEIVER", "CONSOLE")
     ports = {name: free_port() for name in names}
     env = dict(
         os.environ,
@@ -156,6 +156,8 @@ def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
     assert "GNLC Notify is running locally" in output
     assert f"http://127.0.0.1:{ports['SCHEDULER']}/docs" in output
     assert f"SMTP 127.0.0.1:{ports['MAILBOX']}" in output
+    assert f"http://127.0.0.1:{ports['STATUS']}/docs" in output
+    assert f"export GNLC_STATUS_API_URL=http://127.0.0.1:{ports['STATUS']}" in output
     token_file = tmp_path / ".local" / "operator-token"
     token = token_file.read_text().strip()
     assert f"export GNLC_OPERATOR_TOKEN={token}" in output

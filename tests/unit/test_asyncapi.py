@@ -29,6 +29,7 @@ def test_asyncapi_carries_the_event_payloads() -> None:
     } <= set(schemas)
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {
+        "gnlc.notice.status",
         "gnlc.deadline.reminder",
         "gnlc.announcement.published",
         "gnlc.deadline.submitted",

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DEMO_PARTNERS = ROOT / "deploy" / "compose" / "demo_partners.py"
-SERVICES = ("scheduler", "email", "webhook")
+SERVICES = ("scheduler", "email", "webhook", "status")
 
 
 def test_compose_file_is_valid() -> None:
@@ -89,6 +89,7 @@ def test_every_long_running_service_has_a_healthcheck() -> None:
                 "webhook": 8102,
                 "receiver": 8090,
                 "console": 8103,
+                "status": 8104,
             }[name]
             assert test[:4] == ["CMD", "python", "-m", "gnlc_core.healthcheck"]
             assert test[4].startswith(f"http://127.0.0.1:{port}/")

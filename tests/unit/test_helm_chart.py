@@ -38,7 +38,7 @@ def package_dir(name: str) -> Path:
 BUNDLED_SCHEMAS = (
     package_dir("kubernetes_validate") / "kubernetes-json-schema" / f"v{KUBE_VERSION}-local-strict"
 )
-COMPONENTS = ("scheduler", "email", "webhook", "console")
+COMPONENTS = ("scheduler", "email", "webhook", "status", "console")
 
 # building helm on a fresh machine takes minutes, once
 pytestmark = pytest.mark.timeout(1800)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -98,4 +99,34 @@ async def test_listeners_hear_every_recorded_state(tmp_path: Path) -> None:
         ("email", [("e1", "a", Status.RETRYING)]),
         ("email", [("e1", "a", Status.DELIVERED), ("e2", "b", Status.DROPPED)]),
     ]
+    await engine.dispose()
+
+
+async def test_moves_are_told_with_the_moment_written(tmp_path: Path) -> None:
+    """Held deliveries released (``move``) reach the listeners like any other state, and
+    every row told carries when it was written."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    await migrate(engine, "webhook")
+    heard: list[Notice] = []
+
+    async def listener(_channel: str, rows: Sequence[Notice]) -> None:
+        heard.extend(rows)
+
+    ledger = Ledger(engine, "webhook", listeners=[listener])
+    await ledger.record_many(
+        [Notice("e1", "ep", Status.HELD, 2), Notice("e2", "ep", Status.HELD, 0)]
+    )
+    await ledger.record_many([Notice("e3", "ep", Status.DELIVERED)])
+    before = datetime.now(UTC)
+    await ledger.record_many([Notice("e2", "ep", Status.HELD, 1)])  # held again since
+    heard.clear()
+    moved = await ledger.move(
+        "ep", ["e1", "e2", "e3"], source=Status.HELD, target=Status.RETRYING, not_after=before
+    )
+    assert [(n.event_id, n.status, n.attempts) for n in moved] == [("e1", Status.RETRYING, 2)]
+    assert heard == moved
+    assert all(n.at is not None and n.at >= before for n in heard)
+    assert await ledger.status("e1", "ep") is Status.RETRYING
+    assert await ledger.status("e2", "ep") is Status.HELD
+    assert await ledger.status("e3", "ep") is Status.DELIVERED
     await engine.dispose()

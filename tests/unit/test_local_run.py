@@ -38,6 +38,7 @@ def _free_ports(start: int) -> Callable[[], int]:
         ({"GNLC_RECEIVER_PORT": " 2525 "}, set(), Ports(8100, 8101, 8102, 8025, 2525)),
         ({}, {8103}, Ports(8100, 8101, 8102, 8025, 8090, 40000)),
         ({"GNLC_CONSOLE_PORT": "9103"}, set(), Ports(8100, 8101, 8102, 8025, 8090, 9103)),
+        ({}, {8104}, Ports(8100, 8101, 8102, 8025, 8090, 8103, 40000)),
     ],
 )
 def test_choose_ports(env: dict[str, str], busy: set[int], wanted: Ports) -> None:

@@ -35,6 +35,7 @@ async def _tables(path: Path, *branches: str) -> set[str]:
         ("email", {"notices"}, ("cities", "outbox", "webhook_")),
         ("webhook", {"notices", "webhook_partners", "webhook_endpoints"}, ("cities", "email_")),
         ("console", {"console_users", "console_sessions"}, ("notices", "cities", "webhook_")),
+        ("status", {"status_notices"}, ("notices", "cities", "outbox", "webhook_")),
     ],
 )
 async def test_a_service_migrates_its_own_branch(
@@ -49,7 +50,7 @@ async def test_services_sharing_one_database_each_migrate(tmp_path: Path) -> Non
     """A shared database (PostgreSQL in production) gets every branch, in any order, and a
     second run changes nothing."""
     path = tmp_path / "shared.db"
-    first = await _tables(path, "webhook", "scheduler", "email")
-    again = await _tables(path, "email", "webhook", "scheduler")
+    first = await _tables(path, "webhook", "status", "scheduler", "email")
+    again = await _tables(path, "email", "webhook", "scheduler", "status")
     assert first == again
-    assert {"outbox", "notices", "webhook_endpoints"} <= first
+    assert {"outbox", "notices", "webhook_endpoints", "status_notices"} <= first

@@ -337,9 +337,9 @@ async def test_released_deliveries_go_at_the_attempt_they_were_held_at(rig: RigO
     assert await r.row(event_id) == (Status.DELIVERED, 1, None)
     await r.ledger.record(event_id, "e1", Status.HELD, attempts=2, error="held: x")
     r.consumer.start()
-    for _ in range(100):
+    for _ in range(100):  # scheduled again, then marked retrying through the ledger
         await asyncio.sleep(0.01)
-        if r.retrier.scheduled:
+        if r.retrier.scheduled and (await r.row(event_id))[0] is Status.RETRYING:
             break
     await r.consumer.drain()
     [released] = r.retrier.scheduled
