@@ -6,8 +6,10 @@ feedback report sent to the plain address (a feedback loop's), under the token o
 reported message's return path.
 
 A message that is no bounce or complaint (an auto-reply) is accepted and dropped. When the
-feedback cannot be recorded (the database does not answer) the answer is 451, so the
-sending server tries again later.
+feedback cannot be recorded (the database does not answer), or names a notice whose
+outcome is not in the ledger yet (a relay that bounces within the second the send took:
+the ledger is written a moment after), the answer is 451, so the sending server tries
+again later.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from email import message_from_bytes
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gnlc_core.logs import get_logger
-from gnlc_email.feedback import FeedbackHandler, Source
+from gnlc_email.feedback import FeedbackHandler, Outcome, Source
 from gnlc_email.reports import read
 
 log = get_logger(__name__)
@@ -27,6 +29,10 @@ log = get_logger(__name__)
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 #: Recipients per message (a bounce has one).
 MAX_RECIPIENTS = 10
+
+
+class NotYetKnown(Exception):
+    """Feedback about a notice the ledger does not have yet: to be sent again later."""
 
 
 class InboundHandler:
@@ -51,6 +57,9 @@ class InboundHandler:
         assert isinstance(raw, bytes)
         try:
             await self.take(raw, list(envelope.rcpt_tos))
+        except NotYetKnown as exc:
+            log.info("inbound feedback about a notice not recorded yet", event_ids=str(exc))
+            return "451 4.3.0 that message is not recorded yet, try again later"
         except Exception as exc:  # a database error, say: the sender keeps it and retries
             log.error("inbound feedback not recorded", error=f"{type(exc).__name__}: {exc}")
             return "451 4.3.0 cannot record this now, try again later"
@@ -69,10 +78,16 @@ class InboundHandler:
         if not tokens:
             log.warning("inbound feedback names no notice", feedback=reading.feedback.value)
             return 0
-        for token in sorted(tokens):
-            await self._feedback.handle(
+        unknown = [
+            token
+            for token in sorted(tokens)
+            if await self._feedback.handle(
                 token, reading.feedback, Source.SMTP, reading.detail, reading.addresses
             )
+            is Outcome.UNKNOWN
+        ]
+        if unknown:  # the whole report comes again (a bounce names one notice)
+            raise NotYetKnown(", ".join(unknown))
         return len(tokens)
 
 

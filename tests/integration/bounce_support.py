@@ -59,6 +59,11 @@ def dsn(return_path: str, recipient: str, original: bytes, failure: tuple[str, s
     ).encode()
 
 
+#: How often, and how far apart, the relay offers a report the listener defers (4xx).
+RELAY_TRIES = 40
+RELAY_RETRY_SECONDS = 0.25
+
+
 class BouncingRelay:
     """``failing[address] = HARD or SOFT`` makes the relay bounce mail to ``address``."""
 
@@ -68,6 +73,7 @@ class BouncingRelay:
         self.messages: list[tuple[str, str, EmailMessage]] = []  # (mail from, rcpt, message)
         self.reports_sent = 0
         self.report_replies: list[str] = []
+        self.deferred = 0  # reports the listener answered with a 4xx (tried again)
         self._lock = threading.Condition()
         self._controller = Controller(
             self, hostname="127.0.0.1", port=free_port(), decode_data=False, ready_timeout=10
@@ -96,10 +102,19 @@ class BouncingRelay:
         self, return_path: str, rcpt: str, raw: bytes, failure: tuple[str, str, str]
     ) -> None:
         report = dsn(return_path, rcpt, raw, failure)
-        try:
-            outcome = await deliver(self.bounce_port, return_path, report)
-        except aiosmtplib.SMTPException as exc:
-            outcome = f"error: {exc}"
+        for _ in range(RELAY_TRIES):  # a relay's queue: a 4xx answer is tried again later
+            try:
+                outcome = await deliver(self.bounce_port, return_path, report)
+                break
+            except aiosmtplib.SMTPResponseException as exc:
+                outcome = f"error: {exc}"
+                if not 400 <= exc.code < 500:
+                    break
+                self.deferred += 1
+                await asyncio.sleep(RELAY_RETRY_SECONDS)
+            except aiosmtplib.SMTPException as exc:
+                outcome = f"error: {exc}"
+                break
         with self._lock:
             self.reports_sent += 1
             self.report_replies.append(outcome)

@@ -18,8 +18,10 @@ from gnlc_core.settings import SAMPLE_DIRECTORY
 from gnlc_email.bounce_store import BounceStore, feedback
 from gnlc_email.bounces import AlertKind, Feedback
 from gnlc_email.feedback import FeedbackHandler, Outcome, Source, Thresholds
+from gnlc_email.inbound import InboundHandler, NotYetKnown
 from gnlc_email.store import Preferences
 from gnlc_email.verp import MailKind, ReturnPaths
+from tests.integration.bounce_support import dsn
 
 EVENT = "1fbcfa17-9717-5eed-b918-c4062534eda3"
 KATHMANDU = "kathmandu:lll@kathmandu.example.org"
@@ -137,3 +139,26 @@ async def test_every_feedback_is_kept(setup: Setup) -> None:
     async with setup.store._engine.connect() as connection:
         count = (await connection.execute(select(func.count()).select_from(feedback))).scalar()
     assert count == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "known"),
+    [(KATHMANDU, True), ("laval:apprendre@laval.example.org", False)],
+)
+async def test_the_listener_defers_a_bounce_about_a_notice_not_recorded_yet(
+    setup: Setup, key: str, known: bool
+) -> None:
+    """A relay may bounce before the ledger has the send's outcome: the listener answers
+    451 (the relay offers it again later) instead of dropping it."""
+    return_path = setup.paths.address(setup.token(key=key))
+    address = key.partition(":")[2]
+    original = f"From: GNLC <gnlc@example.org>\r\nTo: {address}\r\nSubject: x\r\n\r\nbody".encode()
+    report = dsn(return_path, address, original, ("failed", "5.1.1", "550 5.1.1 no such user"))
+    inbound = InboundHandler(setup.handler)
+    if known:
+        assert await inbound.take(report, [return_path]) == 1
+        assert await setup.ledger.status(EVENT, KATHMANDU) is Status.BOUNCED
+    else:
+        with pytest.raises(NotYetKnown):
+            await inbound.take(report, [return_path])
+        assert await setup.store.bouncing() == []
