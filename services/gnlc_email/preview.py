@@ -29,6 +29,7 @@ from gnlc_core.events import (
 from gnlc_core.settings import Settings
 from gnlc_email.i18n import LanguageChain
 from gnlc_email.message import Recipient, compose
+from gnlc_email.preference_page import preferences_tokens, preferences_url
 from gnlc_email.render import Event, Kind, Renderer
 from gnlc_email.unsubscribe import Subscriber, Tokens, unsubscribe_url
 
@@ -143,11 +144,14 @@ def preview_files(
     languages (or the chain given)."""
     rendered = Renderer(domain=settings.message_id_domain).render(event, city, languages)
     address = city.contacts[0]
-    url = None
+    url = links = None
     if rendered.optional:
-        token = Tokens([PREVIEW_SECRET]).sign(Subscriber(address, city.id, rendered.language))
+        subscriber = Subscriber(address, city.id, rendered.language)
+        token = Tokens([PREVIEW_SECRET]).sign(subscriber)
         url = unsubscribe_url(settings.email_public_url, token)
-    personal = rendered.for_recipient(url)
+        token = preferences_tokens([PREVIEW_SECRET]).sign(subscriber)
+        links = preferences_url(settings.email_public_url, token)
+    personal = rendered.for_recipient(url, preferences_url=links)
     eml = compose(
         rendered,
         sender=settings.mail_from,
@@ -157,6 +161,7 @@ def preview_files(
         message_id_domain=settings.message_id_domain,
         reply_to=settings.mail_reply_to,
         unsubscribe_url=url,
+        preferences_url=links,
     )
     return {".eml": eml, ".html": personal.html.encode(), ".txt": personal.text.encode()}
 
