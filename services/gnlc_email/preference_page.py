@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment
+from markupsafe import Markup
 
 from gnlc_core.logs import get_logger
 from gnlc_email.choices import CATEGORIES, Choice
@@ -72,6 +73,13 @@ FIELD_TOO_LONG = N_("a field is too long")
 NOT_A_FORM = N_("it is not a web form")
 BAD_FLAG = N_("a checkbox has an unexpected value")
 TOO_LARGE = N_("it is too large")
+
+
+def checkbox(name: str, value: str, checked: bool) -> Markup:
+    """A checkbox (written here: the stylesheet inliner parses the template as HTML, so a
+    template cannot put a tag inside an element's attributes)."""
+    mark = Markup(" checked") if checked else Markup("")
+    return Markup('<input type="checkbox" name="{}" value="{}"{}>').format(name, value, mark)
 
 
 def preferences_tokens(secrets: list[str]) -> Tokens:
@@ -172,6 +180,7 @@ def preferences_router(
             categories=CATEGORY_LABELS,
             digests_sent=digests_sent,
             action=PATH,
+            checkbox=checkbox,
             **context,
         )
         headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
