@@ -52,6 +52,7 @@ def news(announcement_id: str, category: str) -> AnnouncementPublishedEvent:
     )
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_a_category_turned_off_on_the_page_drops_the_next_announcement_of_it(
     system: System,
 ) -> None:

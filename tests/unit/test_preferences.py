@@ -33,6 +33,7 @@ from gnlc_email.preference_page import (
     read_form,
     same_origin,
 )
+from gnlc_email.preview import preference_pages
 from gnlc_email.store import Preferences
 from gnlc_email.unsubscribe import BadToken, Subscriber, Tokens
 
@@ -378,3 +379,13 @@ async def test_before_the_service_has_started() -> None:
     async with _client(_app(None)) as client:
         page = await client.get(f"/preferences?token={GOOD}")
     assert page.status_code == 503
+
+
+async def test_the_pictures_pages_are_the_served_page(tmp_path: Path) -> None:
+    english, arabic = await preference_pages(tmp_path)
+    en, ar = english.read_text(), arabic.read_text()
+    assert '<html lang="en" dir="ltr"' in en
+    assert '<html lang="ar" dir="rtl"' in ar
+    assert 'name="category" value="award">' in en  # award turned off in the sample
+    assert 'name="category" value="event" checked>' in en
+    assert 'name="category" value="news">' in ar
