@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -131,6 +131,16 @@ def read_form(body: bytes) -> Posted:
             flags[name] = True
     off = frozenset(CATEGORIES) - wanted
     return Posted(token, Choice(off, flags["digest"]), flags["subscribed"])
+
+
+def token_in(body: bytes) -> str:
+    """The token a form carries, read leniently (only to pick the language of the page
+    that refuses the form)."""
+    try:
+        found = parse_qs(body.decode("ascii"), max_num_fields=MAX_FIELDS).get("token", [""])
+    except ValueError:  # not ASCII, too many fields
+        return ""
+    return found[0][:MAX_TOKEN]
 
 
 def origin_of(url: str) -> str:
@@ -266,9 +276,8 @@ def preferences_router(
         try:
             posted = read_form(body)
         except BadForm as exc:
-            return page(
-                reader_language("", accept_language), 400, step="bad-form", problem=str(exc)
-            )
+            language = reader_language(token_in(body), accept_language)
+            return page(language, 400, step="bad-form", problem=str(exc))
         result = checked(posted.token, accept_language)
         if isinstance(result, HTMLResponse):
             return result

@@ -389,3 +389,14 @@ async def test_the_pictures_pages_are_the_served_page(tmp_path: Path) -> None:
     assert 'name="category" value="award">' in en  # award turned off in the sample
     assert 'name="category" value="event" checked>' in en
     assert 'name="category" value="news">' in ar
+
+
+async def test_a_refused_form_is_answered_in_the_language_its_token_names(
+    preferences: Preferences,
+) -> None:
+    token = preferences_tokens([SECRET]).sign(ASWAN)
+    async with _client(_app(preferences)) as client:
+        refused = await client.post("/preferences", content=_form(token, "sports"), headers=SAME)
+    assert refused.status_code == 400
+    assert '<html lang="ar" dir="rtl"' in refused.text
+    assert "فئة غير معروفة" in refused.text
