@@ -23,6 +23,7 @@ from gnlc_email.choices import (
 )
 from gnlc_email.i18n import Catalogs
 from gnlc_email.preference_page import (
+    CATEGORY_LABELS,
     MAX_FIELDS,
     MAX_FORM_BYTES,
     BadForm,
@@ -67,6 +68,10 @@ def test_a_token_of_another_purpose_or_secret_is_refused(signer: Tokens, verifie
 def test_rotation_keeps_old_preference_links() -> None:
     old = preferences_tokens(["old"]).sign(ALICE)
     assert preferences_tokens(["old", "new"]).verify(old) == ALICE
+
+
+def test_every_category_has_a_label_on_the_page() -> None:
+    assert list(CATEGORY_LABELS) == list(CATEGORIES)
 
 
 def test_url() -> None:
