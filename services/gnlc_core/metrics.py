@@ -210,6 +210,7 @@ class Reason(StrEnum):
 
     NONE = "none"
     UNSUBSCRIBED = "unsubscribed"
+    CATEGORY_OFF = "category_off"  # the contact turned the announcement's category off
     CONTACT_BOUNCING = "contact_bouncing"  # dropped: the address bounced before
     HARD_BOUNCE = "hard_bounce"
     SOFT_BOUNCES = "soft_bounces"  # the threshold of soft bounces reached
@@ -239,6 +240,7 @@ _RULES: tuple[tuple[re.Pattern[str], Reason], ...] = tuple(
         (r"^hard bounce", Reason.HARD_BOUNCE),
         (r"soft bounces? ", Reason.SOFT_BOUNCES),
         (r"unsubscribed", Reason.UNSUBSCRIBED),
+        (r"^category off", Reason.CATEGORY_OFF),
         (r"should_send|no longer applies", Reason.NOT_WANTED),
         (r"no longer in the directory", Reason.NOT_IN_DIRECTORY),
         (r"endpoint (is paused|is disabled|was deleted)", Reason.ENDPOINT_INACTIVE),

@@ -1,5 +1,5 @@
-"""The email service: a batch consumer group, its retry tiers, the unsubscribe endpoint and
-health, over one database (ledger, preferences)."""
+"""The email service: a batch consumer group, its retry tiers, the unsubscribe endpoint, the
+preference page and health, over one database (ledger, preferences)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,13 @@ from gnlc_email.calendar_book import CalendarBook
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
 from gnlc_email.i18n import Catalogs
 from gnlc_email.metrics import SmtpPoolMetrics
+from gnlc_email.preference_page import (
+    MAX_FORM_BYTES,
+    PATH,
+    PreferencesState,
+    preferences_router,
+    preferences_tokens,
+)
 from gnlc_email.render import Renderer
 from gnlc_email.sender import SmtpPool
 from gnlc_email.store import Preferences, shared_key
@@ -104,6 +111,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         bootstrap_servers=settings.kafka_bootstrap_servers,
     )
     unsubscribe = UnsubscribeState()
+    choices = PreferencesState()
     watch_lag(
         metrics,
         settings.kafka_bootstrap_servers,
@@ -126,6 +134,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         tokens = Tokens(secrets)
         preferences = Preferences(engine)
         unsubscribe.tokens, unsubscribe.preferences = tokens, preferences
+        choices.tokens, choices.preferences = preferences_tokens(secrets), preferences
         receipts = ReceiptPublisher(
             broker,
             topics,
@@ -136,7 +145,16 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         ledger = Ledger(engine, CHANNEL, listeners=[notices, receipts])
         await bounces.start(engine, ledger, preferences)
         assert bounces.store is not None
-        consumer.ready(Services(ledger, preferences, tokens, bounces.store, CalendarBook(engine)))
+        consumer.ready(
+            Services(
+                ledger,
+                preferences,
+                tokens,
+                bounces.store,
+                CalendarBook(engine),
+                preference_tokens=choices.tokens,
+            )
+        )
         await tiers
 
     async def start_views() -> None:
@@ -170,12 +188,13 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
                 degraded={"smtp": tcp_check(settings.smtp_host, settings.smtp_port)},
             ),
             unsubscribe_router(unsubscribe, catalogs),
+            preferences_router(choices, catalogs, public_url=settings.email_public_url),
             *bounces.routers(),
         ],
         before_consuming=[start_views],
         on_startup=[start],
         on_shutdown=[stop],
         extra_topics=retrier.topic_names,
-        body_limit=bounces.body_limit,
+        body_limit=lambda path: MAX_FORM_BYTES if path == PATH else bounces.body_limit(path),
         metrics=metrics,
     )

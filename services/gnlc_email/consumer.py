@@ -9,7 +9,8 @@ returns, so a crash replays it):
    city has already submitted" in here); a "no" is recorded as dropped;
 3. ask the ledger, in one go, which (event, recipient) notices are settled already
    (redelivery, rebalance, restart): those are skipped; announcements to addresses that
-   unsubscribed are recorded as dropped;
+   unsubscribed, or that turned the announcement's category off on the preference page
+   (``choices.unwanted``), are recorded as dropped with the reason;
 4. render each event once per language, then fill in each city (``Renderer.render_many``);
 5. send over the SMTP pool with as many workers as connections; record each outcome in the
    ledger within a fraction of a second of the server's answer (so a crash right after
@@ -56,8 +57,10 @@ from gnlc_core.settings import Settings
 from gnlc_email.bounce_store import BounceStore
 from gnlc_email.bounces import drop_reason
 from gnlc_email.calendar_book import CalendarBook, Receipt
+from gnlc_email.choices import DEFAULT, not_sent, unwanted
 from gnlc_email.dkim_signer import DkimSigner
 from gnlc_email.message import Recipient, compose
+from gnlc_email.preference_page import preferences_url
 from gnlc_email.render import Event as Event  # the events it handles
 from gnlc_email.render import RenderedEmail, Renderer
 from gnlc_email.sender import SEND_ERRORS, SmtpPool, classify
@@ -107,6 +110,13 @@ class Services:
     tokens: Tokens
     bounces: BounceStore
     calendar: CalendarBook
+    #: Signs each announcement's preference page link (none: no link).
+    preference_tokens: Tokens | None = None
+
+
+def category_of(event: Event) -> str | None:
+    """An announcement's category; None for required mail."""
+    return event.data.category if isinstance(event, AnnouncementPublishedEvent) else None
 
 
 def receipt_of(job: Job, notice: Notice) -> Receipt | None:
@@ -335,6 +345,7 @@ class EmailConsumer:
             for address in city.contacts
         }
         opted_out = await services.preferences.unsubscribed(optional)
+        chosen = await services.preferences.choices(optional)
         bouncing = await services.bounces.bouncing_among(
             (city.id, address)
             for _event, cities in wanted
@@ -353,11 +364,13 @@ class EmailConsumer:
                     if reason := drop_reason((city.id, address.lower()) in bouncing):
                         writer.add(Notice(event.id, key, Status.DROPPED, 0, reason))
                         continue
-                    if (
-                        isinstance(event, AnnouncementPublishedEvent)
-                        and address.lower() in opted_out
+                    lower = address.lower()
+                    if reason := unwanted(
+                        category_of(event),
+                        unsubscribed=lower in opted_out,
+                        choice=chosen.get(lower, DEFAULT),
                     ):
-                        writer.add(Notice(event.id, key, Status.UNSUBSCRIBED, 0, "unsubscribed"))
+                        writer.add(Notice(event.id, key, not_sent(reason), 0, reason))
                         continue
                     addresses.append(address)
                 if addresses:
@@ -430,13 +443,18 @@ class EmailConsumer:
 
     # -- one notice -------------------------------------------------------------------
 
-    def _compose(self, job: Job, tokens: Tokens) -> tuple[str, bytes]:
+    def _compose(
+        self, job: Job, tokens: Tokens, preference_tokens: Tokens | None = None
+    ) -> tuple[str, bytes]:
         """(envelope sender, message): the sender is the notice's VERP address when bounces
         are on; the message is DKIM-signed when signing is on."""
-        url = None
+        url = links = None
         if job.rendered.optional:
-            token = tokens.sign(Subscriber(job.address, job.city.id, job.rendered.language))
-            url = unsubscribe_url(self._settings.email_public_url, token)
+            subscriber = Subscriber(job.address, job.city.id, job.rendered.language)
+            public = self._settings.email_public_url
+            url = unsubscribe_url(public, tokens.sign(subscriber))
+            if preference_tokens is not None:
+                links = preferences_url(public, preference_tokens.sign(subscriber))
         sender, extra = self._envelope_from, []
         if self._return_paths is not None:
             kind = MailKind.OPTIONAL if job.rendered.optional else MailKind.REQUIRED
@@ -455,12 +473,13 @@ class EmailConsumer:
             reply_to=self._settings.mail_reply_to,
             unsubscribe_url=url,
             extra_headers=extra,
+            preferences_url=links,
         )
         return sender, (self._dkim.sign(raw) if self._dkim is not None else raw)
 
     async def _send(self, job: Job) -> Notice:
         services = await self._wait_ready()
-        sender, raw = self._compose(job, services.tokens)
+        sender, raw = self._compose(job, services.tokens, services.preference_tokens)
         trace = None if job.trace is None else self._attempt(job)
         try:
             await self._pool.send(sender, job.address, raw, trace=trace)
@@ -592,14 +611,10 @@ class EmailConsumer:
             outcome = Notice(
                 event.id, recipient, Status.DROPPED, attempt - 1, "not needed: should_send said no"
             )
-        elif isinstance(
-            event, AnnouncementPublishedEvent
-        ) and await services.preferences.unsubscribed([address]):
-            outcome = Notice(event.id, recipient, Status.UNSUBSCRIBED, attempt - 1, "unsubscribed")
-        elif reason := drop_reason(
-            bool(await services.bounces.bouncing_among([(city.id, address)]))
+        elif (reason := await self._unwanted(services, event, address)) or (
+            reason := drop_reason(bool(await services.bounces.bouncing_among([(city.id, address)])))
         ):
-            outcome = Notice(event.id, recipient, Status.DROPPED, attempt - 1, reason)
+            outcome = Notice(event.id, recipient, not_sent(reason), attempt - 1, reason)
         if outcome is None:
             assert city is not None
             try:
@@ -616,6 +631,15 @@ class EmailConsumer:
                 await self._follow_up([receipt], services)
                 return
         await services.ledger.record_many([outcome])
+
+    @staticmethod
+    async def _unwanted(services: Services, event: Event, address: str) -> str | None:
+        """Why this contact does not want ``event`` now (its latest choices), or None."""
+        category = category_of(event)
+        if category is None:
+            return None
+        choice, subscribed = await services.preferences.of(address)
+        return unwanted(category, unsubscribed=not subscribed, choice=choice)
 
     async def _park(self, event: Event, recipient: str, reason: str) -> None:
         await publish_dead_letter(

@@ -141,12 +141,15 @@ def compose(
     reply_to: str | None = None,
     unsubscribe_url: str | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
+    preferences_url: str | None = None,
 ) -> bytes:
     """The whole message as bytes for SMTP ``DATA`` (CRLF line ends, no dot-stuffing);
     ``extra_headers`` (ASCII) go last, before the MIME structure."""
     msg_id = message_id(event_id, recipient.key, message_id_domain)
     seed = hashlib.sha256(msg_id.encode()).hexdigest()[:24]
-    personal = rendered.for_recipient(unsubscribe_url, (recipient.address, recipient.name))
+    personal = rendered.for_recipient(
+        unsubscribe_url, (recipient.address, recipient.name), preferences_url
+    )
     body = _multipart(
         "alternative",
         f"=_alt_{seed}",

@@ -1,12 +1,14 @@
 """Previews: any template for any city and language, as the ``.eml`` a recipient would
 get and its ``.html`` and ``.txt`` parts, so an operator can look before publishing
-(``gnlc-notify preview``); and pictures: one mail per language for a sample city, rendered
-by headless Chromium to PNG (``deploy/screenshots.sh DIR``, which runs ``python -m
-gnlc_email.preview --screenshots DIR``)."""
+(``gnlc-notify preview``); and pictures: one mail per language for a sample city, and the
+preference page in English and Arabic, rendered by headless Chromium to PNG
+(``deploy/screenshots.sh DIR``, which runs ``python -m gnlc_email.preview --screenshots DIR``
+and ``--preference-pages DIR``)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+from fastapi import FastAPI
+
+from gnlc_core.db import create_engine, migrate
 from gnlc_core.directory import City
 from gnlc_core.events import (
     AnnouncementPublished,
@@ -27,9 +33,17 @@ from gnlc_core.events import (
     reminder_event,
 )
 from gnlc_core.settings import Settings
-from gnlc_email.i18n import LanguageChain
+from gnlc_email.choices import Choice
+from gnlc_email.i18n import Catalogs, LanguageChain
 from gnlc_email.message import Recipient, compose
+from gnlc_email.preference_page import (
+    PreferencesState,
+    preferences_router,
+    preferences_tokens,
+    preferences_url,
+)
 from gnlc_email.render import Event, Kind, Renderer
+from gnlc_email.store import Preferences
 from gnlc_email.unsubscribe import Subscriber, Tokens, unsubscribe_url
 
 PREVIEW_SECRET = "preview only: this link does not work"  # noqa: S105 - not a secret
@@ -143,11 +157,14 @@ def preview_files(
     languages (or the chain given)."""
     rendered = Renderer(domain=settings.message_id_domain).render(event, city, languages)
     address = city.contacts[0]
-    url = None
+    url = links = None
     if rendered.optional:
-        token = Tokens([PREVIEW_SECRET]).sign(Subscriber(address, city.id, rendered.language))
+        subscriber = Subscriber(address, city.id, rendered.language)
+        token = Tokens([PREVIEW_SECRET]).sign(subscriber)
         url = unsubscribe_url(settings.email_public_url, token)
-    personal = rendered.for_recipient(url)
+        token = preferences_tokens([PREVIEW_SECRET]).sign(subscriber)
+        links = preferences_url(settings.email_public_url, token)
+    personal = rendered.for_recipient(url, preferences_url=links)
     eml = compose(
         rendered,
         sender=settings.mail_from,
@@ -157,6 +174,7 @@ def preview_files(
         message_id_domain=settings.message_id_domain,
         reply_to=settings.mail_reply_to,
         unsubscribe_url=url,
+        preferences_url=links,
     )
     return {".eml": eml, ".html": personal.html.encode(), ".txt": personal.text.encode()}
 
@@ -327,6 +345,52 @@ def screenshots(
     return pictures
 
 
+# -- the preference page -------------------------------------------------------------------
+
+#: The pictures of the preference page: (file stem, sample reader, what the contact chose).
+PREFERENCE_SAMPLES = (
+    ("preferences-en", SAMPLES[1], Choice(frozenset({"award", "other"}), digest=True)),
+    ("preferences-ar", SAMPLES[0], Choice(frozenset({"news"}))),
+)
+
+
+async def preference_pages(directory: Path) -> list[Path]:
+    """The preference page as the service serves it (its router, a scratch database), once
+    per sample reader with some choices saved: ``<stem>.html`` in ``directory``."""
+    public = "http://127.0.0.1:8101"
+    tokens = preferences_tokens([PREVIEW_SECRET])
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = create_engine(f"sqlite+aiosqlite:///{Path(scratch) / 'preview.db'}")
+        await migrate(engine, "email")
+        preferences = Preferences(engine)
+        app = FastAPI()
+        app.include_router(
+            preferences_router(PreferencesState(tokens, preferences), Catalogs(), public_url=public)
+        )
+        pages = []
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=public) as client:
+            for stem, sample, choice in PREFERENCE_SAMPLES:
+                address = sample.city.contacts[0]
+                await preferences.save(address, sample.city.id, choice, subscribed=True)
+                subscriber = Subscriber(address, sample.city.id, sample.languages[0])
+                page = await client.get("/preferences", params={"token": tokens.sign(subscriber)})
+                page.raise_for_status()
+                path = directory / f"{stem}.html"
+                path.write_text(page.text, encoding="utf-8")
+                pages.append(path)
+        await engine.dispose()
+    return pages
+
+
+def preference_screenshots(directory: Path) -> list[Path]:
+    """PNGs of the preference page in English and Arabic in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        pages = asyncio.run(preference_pages(Path(scratch)))
+        return [screenshot(page, directory / f"{page.stem}.png", height=820) for page in pages]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gnlc_email.preview",
@@ -334,6 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--screenshots", type=Path, help="write a PNG per language here")
     parser.add_argument("--out", type=Path, help="write .eml, .html and .txt per language here")
+    parser.add_argument(
+        "--preference-pages", type=Path, help="write PNGs of the preference page here"
+    )
     parser.add_argument(
         "--kind",
         action="append",
@@ -350,8 +417,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.screenshots:
         for picture in screenshots(args.screenshots, settings, kinds):
             print(picture)  # noqa: T201
-    if not (args.out or args.screenshots):
-        parser.error("give --out DIR, --screenshots DIR or both")
+    if args.preference_pages:
+        for picture in preference_screenshots(args.preference_pages):
+            print(picture)  # noqa: T201
+    if not (args.out or args.screenshots or args.preference_pages):
+        parser.error("give --out DIR, --screenshots DIR, --preference-pages DIR or several")
     return 0
 
 

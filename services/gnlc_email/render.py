@@ -53,6 +53,8 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 FALLBACK_LANGUAGE = SOURCE_LANGUAGE
 #: Stands in for a recipient's own unsubscribe URL until ``RenderedEmail.for_recipient``.
 UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/gnlc-recipient-link"
+#: Stands in for a recipient's own preference page link, the same way.
+PREFERENCES_PLACEHOLDER = "https://preferences.invalid/gnlc-recipient-link"
 DEFAULT_DOMAIN = "notify.gnlc.example.org"
 
 Event = DeadlineReminderEvent | AnnouncementPublishedEvent | ChangeEvent
@@ -108,10 +110,13 @@ class RenderedEmail:
         return self.kind is Kind.ANNOUNCEMENT
 
     def for_recipient(
-        self, unsubscribe_url: str | None, attendee: tuple[str, str] | None = None
+        self,
+        unsubscribe_url: str | None,
+        attendee: tuple[str, str] | None = None,
+        preferences_url: str | None = None,
     ) -> RenderedEmail:
-        """The bodies with this recipient's own unsubscribe link in place, and the
-        calendar entry with the recipient (address, name) as its attendee."""
+        """The bodies with this recipient's own unsubscribe and preference links in place,
+        and the calendar entry with the recipient (address, name) as its attendee."""
         personal = self
         if attendee is not None and self.calendar is not None:
             personal = replace(
@@ -125,12 +130,15 @@ class RenderedEmail:
             )
         if UNSUBSCRIBE_PLACEHOLDER not in self.text:
             return personal
-        url = unsubscribe_url or ""
-        return replace(
-            personal,
-            text=self.text.replace(UNSUBSCRIBE_PLACEHOLDER, url),
-            html=self.html.replace(UNSUBSCRIBE_PLACEHOLDER, str(escape(url))),
-        )
+        links = {
+            UNSUBSCRIBE_PLACEHOLDER: unsubscribe_url or "",
+            PREFERENCES_PLACEHOLDER: preferences_url or "",
+        }
+        text, html = self.text, self.html
+        for placeholder, url in links.items():
+            text = text.replace(placeholder, url)
+            html = html.replace(placeholder, str(escape(url)))
+        return replace(personal, text=text, html=html)
 
 
 def pick_text(texts: Mapping[str, str], languages: str | Sequence[str]) -> str:
@@ -597,6 +605,7 @@ class Renderer:
                 "published_local": slot("published_local"),
                 "link": pick_link(data.link, chosen.languages),
                 "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+                "preferences_url": PREFERENCES_PLACEHOLDER,
             },
         )
         return draft

@@ -1,6 +1,8 @@
-"""The email service's own tables: unsubscribe preferences and its generated keys.
+"""The email service's own tables: unsubscribe preferences, the choices made on the
+preference page, and its generated keys.
 
-Tables live on ``gnlc_core.db.metadata``; revision ``0200`` (branch ``email``) creates them.
+Tables live on ``gnlc_core.db.metadata``; revisions ``0200`` (branch ``email``) and ``0220``
+create them.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, String, Table, select
+from sqlalchemy import Boolean, Column, DateTime, String, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gnlc_core.db import metadata
+from gnlc_email.choices import DEFAULT, Choice, decode_categories, encode_categories
 
 unsubscribes = Table(
     "email_unsubscribes",
@@ -21,6 +24,16 @@ unsubscribes = Table(
     Column("address", String(320), primary_key=True),  # lower case
     Column("city_id", String(64), nullable=False),
     Column("unsubscribed_at", DateTime(timezone=True), nullable=False),
+)
+
+choices = Table(
+    "email_choices",
+    metadata,
+    Column("address", String(320), primary_key=True),  # lower case
+    Column("city_id", String(64), nullable=False),
+    Column("categories_off", String(64), nullable=False),  # choices.encode_categories
+    Column("digest", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 keys = Table(
@@ -59,6 +72,54 @@ class Preferences:
         query = select(unsubscribes.c.address).where(unsubscribes.c.address.in_(wanted))
         async with self._engine.connect() as connection:
             return set((await connection.execute(query)).scalars())
+
+    async def choices(self, addresses: Iterable[str]) -> dict[str, Choice]:
+        """The choices of those among ``addresses`` (lower case) who made any."""
+        wanted = sorted({address.lower() for address in addresses})
+        if not wanted:
+            return {}
+        query = select(choices.c.address, choices.c.categories_off, choices.c.digest).where(
+            choices.c.address.in_(wanted)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return {
+            row.address: Choice(decode_categories(row.categories_off), row.digest) for row in rows
+        }
+
+    async def of(self, address: str) -> tuple[Choice, bool]:
+        """(choice, subscribed to announcements) of one contact."""
+        found = await self.choices([address])
+        opted_out = await self.unsubscribed([address])
+        return found.get(address.lower(), DEFAULT), not opted_out
+
+    async def save(self, address: str, city_id: str, choice: Choice, *, subscribed: bool) -> None:
+        """Record a contact's choices and whether it receives announcements (``subscribed``
+        after an unsubscribe is the resubscribe), in one transaction."""
+        lower, now = address.lower(), datetime.now(UTC)
+        values = {
+            "city_id": city_id,
+            "categories_off": encode_categories(choice.categories_off),
+            "digest": choice.digest,
+            "updated_at": now,
+        }
+        async with self._engine.begin() as connection:
+            insert = _insert(connection)
+            await connection.execute(
+                insert(choices)
+                .values(address=lower, **values)
+                .on_conflict_do_update(index_elements=["address"], set_=values)
+            )
+            if subscribed:
+                await connection.execute(
+                    delete(unsubscribes).where(unsubscribes.c.address == lower)
+                )
+            else:
+                await connection.execute(
+                    insert(unsubscribes)
+                    .values(address=lower, city_id=city_id, unsubscribed_at=now)
+                    .on_conflict_do_nothing(index_elements=["address"])
+                )
 
 
 async def shared_key(engine: AsyncEngine, name: str) -> str:

@@ -60,12 +60,14 @@ class BadToken(ValueError):
 
 class Tokens:
     """Signs and checks unsubscribe tokens. ``secrets`` lists the current secret last and
-    older ones before it, so a rotated secret keeps old links working."""
+    older ones before it, so a rotated secret keeps old links working. ``salt`` names the
+    purpose: a token signed for one purpose (unsubscribe, the preference page) does not
+    verify for another."""
 
-    def __init__(self, secrets: Sequence[str]) -> None:
+    def __init__(self, secrets: Sequence[str], *, salt: str = SALT) -> None:
         if not secrets or not all(secrets):
             raise ValueError("an unsubscribe secret is needed")
-        self._serializer = URLSafeSerializer(list(secrets), salt=SALT)
+        self._serializer = URLSafeSerializer(list(secrets), salt=salt)
 
     def sign(self, subscriber: Subscriber) -> str:
         payload = [subscriber.address.lower(), subscriber.city_id, subscriber.language]

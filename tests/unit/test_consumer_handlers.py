@@ -23,6 +23,7 @@ from gnlc_core.retry import Retrier, RetrySchedule
 from gnlc_core.settings import SAMPLE_DIRECTORY, Settings
 from gnlc_email.bounce_store import BounceStore
 from gnlc_email.calendar_book import CalendarBook
+from gnlc_email.choices import Choice
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services
 from gnlc_email.render import Renderer
 from gnlc_email.sender import SmtpPool
@@ -215,6 +216,25 @@ async def test_a_bouncing_contact_gets_nothing_and_the_reason_is_recorded(engine
         ("kathmandu:lll@kathmandu.example.org", "dropped", "contact bouncing"),
         ("laval:apprendre@laval.example.org", "dropped", "contact bouncing"),
     ]
+
+
+async def test_a_due_retry_honours_the_latest_choices(engine: Any) -> None:
+    """A retry that comes due after the contact turned the category off (or unsubscribed)
+    is dropped with the reason, without a send."""
+    example = EXAMPLE.parents[2] / "announcement.published/valid/event-for-regions.json"
+    value = example.read_bytes()
+    kathmandu = "kathmandu:lll@kathmandu.example.org"
+    preferences = Preferences(engine)
+    await preferences.save(
+        "lll@kathmandu.example.org", "kathmandu", Choice(frozenset({"event"})), subscribed=True
+    )
+    wired = wire(engine)
+    async with TestKafkaBroker(wired.broker):
+        await wired.consumer.deliver_one(value, kathmandu, attempt=2)
+    assert wired.parked == wired.retried == []
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(notices.c.recipient, notices.c.last_error))).all()
+    assert rows == [(kathmandu, "category off: event")]
 
 
 PRODUCER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -49,6 +49,7 @@ from tests.metrics_support import (
         (None, Reason.NONE),
         ("", Reason.NONE),
         ("unsubscribed", Reason.UNSUBSCRIBED),
+        ("category off: award", Reason.CATEGORY_OFF),
         ("contact bouncing", Reason.CONTACT_BOUNCING),
         ("hard bounce: 5.1.1 user unknown", Reason.HARD_BOUNCE),
         ("3 soft bounces within 7 days: 4.2.2 mailbox full", Reason.SOFT_BOUNCES),

@@ -23,6 +23,7 @@ from gnlc_core.settings import SAMPLE_DIRECTORY
 from gnlc_email.bidi import Text
 from gnlc_email.i18n import LOCALES_DIR, Catalogs
 from gnlc_email.render import (
+    PREFERENCES_PLACEHOLDER,
     UNSUBSCRIBE_PLACEHOLDER,
     Kind,
     Renderer,
@@ -254,10 +255,16 @@ def test_announcement_is_optional_mail_with_an_unsubscribe_link_per_recipient() 
     assert "<p>Second &lt;b&gt;paragraph&lt;/b&gt;.</p>" in re.sub(
         r"<p[^>]*>", "<p>", rendered.html
     )
-    personal = rendered.for_recipient("https://x.example/unsubscribe?token=a&b")
+    personal = rendered.for_recipient(
+        "https://x.example/unsubscribe?token=a&b",
+        preferences_url="https://x.example/preferences?token=c&d",
+    )
     assert "https://x.example/unsubscribe?token=a&b" in personal.text
     assert 'href="https://x.example/unsubscribe?token=a&amp;b"' in personal.html
-    assert UNSUBSCRIBE_PLACEHOLDER not in personal.html + personal.text
+    assert "https://x.example/preferences?token=c&d" in personal.text
+    assert 'href="https://x.example/preferences?token=c&amp;d"' in personal.html
+    for placeholder in (UNSUBSCRIBE_PLACEHOLDER, PREFERENCES_PLACEHOLDER):
+        assert placeholder not in personal.html + personal.text
 
 
 def test_css_is_inlined_and_mail_reads_without_images() -> None:
@@ -317,6 +324,7 @@ def test_inlining_at_load_time_equals_inlining_each_message(kind: Kind) -> None:
             "body": Text("one\ntwo <2>\n\nthree", "fr"),
             "published_local": "P",
             "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+            "preferences_url": PREFERENCES_PLACEHOLDER,
             "calendar_note": "N",
             "cancelled": False,
         }
