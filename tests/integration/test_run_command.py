@@ -132,7 +132,7 @@ def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
         output = "".join(seen)
         assert shown, output
         children = _children(runner.pid)
-        assert len(children) == 6, output
+        assert len(children) == 7, output  # mailbox, receiver, five services
         # the console answers, and the banner's account signs in
         console = f"http://127.0.0.1:{ports['CONSOLE']}"
         login = re.search(r"sign in as (\S+), password (\S+);", output)
