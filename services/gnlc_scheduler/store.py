@@ -732,9 +732,11 @@ async def record_submission(
         cancelled = await _changed(
             connection,
             update(outbox)
-            .where(
+            .where(  # the city's reminders (not its calendar change: a repeated submission
+                # would otherwise withdraw the cancellation the first one queued)
                 outbox.c.deadline_id == deadline_id,
                 outbox.c.city_id == city_id,
+                outbox.c.type == "deadline.reminder",
                 outbox.c.state.in_(_STOPPABLE),
             )
             .values(state=CANCELLED),

@@ -121,6 +121,7 @@ async def test_a_submission_withdraws_the_entry_from_that_city_once(api: Operato
         assert response.status_code == 201
     [cancel] = await rows(api, "deadline.cancelled")
     assert cancel["city_id"] == "laval"
+    assert cancel["state"] == "pending"  # the second record did not withdraw it
     assert cancel["data"]["audience"] == {"all_members": False, "regions": [], "cities": ["laval"]}
     assert cancel["data"]["reason"] == "submitted"
     assert store.subject_of(cancel["type"], cancel["data"]) == "deadlines/report/cities/laval"
