@@ -375,6 +375,7 @@ def partner_router(portal: Portal) -> APIRouter:
             attempts=attempts,
             values={"zone": viewer.key, **(values or {})},
             errors=errors or {},
+            event_types=list(catalog()),
             shown_limit=ATTEMPTS_SHOWN,
         )
 
