@@ -59,7 +59,8 @@ SIGNIN_LIMITS = Limits(per_account=10, per_address=10)
 #: What the portal's forms call their fields (the error summary links to them).
 LABELS = {"event_type": "Event type", "since_local": "Since", "zone": "Time zone"}
 
-EndpointId = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+#: The webhook API's own rules for the ids, so a malformed one is refused here (422).
+EndpointId = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 EventId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 

@@ -192,7 +192,42 @@ async def test_a_partner_sends_a_test_event(tmp_path: Path) -> None:
         assert refused.status_code == 422
         assert 'id="event_type-error"' in refused.text
         assert "unknown event type" in refused.text
+        async with api_client(h.webhooks, h.alpha.token) as http:
+            await http.post(f"/endpoints/{endpoint}/pause")
+        paused = await client.post(
+            f"/partner/endpoints/{endpoint}/test",
+            data={"csrf_token": csrf_of(page.text), "event_type": "deadline.reminder"},
+        )
+        assert paused.status_code == 303
+        told = await client.get(paused.headers["location"])
+        assert "No test event sent: endpoint" in told.text
+        assert "is paused: resume it" in told.text
         assert len(h.webhooks.resent.calls) == 1
+        malformed = await client.get("/partner/endpoints/Not_An_Id")
+        assert malformed.status_code == 422
+
+
+async def test_an_ed25519_endpoint_shows_its_public_key_and_rotates_to_a_new_one(
+    tmp_path: Path,
+) -> None:
+    async with portal_harness(tmp_path) as h, h.client() as client:
+        endpoint = h.beta.endpoint
+        await partner_sign_in(client, h.beta.token)
+        page = await client.get(f"/partner/endpoints/{endpoint['id']}")
+        assert endpoint["public_key"] in page.text
+        assert "ed25519 (<code>v1a</code>)" in page.text
+        answer = await client.post(
+            f"/partner/endpoints/{endpoint['id']}/rotate-secret",
+            data={"csrf_token": csrf_of(page.text)},
+        )
+        after = await client.get(answer.headers["location"])
+        row = await h.webhooks.store.endpoint(endpoint["id"])
+        assert row is not None
+        assert "New signing public key" in after.text
+        assert row.secret not in after.text  # the signing key never leaves the service
+        new_key = re.search(r"<li>(whpk_[^<]+)</li>", after.text)
+        assert new_key
+        assert new_key.group(1) != endpoint["public_key"]
 
 
 async def test_attempts_show_the_request_and_each_response(tmp_path: Path) -> None:
