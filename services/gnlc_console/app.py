@@ -21,6 +21,7 @@ from gnlc_console.dashboard import dashboard_router
 from gnlc_console.deadline_pages import deadline_router
 from gnlc_console.directory_pages import MAX_IMPORT, directory_router
 from gnlc_console.endpoint_pages import endpoint_router
+from gnlc_console.partner_pages import install as install_partner_portal
 from gnlc_console.sessions import forget_expired
 from gnlc_console.web import (
     STATIC,
@@ -70,6 +71,7 @@ def create_app(
         finally:
             await console.scheduler.close()
             await console.webhooks.close()
+            await portal.api.close()
             await console.engine.dispose()
             log.info("service stopped", service="console")
 
@@ -93,6 +95,7 @@ def create_app(
         directory_router(console),
     ):
         app.include_router(router)
+    portal = install_partner_portal(app, console, settings.console_webhook_url, webhook_transport)
     _health(app, console)
     _error_pages(app, console)
     return app

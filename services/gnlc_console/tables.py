@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKey, String, Table
+from sqlalchemy import Column, DateTime, ForeignKey, String, Table, Text
 
 from gnlc_core.db import metadata
 
@@ -26,6 +26,20 @@ sessions = Table(
         nullable=False,
         index=True,
     ),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Partner portal sessions (migration 0510): no operator rights, no account; the partner's
+#: API token sealed with a key derived from the session id, which only the cookie holds.
+partner_sessions = Table(
+    "console_partner_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("partner_id", String(63), nullable=False),
+    Column("partner_name", String(200), nullable=False),
+    Column("token_sealed", Text, nullable=False),
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_seen_at", DateTime(timezone=True), nullable=False),

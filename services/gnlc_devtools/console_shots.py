@@ -1,7 +1,8 @@
-"""Pictures of the operator console's main pages for the README: the scheduler, the webhook
-service and the console as child processes on free ports (on the broker of
-``KAFKA_BOOTSTRAP_SERVERS``), a sample deadline and announcement, and headless Chromium
-(Debian's, driven by Playwright, a development dependency) photographing each page.
+"""Pictures of the operator console's and the partner portal's main pages for the README:
+the scheduler, the webhook service and the console as child processes on free ports (on
+the broker of ``KAFKA_BOOTSTRAP_SERVERS``), a sample deadline and announcement, a sample
+partner whose test events reach a receiver on loopback, and headless Chromium (Debian's,
+driven by Playwright, a development dependency) photographing each page.
 
 ``deploy/screenshots.sh`` runs it (``python -m gnlc_devtools.console_shots DIR``) inside
 ``deploy/with-services.sh --scratch``."""
@@ -15,7 +16,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,10 +26,19 @@ from typing import Any
 import httpx
 
 from gnlc_devtools.local import ADD_USER_OPTIONS, Children, _http_ready, any_free_port
+from gnlc_devtools.receiver import BackgroundServer, Inbox, receiver_app
 from gnlc_email.preview import chromium
 
 USER = "secretariat"
 CITIES = ["kathmandu", "aswan", "clermont-ferrand", "medellin", "hamilton"]
+PARTNER = "lifelong-institute"
+
+
+@dataclass(frozen=True)
+class PartnerSample:
+    token: str
+    endpoint: str
+    event: str
 
 
 def _wait(
@@ -91,7 +103,84 @@ def _samples(api: httpx.Client, now: datetime) -> None:
             raise SystemExit(f"sample refused ({answer.status_code}): {answer.text}")
 
 
-def _photograph(console: str, password: str, out: Path) -> list[Path]:
+@contextmanager
+def _partner_samples(webhooks: httpx.Client) -> Iterator[PartnerSample]:
+    """A partner with two endpoints on a receiver on loopback (one verifies its deliveries,
+    one refuses them) and test events to both, delivered or retried by the time it yields."""
+    made = webhooks.post(
+        "/v1/partners", json={"id": PARTNER, "name": "Lifelong Learning Institute"}
+    )
+    token = made.json()["token"]
+    receiver = any_free_port()
+    mine = {"authorization": f"Bearer {token}"}
+    endpoints = [
+        webhooks.post(
+            "/v1/endpoints",
+            headers=mine,
+            json={
+                "url": f"http://127.0.0.1:{receiver}/hooks/{name}",
+                "event_types": ["deadline.reminder", "announcement.published"],
+                "description": description,
+            },
+        ).json()
+        for name, description in (
+            ("portal", "the institute's portal"),
+            ("intranet", "the staff intranet (refuses: wrong secret)"),
+        )
+    ]
+    app = receiver_app({"portal": [endpoints[0]["secret"]]}, Inbox())
+    with BackgroundServer(app, port=receiver):
+        sent = [
+            webhooks.post(
+                f"/v1/endpoints/{endpoint['id']}/test", headers=mine, json={"event_type": kind}
+            ).json()["event_id"]
+            for endpoint in endpoints
+            for kind in ("deadline.reminder", "announcement.published")
+        ]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            log = webhooks.get(f"/v1/endpoints/{endpoints[1]['id']}/attempts", headers=mine)
+            if len(log.json()) >= 2:
+                break
+            time.sleep(0.5)
+        yield PartnerSample(token, endpoints[0]["id"], sent[0])
+
+
+def _photograph_portal(browser: Any, console: str, sample: PartnerSample, out: Path) -> list[Path]:
+    pictures: list[Path] = []
+    context = browser.new_context(
+        viewport={"width": 1200, "height": 800}, timezone_id="Africa/Nairobi", locale="en-GB"
+    )
+    page = context.new_page()
+
+    def shot(name: str, full: bool = True) -> None:
+        path = out / f"portal-{name}.png"
+        page.screenshot(path=str(path), full_page=full)
+        pictures.append(path)
+
+    page.goto(f"{console}/partner/signin")
+    shot("signin", full=False)
+    page.get_by_label("API token").fill(sample.token)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Your endpoints").wait_for()
+    page.reload()  # the browser's zone is known from the second page on
+    shot("endpoints", full=False)
+    page.goto(f"{console}/partner/endpoints/{sample.endpoint}")
+    shot("endpoint")
+    page.goto(f"{console}/partner/endpoints/{sample.endpoint}/events/{sample.event}")
+    shot("event")
+    page.goto(f"{console}/partner/events")
+    shot("catalog", full=False)
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"{console}/partner/endpoints/{sample.endpoint}")
+    shot("endpoint-phone", full=False)
+    context.close()
+    return pictures
+
+
+def _photograph(
+    console: str, password: str, out: Path, partner: PartnerSample | None = None
+) -> list[Path]:
     from playwright.sync_api import sync_playwright  # a development dependency
 
     pictures: list[Path] = []
@@ -131,6 +220,8 @@ def _photograph(console: str, password: str, out: Path) -> list[Path]:
         page.set_viewport_size({"width": 375, "height": 800})
         page.goto(f"{console}/deadlines/progress-report-2027")
         shot("deadline-phone", full=False)
+        if partner is not None:
+            pictures.extend(_photograph_portal(browser, console, partner, out))
         browser.close()
     return pictures
 
@@ -153,6 +244,8 @@ def main(argv: list[str]) -> int:
             "GNLC_CONSOLE_SCHEDULER_URL": f"http://127.0.0.1:{ports['scheduler']}",
             "GNLC_CONSOLE_WEBHOOK_URL": f"http://127.0.0.1:{ports['webhook']}",
             "GNLC_CONSOLE_COOKIE_SECURE": "false",
+            # the partner samples' receiver is on loopback, which the SSRF guard refuses
+            "GNLC_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         }
         env.pop("GNLC_DATABASE_URL", None)
         subprocess.run(  # noqa: S603 - our own interpreter and module
@@ -175,8 +268,17 @@ def main(argv: list[str]) -> int:
                 base_url=scheduler, headers={"authorization": f"Bearer {token}"}, timeout=30
             ) as api:
                 _samples(api, datetime.now(UTC))
-            for picture in _photograph(f"http://127.0.0.1:{ports['console']}", password, out):
-                print(picture)
+            with (
+                httpx.Client(
+                    base_url=f"http://127.0.0.1:{ports['webhook']}",
+                    headers={"authorization": f"Bearer {token}"},
+                    timeout=30,
+                ) as webhooks,
+                _partner_samples(webhooks) as partner,
+            ):
+                console = f"http://127.0.0.1:{ports['console']}"
+                for picture in _photograph(console, password, out, partner):
+                    print(picture)
         finally:
             children.stop()
     return 0

@@ -41,6 +41,8 @@ DEMO_LEAD_SECONDS = 75  # the demo deadline is due this long after the services 
 DEMO_PLAN = ("-60s", "0d")  # so its first reminder goes out about 15 s after the banner
 STOP_TIMEOUT_SECONDS = 20.0
 TOKEN_FILE = Path("operator-token")
+#: The partner of the demo endpoint; the banner gives it a token for the partner portal.
+DEMO_PARTNER = "demo-institute"
 #: The console account the run command makes (an editor, with a new password each run).
 CONSOLE_USER = "local"
 ADD_USER_OPTIONS = ("--role", "editor", "--password-stdin")
@@ -142,7 +144,7 @@ def prepare(state: Path, ports: Ports, environ: Mapping[str, str]) -> dict[str, 
             "endpoints": [
                 {
                     "id": "demo-partner",
-                    "partner": "demo-institute",
+                    "partner": DEMO_PARTNER,
                     "url": f"http://127.0.0.1:{ports.receiver}/hooks/demo-partner",
                     "event_types": ["deadline.reminder", "announcement.published"],
                     "secret": new_secret(),
@@ -381,7 +383,18 @@ def up(
         if answer is None:
             return 1
         first = first_reminder(deadline, answer)
-        _banner(out, state, ports, env["GNLC_OPERATOR_TOKEN"], maildir, received, first, password)
+        partner_token = _partner_token(ports.webhook, env["GNLC_OPERATOR_TOKEN"], out)
+        _banner(
+            out,
+            state,
+            ports,
+            env["GNLC_OPERATOR_TOKEN"],
+            maildir,
+            received,
+            first,
+            password,
+            partner_token=partner_token,
+        )
         return _watch(maildir, received, children, exit_after_mail, timeout, lambda: stopping, out)
     finally:
         out("stopping ...")
@@ -430,6 +443,23 @@ def _create_demo(
     return answer
 
 
+def _partner_token(port: int, token: str, out: Callable[[str], None]) -> str | None:
+    """A new API token for the demo partner, to sign in to the partner portal with."""
+    try:
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/partners/{DEMO_PARTNER}/token",
+            headers={"authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        out(f"could not issue the demo partner's token: {exc}")
+        return None
+    if response.status_code >= 400:
+        out(f"could not issue the demo partner's token ({response.status_code}): {response.text}")
+        return None
+    return str(response.json()["token"])
+
+
 def _banner(
     out: Callable[[str], None],
     state: Path,
@@ -439,6 +469,8 @@ def _banner(
     received: Path,
     first: datetime,
     console_password: str,
+    *,
+    partner_token: str | None = None,
 ) -> None:
     scheduler = f"http://127.0.0.1:{ports.scheduler}"
     webhook = f"http://127.0.0.1:{ports.webhook}"
@@ -448,6 +480,11 @@ def _banner(
         f"  console    http://127.0.0.1:{ports.console}/ "
         f"(sign in as {CONSOLE_USER}, password {console_password}; this run's only)"
     )
+    if partner_token:
+        out(
+            f"  portal     http://127.0.0.1:{ports.console}/partner "
+            f"(partner {DEMO_PARTNER} signs in with its token {partner_token})"
+        )
     out(f"  scheduler  {scheduler}/docs")
     out(f"  webhooks   {webhook}/docs (partners and endpoints)")
     out(f"  email      http://127.0.0.1:{ports.email}/health/ready")

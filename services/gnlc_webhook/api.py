@@ -47,6 +47,7 @@ from gnlc_webhook.registry import Registry
 from gnlc_webhook.signing import SignatureKind, new_secret, public_key, signature_kind
 from gnlc_webhook.ssrf import Policy, Resolver, system_resolver
 from gnlc_webhook.store import Attempt, EndpointRow, State, Store, StoredMessage
+from gnlc_webhook.test_events import PER_WINDOW, WINDOW, EventBudget, sample_record
 from gnlc_webhook.validation import (
     MAX_BODY_BYTES,
     MAX_GRACE_SECONDS,
@@ -56,6 +57,7 @@ from gnlc_webhook.validation import (
     Description,
     EndpointFields,
     EventId,
+    EventTypeName,
     EventTypes,
     Instant,
     Name,
@@ -387,6 +389,33 @@ class Queued(BaseModel):
     queued: int
 
 
+class Me(BaseModel):
+    """Who the token is: the operator, or one partner (its id and name)."""
+
+    operator: bool
+    partner_id: str | None
+    partner_name: str | None
+
+
+class MessageOut(BaseModel):
+    """An event as it was sent to the endpoint (the signed body, the same at each attempt)."""
+
+    event_id: str
+    event_type: str
+    body: str
+
+
+class EventTestIn(_In):
+    event_type: EventTypeName = Field(
+        description="Any type an endpoint can receive (a test may come before a subscription)."
+    )
+
+
+class EventTestQueued(Queued):
+    event_id: str = Field(description="The test event's id (its webhook-id header).")
+    event_type: str
+
+
 class Resender(Protocol):
     """Where resends and replays go: the channel's retry tiers (``gnlc_core.retry``)."""
 
@@ -706,6 +735,86 @@ def api_router(
         messages = await store.unsuccessful_since(endpoint_id, body.since)
         await enqueue(endpoint_id, messages)
         return Queued(queued=len(messages))
+
+    # who am I, what was sent, test events ----------------------------------------------
+
+    @router.get("/me", response_model=Me, responses=_errors(401))
+    async def me(who: Caller) -> Me:
+        """Whose token this is (the partner portal signs a partner in with it)."""
+        if who.operator:
+            return Me(operator=True, partner_id=None, partner_name=None)
+        names = {p.id: p.name for p in await store.partners()}
+        return Me(
+            operator=False, partner_id=who.partner_id, partner_name=names.get(who.partner_id or "")
+        )
+
+    @router.get(
+        "/endpoints/{endpoint_id}/messages/{event_id}",
+        response_model=MessageOut,
+        responses=_errors(401, 404),
+    )
+    async def get_message(
+        endpoint_id: EndpointId,
+        event_id: Annotated[EventId, Path(description="The event's id.")],
+        who: Caller,
+    ) -> MessageOut:
+        """The body this endpoint was sent for the event (what its signatures cover)."""
+        await owned(endpoint_id, who)
+        message = await store.message_for(endpoint_id, event_id)
+        if message is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"no event {event_id!r} for endpoint {endpoint_id!r}"
+            )
+        return MessageOut(
+            event_id=message.event_id, event_type=message.event_type, body=message.body
+        )
+
+    budget = EventBudget()
+
+    @router.post(
+        "/endpoints/{endpoint_id}/test",
+        status_code=202,
+        response_model=EventTestQueued,
+        responses={
+            **_errors(401, 404, 413),
+            409: {"model": ErrorDetail, "description": "The endpoint is paused or disabled."},
+            429: {
+                "model": ErrorDetail,
+                "description": (
+                    f"More than {PER_WINDOW} test events to this endpoint within "
+                    f"{WINDOW.total_seconds():g} s (Retry-After says when to try again)."
+                ),
+            },
+        },
+    )
+    async def send_test_event(
+        endpoint_id: EndpointId, body: EventTestIn, who: Caller
+    ) -> EventTestQueued:
+        """Send a test event of any known type to this endpoint alone: the
+        example of the type from the event catalog (``schemas/examples``) with a fresh id,
+        the time now, ``source`` ``/gnlc-notify/webhook/test`` and its deadline or
+        announcement id prefixed with ``test-``; queued like a resend, signed like every
+        delivery, in its delivery log."""
+        row = await owned(endpoint_id, who)
+        if row.state is not State.ACTIVE:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"endpoint {endpoint_id!r} is {row.state.value}: resume it to send a test event",
+            )
+        now = datetime.now(UTC)
+        wait = budget.wait(endpoint_id, now)
+        if wait is not None:
+            seconds = max(1, math.ceil(wait.total_seconds()))
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"at most {PER_WINDOW} test events per {WINDOW.total_seconds():g} s to an "
+                f"endpoint; try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
+        event_id, value = sample_record(body.event_type, now)
+        await enqueue(endpoint_id, [StoredMessage(event_id, body.event_type, value.decode())])
+        budget.spend(endpoint_id, now)
+        return EventTestQueued(queued=1, event_id=event_id, event_type=body.event_type)
 
     methods: dict[str, set[str]] = {}
     for route in router.routes:

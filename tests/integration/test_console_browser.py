@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -31,11 +32,13 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from gnlc_core.catalog import TEST_SOURCE
 from gnlc_devtools.mailbox import LocalMailbox
 from gnlc_devtools.receiver import BackgroundServer, Inbox, receiver_app
 from gnlc_webhook.partners import new_secret
 from tests.integration.conftest import Receiver, System
-from tests.support import Service, free_port
+from tests.integration.hooks import Hooks, serving
+from tests.support import Service, eventually, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -359,3 +362,144 @@ def test_a_forged_cross_site_post_is_refused(stack: Stack, watched: Watched) -> 
     scheduler = stack.system.services[0]
     deadlines = stack.system.api_at("GET", scheduler.url, "/v1/deadlines").json()
     assert "forged" not in [d["id"] for d in deadlines]
+
+
+# -- the partner portal ----------------------------------------------------------------------
+
+
+class _PartnerForger(BaseHTTPRequestHandler):
+    target = ""
+
+    def do_GET(self) -> None:
+        page = f"""<!doctype html><html lang="en"><title>Free webinar</title>
+<form method="post" action="{self.target}">
+<input type="hidden" name="event_type" value="deadline.reminder">
+<input type="hidden" name="csrf_token" value="guess"><button>Register</button></form></html>"""
+        self.send_response(200)
+        self.send_header("content-type", "text/html; charset=utf-8")
+        self.end_headers()
+        self.wfile.write(page.encode())
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def _partner_with_endpoint(stack: Stack, partner_id: str, url: str) -> tuple[str, dict[str, Any]]:
+    system, webhook = stack.system, stack.system.services[1]
+    made = system.api_at(
+        "POST", webhook.url, "/v1/partners", json={"id": partner_id, "name": partner_id.title()}
+    )
+    assert made.status_code == 201, made.text
+    token = str(made.json()["token"])
+    endpoint = httpx.post(
+        f"{webhook.url}/v1/endpoints",
+        json={"url": url, "event_types": ["deadline.reminder", "announcement.published"]},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert endpoint.status_code == 201, endpoint.text
+    return token, dict(endpoint.json())
+
+
+def test_a_partner_sees_only_its_own_endpoints_and_receives_its_test_event(
+    stack: Stack, watched: Watched
+) -> None:
+    page, url, webhook = watched.page, stack.url, stack.system.services[1]
+    hooks = Hooks()
+    with serving(hooks) as receiver:
+        token, mine = _partner_with_endpoint(stack, "portal-one", f"{receiver.url}/hooks/one")
+        _other, theirs = _partner_with_endpoint(stack, "portal-two", f"{receiver.url}/hooks/two")
+        hooks.secrets["one"] = [mine["secret"]]
+
+        page.goto(f"{url}/partner")
+        expect(page).to_have_url(f"{url}/partner/signin?next=/partner")
+        accessible(page)
+        page.get_by_label("API token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Your endpoints")).to_be_visible()
+        page.reload()  # the browser's zone is known from the second page on
+        accessible(page)
+        expect(page.locator(f"tr#{mine['id']}")).to_contain_text(f"{receiver.url}/hooks/one")
+        expect(page.locator(f"tr#{theirs['id']}")).to_have_count(0)
+        expect(page.locator("main")).not_to_contain_text("/hooks/two")
+        assert token not in page.content()
+        assert page.goto(f"{url}/partner/endpoints/{theirs['id']}").status == 404  # type: ignore[union-attr]
+        assert page.goto(f"{url}/endpoints").url.startswith(f"{url}/signin")  # type: ignore[union-attr]
+
+        # a test event, signed with its secret, arrives at the partner's receiver
+        page.goto(f"{url}/partner")
+        page.get_by_role("link", name=mine["id"]).click()
+        accessible(page)
+        page.get_by_label("Event type").select_option("deadline.reminder")
+        page.get_by_role("button", name="Send test event").click()
+        flash = page.locator(".flash.ok")
+        expect(flash).to_contain_text("Test event deadline.reminder queued")
+        event_id = (flash.text_content() or "").split("webhook-id ")[1].split(")")[0]
+        assert hooks.wait("one", 1, timeout=30)
+        [hit] = hooks.of("one")
+        assert hit.verified  # by the official standardwebhooks package, with its secret
+        assert hit.webhook_id == event_id
+        assert hit.event["source"] == TEST_SOURCE
+        assert hit.event["data"]["deadline_id"].startswith("test-")
+        assert hooks.of("two", verified=False) == []
+
+        # its attempt, with the request and the response
+        attempts = page.locator("#attempts")
+
+        def delivered_shown() -> bool:
+            page.reload()
+            return "delivered" in (attempts.text_content() or "")
+
+        eventually(
+            delivered_shown,
+            timeout=20,
+            every=0.5,
+            what="the delivered attempt on the endpoint's page",
+        )
+        page.get_by_role("link", name=event_id).click()
+        expect(page.locator("#request-body")).to_contain_text(event_id)
+        expect(page.locator("main")).to_contain_text("Attempt 1: delivered, HTTP 204")
+        expect(page.locator("main")).to_contain_text("webhook-signature")
+        accessible(page)
+
+        # a new secret, shown once; replay with a field error kept in place
+        page.get_by_role("link", name=f"Back to endpoint {mine['id']}").click()
+        page.get_by_role("button", name="Rotate secret").click()
+        expect(page.locator(".flash.ok")).to_contain_text("shown this once")
+        shown = page.locator(".flash.ok li").text_content() or ""
+        keys = httpx.get(
+            f"{webhook.url}/v1/endpoints/{mine['id']}/secret",
+            headers={"authorization": f"Bearer {token}"},
+            timeout=10,
+        ).json()
+        assert shown == keys["secret"] != mine["secret"]
+        page.get_by_label("Since").fill("2999-01-01T09:00")
+        page.get_by_role("button", name="Replay failed deliveries").click()
+        expect(page.locator("#since_local-error")).to_contain_text("in the future")
+        expect(page.get_by_label("Since")).to_have_value("2999-01-01T09:00")
+        expect(page.get_by_label("In the time zone")).to_have_value("Europe/Paris")
+        accessible(page)
+        page.get_by_role("link", name="Event catalog").click()
+        expect(page.locator("section#deadline\\.reminder")).to_contain_text("data.deadline_id")
+        accessible(page)
+
+        # a page on another origin posts to the portal with the partner's cookie: refused
+        target = f"{url}/partner/endpoints/{mine['id']}/test"
+        handler = type("PartnerForger", (_PartnerForger,), {"target": target})
+        server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+            with page.expect_response(target) as response:
+                page.get_by_role("button", name="Register").click()
+            assert response.value.status == 403
+            expect(page.locator("main")).to_contain_text("comes from another site")
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert len(hooks.of("one", verified=False)) == 1  # nothing more was sent
+        page.goto(f"{url}/partner")
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Partner sign-in")).to_be_visible()
+    assert not watched.violations

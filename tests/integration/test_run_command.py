@@ -87,6 +87,17 @@ def _console_signs_in(url: str, name: str, password: str) -> bool:
         return answer.status_code == 303 and client.get("/").status_code == 200
 
 
+def _partner_signs_in(url: str, token: str) -> bool:
+    with httpx.Client(base_url=url, headers={"origin": url}, timeout=30) as client:
+        page = client.get("/partner/signin").text
+        found = re.search(r'name="signin_token" value="([^"]+)"', page)
+        assert found, page
+        answer = client.post(
+            "/partner/signin", data={"token": token, "signin_token": found.group(1)}
+        )
+        return answer.status_code == 303 and "demo-partner" in client.get("/partner").text
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
 def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
     kafka: str, tmp_path: Path
@@ -138,6 +149,10 @@ def test_dev_up_shows_the_first_reminder_and_sigterm_stops_everything(
         login = re.search(r"sign in as (\S+), password (\S+);", output)
         assert login, output
         assert _console_signs_in(console, login.group(1), login.group(2)), output
+        # and the banner's partner token opens the partner portal
+        partner = re.search(rf"{console}/partner \(partner demo-institute .* token (\S+)\)", output)
+        assert partner, output
+        assert _partner_signs_in(console, partner.group(1)), output
         groups = set(children)  # each child leads a process group of its own
         assert all(_process_groups().get(child) == child for child in children)
     finally:

@@ -34,7 +34,11 @@ async def _tables(path: Path, *branches: str) -> set[str]:
         ),
         ("email", {"notices"}, ("cities", "outbox", "webhook_")),
         ("webhook", {"notices", "webhook_partners", "webhook_endpoints"}, ("cities", "email_")),
-        ("console", {"console_users", "console_sessions"}, ("notices", "cities", "webhook_")),
+        (
+            "console",
+            {"console_users", "console_sessions", "console_partner_sessions"},
+            ("notices", "cities", "webhook_"),
+        ),
         ("status", {"status_notices"}, ("notices", "cities", "outbox", "webhook_")),
     ],
 )
