@@ -35,8 +35,10 @@ CHATHAM = ZoneInfo("Pacific/Chatham")  # +12:45 / +13:45
 JOHANNESBURG = ZoneInfo("Africa/Johannesburg")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
