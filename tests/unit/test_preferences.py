@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from fastapi import FastAPI
+from markupsafe import escape
 
 from gnlc_core.db import create_engine, migrate
 from gnlc_email.choices import (
@@ -299,6 +300,37 @@ async def test_the_page_speaks_arabic_right_to_left(preferences: Preferences) ->
     assert "فئات الإعلانات" in page.text
     assert "text-align: right" in page.text
     assert "تم حفظ تفضيلاتك" in saved.text
+
+
+@pytest.mark.parametrize("tag", sorted(Catalogs().tags))
+async def test_the_page_renders_and_saves_in_every_catalog_language(
+    preferences: Preferences, tag: str
+) -> None:
+    """Each language's page shows its own words (the digest's too) and saves a choice."""
+    lang = Catalogs().language(tag)
+    reader = Subscriber(f"contact.{tag.lower()}@city.example.org", "durban", tag)
+    token = preferences_tokens([SECRET]).sign(reader)
+    async with _client(_app(preferences)) as client:
+        page = await client.get(f"/preferences?token={token}")
+        saved = await client.post(
+            "/preferences", content=_form(token, "news", digest=Digest.ON), headers=SAME
+        )
+    assert page.status_code == saved.status_code == 200
+    assert f'<html lang="{lang.html_lang}" dir="{lang.direction}"' in page.text
+    for words in ("Your GNLC email preferences", "Daily digest", "As my city decides"):
+        assert str(escape(lang.gettext(words))) in page.text
+    assert page.text.count('type="radio" name="digest"') == len(Digest)
+    assert (
+        str(escape(lang.gettext("Your preferences are saved. They apply from the next message.")))
+        in saved.text
+    )
+    assert '<input type="radio" name="digest" value="on" checked>' in saved.text
+    assert await preferences.of(reader.address) == (
+        Choice(frozenset(CATEGORIES) - {"news"}, Digest.ON),
+        True,
+    )
+    if tag != "en":  # a translation, not the English
+        assert lang.gettext("Daily digest") != "Daily digest"
 
 
 UNSUBSCRIBE_TOKEN = Tokens([SECRET]).sign(ALICE)
