@@ -378,7 +378,9 @@ class EmailConsumer:
             todo = []
             for city in cities:
                 addresses = []
-                waits = self._digest_day(event, city, now) if services.digests else None
+                # the city's digest day for this event: worked out once, only when wanted
+                digest_day: tuple[date, datetime] | None = None
+                unknown = True
                 for address in city.contacts:
                     key = recipient_key(city, address)
                     if (event.id, key) in settled:
@@ -394,12 +396,15 @@ class EmailConsumer:
                     ):
                         writer.add(Notice(event.id, key, not_sent(reason), 0, reason))
                         continue
-                    if waits is not None and chosen.get(lower, DEFAULT).digest.wanted(city.digest):
-                        day, close = waits
-                        held.append(
-                            Held(event.id, key, city.id, lower, day, close, encoded(event), now)
-                        )
-                        continue
+                    if services.digests and chosen.get(lower, DEFAULT).digest.wanted(city.digest):
+                        if unknown:
+                            digest_day, unknown = self._digest_day(event, city, now), False
+                        if digest_day is not None:
+                            day, close = digest_day
+                            held.append(
+                                Held(event.id, key, city.id, lower, day, close, encoded(event), now)
+                            )
+                            continue
                     addresses.append(address)
                 if addresses:
                     todo.append((city, addresses))
@@ -721,11 +726,15 @@ class EmailConsumer:
             return 0
         now = self._clock()
         await store.claim_due(now)
-        taken = await store.take(now)
-        for digest in taken:
-            await self._send_digest(digest, services)
+        sent = 0
+        # a few at a time, each taken just before it goes, so none outlives its lease
+        while taken := await store.take(self._clock(), limit=4 * self._pool.size):
+            async with asyncio.TaskGroup() as group:
+                for digest in taken:
+                    group.create_task(self._send_digest(digest, services))
+            sent += len(taken)
         await store.purge(now - KEPT)
-        return len(taken)
+        return sent
 
     async def _send_digest(self, digest: Taken, services: Services) -> None:
         """One contact's digest: each notice checked again (settled meanwhile, the

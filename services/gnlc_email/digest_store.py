@@ -233,14 +233,17 @@ class DigestStore:
                 )
             return len(parts)
 
-    async def take(self, now: datetime) -> list[Taken]:
-        """The claimed digests free to send now, each leased to this caller until
-        ``now + LEASE`` (a digest another caller leased is not among them)."""
-        query = select(digests).where(
-            digests.c.state == DigestState.CLAIMED.value, digests.c.not_before <= now
+    async def take(self, now: datetime, limit: int = 100) -> list[Taken]:
+        """Up to ``limit`` claimed digests free to send now, each leased to this caller
+        until ``now + LEASE`` (a digest another caller leased is not among them)."""
+        query = (
+            select(digests)
+            .where(digests.c.state == DigestState.CLAIMED.value, digests.c.not_before <= now)
+            .order_by(digests.c.not_before, digests.c.id)
+            .limit(limit)
         )
         async with self._engine.connect() as connection:
-            candidates = (await connection.execute(query.order_by(digests.c.id))).all()
+            candidates = (await connection.execute(query)).all()
         taken = []
         for row in candidates:
             async with self._engine.begin() as connection:
