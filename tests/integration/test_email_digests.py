@@ -33,7 +33,7 @@ from tests.integration.email_support import (
     reminder,
     wait_for_status,
 )
-from tests.integration.kafka_io import produce
+from tests.integration.kafka_io import consume, produce
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +128,13 @@ def test_a_digest_city_gets_one_mail_and_a_changed_choice_counts_from_the_next(
         Status.DELIVERED
     )
     assert system.mailbox.wait_for(5, timeout=30)
+
+    # every state was a receipt (the ledger's listeners): held with its reason, then delivered
+    records = asyncio.run(consume(system.kafka, Topics(system.prefix).notice_status, 10))
+    seen = {
+        (data["event_id"], data["state"], (data.get("reason") or "")[:9])
+        for data in (json.loads(record.value)["data"] for record in records)
+        if data["recipient"] == f"durban:{DURBAN}"
+    }
+    for event in to_durban:
+        assert {(event.id, "held", "digest 20"), (event.id, "delivered", "")} <= seen
