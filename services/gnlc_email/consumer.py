@@ -413,6 +413,7 @@ class EmailConsumer:
         if held:
             assert services.digests is not None
             await services.digests.hold(held)
+            writer.counts[Status.HELD] += len(held)  # for the batch's log line
         return plan
 
     def _digest_day(self, event: Event, city: City, now: datetime) -> tuple[date, datetime] | None:
