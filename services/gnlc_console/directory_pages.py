@@ -67,6 +67,7 @@ def city_payload(values: dict[str, Any], city_id: str) -> dict[str, Any]:
         "languages": languages,
         "contacts": contacts,
         "active": values.get("active") == "on",
+        "digest": values.get("digest") == "on",
     }
 
 
@@ -159,6 +160,7 @@ def directory_router(console: Console) -> APIRouter:
             "languages": " ".join(city.get("languages") or [city["language"]]),
             "contacts": "\n".join(city["contacts"]),
             "active": "on" if city.get("active", True) else "",
+            "digest": "on" if city.get("digest", False) else "",
         }
         return await city_form(request, session, city_id, values)
 

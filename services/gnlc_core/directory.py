@@ -34,7 +34,7 @@ MAX_EMAIL_CHARS = 254
 MAX_CITY_LANGUAGES = 5
 COLUMNS = ("id", "name", "country", "region", "timezone", "language", "contact_email")
 #: ``languages`` ("ar;fr": the chain, the first the primary) may stand for ``language``.
-OPTIONAL_COLUMNS = ("active", "languages")
+OPTIONAL_COLUMNS = ("active", "languages", "digest")
 _LIST_SEPARATORS = re.compile(r"[;,\s]+")
 _DELIMITERS = (",", ";", "\t")
 
@@ -73,6 +73,9 @@ class City(BaseModel):
         Field(min_length=1, max_length=MAX_CONTACTS),
     ]
     active: bool = True
+    #: The city's contacts get one daily digest of a local day's notices instead of one
+    #: mail each (email; a contact may decide otherwise on its preference page).
+    digest: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -239,6 +242,7 @@ def _city(row: Mapping[str, str | None], where: str) -> tuple[City | None, list[
                 "languages": text("languages") or None,
                 "contacts": contacts,
                 "active": text("active", "true").lower() not in {"false", "0", "no"},
+                "digest": text("digest") or False,  # yes/no, true/false, 1/0
             }
         )
     except ValidationError as exc:
@@ -250,7 +254,7 @@ def _city(row: Mapping[str, str | None], where: str) -> tuple[City | None, list[
 
 
 def read_csv(text: str, *, limit: int = MAX_CITIES) -> Directory:
-    """A directory CSV: a header naming the columns (``COLUMNS``; ``active`` optional),
+    """A directory CSV: a header naming the columns (``COLUMNS``; ``OPTIONAL_COLUMNS``),
     separated by commas, semicolons or tabs (the header tells which), then one row per
     city."""
     if not text.strip():

@@ -47,7 +47,9 @@ class Status(StrEnum):
     FAILED = "failed"  # permanently: retries exhausted or refused for good
     DROPPED = "dropped"  # not sent on purpose (submitted, gone from the directory, endpoint gone)
     UNSUBSCRIBED = "unsubscribed"  # not sent: the recipient unsubscribed from optional mail
-    HELD = "held"  # put aside while the recipient cannot take it; released when it can
+    #: put aside while the recipient cannot take it (webhook), or until the recipient's
+    #: daily digest goes (email, reason ``digest <local day>``)
+    HELD = "held"
     BOUNCED = "bounced"  # delivered, then reported undeliverable (email: a bounce came back)
 
 
@@ -158,15 +160,22 @@ class Ledger:
         )
 
     async def record_many(
-        self, rows: Sequence[Notice], *, connection: AsyncConnection | None = None
+        self,
+        rows: Sequence[Notice],
+        *,
+        connection: AsyncConnection | None = None,
+        unless_settled: bool = False,
     ) -> None:
         """Insert or update many notices in one statement (inside ``connection``'s
-        transaction when given, so they commit together with the caller's writes)."""
+        transaction when given, so they commit together with the caller's writes).
+        ``unless_settled``: a notice already in a terminal state keeps it (and the listeners
+        are told only of the rows written): for a state that must never overwrite an
+        outcome written meanwhile by another writer (email: ``held`` for a digest)."""
         if not rows:
             return
         if connection is None:
             async with self._engine.begin() as own:
-                await self.record_many(rows, connection=own)
+                await self.record_many(rows, connection=own, unless_settled=unless_settled)
             return
         now = datetime.now(UTC)
         last = {(row.event_id, row.recipient): row for row in rows}  # one upsert per key
@@ -188,6 +197,21 @@ class Ledger:
         if languages:  # a later state without a language keeps the one recorded
             updated.append("language")
         insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        if unless_settled:
+            written: set[tuple[str, str]] = set()
+            for start in range(0, len(values), _CHUNK):
+                statement = insert(notices).values(values[start : start + _CHUNK])
+                statement = statement.on_conflict_do_update(
+                    index_elements=["event_id", "channel", "recipient"],
+                    set_={k: statement.excluded[k] for k in updated},
+                    where=notices.c.status.not_in([s.value for s in TERMINAL]),
+                )
+                result = await connection.execute(
+                    statement.returning(notices.c.event_id, notices.c.recipient)
+                )
+                written.update((row.event_id, row.recipient) for row in result)
+            await self._tell([replace(row, at=now) for key, row in last.items() if key in written])
+            return
         statement = insert(notices)
         statement = statement.on_conflict_do_update(
             index_elements=["event_id", "channel", "recipient"],

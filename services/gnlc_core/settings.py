@@ -6,6 +6,7 @@ broker address. Secrets are ``SecretStr`` so they never print.
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -131,6 +132,23 @@ class Settings(BaseSettings):
         default_factory=list,
         description="HMAC secrets of unsubscribe links, JSON list, current last (rotation); "
         "none: one is generated and kept in the database.",
+    )
+
+    # Email: daily digests (issue 15; gnlc_email.digest)
+    email_digest_time: time = Field(
+        default=time(9),
+        description="City-local time of day digests close (HH:MM[:SS]): the scheduler's "
+        "default delivery_hour, when day-based reminders arrive.",
+    )
+    email_digest_window_seconds: float = Field(
+        default=300,
+        ge=0,
+        le=3600,
+        description="How long after the digest time a notice still joins that day's digest "
+        "(the reminders of the delivery hour reaching the service); the digest goes then.",
+    )
+    email_digest_poll_seconds: float = Field(
+        default=30, gt=0, le=3600, description="How often due digests are looked for."
     )
 
     # Email: bounces, complaints, DKIM (issue 15; gnlc_email.verp, inbound, sendgrid)

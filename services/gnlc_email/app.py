@@ -1,9 +1,12 @@
-"""The email service: a batch consumer group, its retry tiers, the unsubscribe endpoint, the
-preference page and health, over one database (ledger, preferences)."""
+"""The email service: a batch consumer group, its retry tiers, the daily digests, the
+unsubscribe endpoint, the preference page and health, over one database (ledger,
+preferences, held notices)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from datetime import timedelta
 from email.utils import parseaddr
 
 from fastapi import FastAPI
@@ -30,6 +33,8 @@ from gnlc_core.views import DirectoryView, SubmissionView
 from gnlc_email.bounce_service import BounceService
 from gnlc_email.calendar_book import CalendarBook
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
+from gnlc_email.digest import Timing
+from gnlc_email.digest_store import DigestStore
 from gnlc_email.i18n import Catalogs
 from gnlc_email.metrics import SmtpPoolMetrics
 from gnlc_email.preference_page import (
@@ -91,6 +96,9 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
             organizer=parseaddr(settings.mail_from)[1] or None,
         ),
         should_send=should_send or not_submitted,
+        digest_timing=Timing(
+            settings.email_digest_time, timedelta(seconds=settings.email_digest_window_seconds)
+        ),
         **bounces.consumer_options(),
     )
     membership = Membership()
@@ -120,6 +128,17 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
             Group(topics.group(f"{CHANNEL}-retry"), retrier.topic_names, retry_channel=CHANNEL),
         ],
     )
+
+    digests: set[asyncio.Task[None]] = set()
+
+    async def send_digests() -> None:
+        """Every ``GNLC_EMAIL_DIGEST_POLL_SECONDS``, the digests that are due."""
+        while True:
+            try:
+                await consumer.send_due_digests()
+            except Exception:  # the database or the broker away: try again next time
+                log.exception("digests not sent this time")
+            await asyncio.sleep(settings.email_digest_poll_seconds)
 
     async def start() -> None:
         tiers = asyncio.create_task(retrier.start())  # joins its group meanwhile
@@ -153,8 +172,10 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
                 bounces.store,
                 CalendarBook(engine),
                 preference_tokens=choices.tokens,
+                digests=DigestStore(engine, ledger),
             )
         )
+        digests.add(asyncio.create_task(send_digests()))
         await tiers
 
     async def start_views() -> None:
@@ -168,6 +189,10 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         return membership.joined and retrier.joined
 
     async def stop() -> None:
+        for task in digests:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await bounces.stop()
         await retrier.stop()  # its deliveries in flight finish first (briefly)
         await directory.stop()

@@ -8,6 +8,7 @@ mail for member cities and always go (bounces are decided elsewhere, ``bounces``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import get_args
 
 from gnlc_core.events import AnnouncementPublished
@@ -19,13 +20,25 @@ CATEGORIES: tuple[str, ...] = get_args(AnnouncementPublished.model_fields["categ
 MAX_STORED = len(",".join(CATEGORIES))
 
 
+class Digest(StrEnum):
+    """A contact's choice of a daily digest (the stored value and the form's)."""
+
+    CITY = "city"  # as the city decides (the directory's ``digest``)
+    ON = "on"
+    OFF = "off"
+
+    def wanted(self, city_digest: bool) -> bool:
+        """Whether this contact's mail waits for the digest, its city deciding ``city_digest``."""
+        return city_digest if self is Digest.CITY else self is Digest.ON
+
+
 @dataclass(frozen=True)
 class Choice:
     """A contact's choices; the default is what a contact who never opened the page gets:
-    every category, no digest."""
+    every category, the digest as its city decides."""
 
     categories_off: frozenset[str] = frozenset()
-    digest: bool = False
+    digest: Digest = Digest.CITY
 
     def wants(self, category: str) -> bool:
         return category not in self.categories_off

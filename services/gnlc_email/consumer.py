@@ -21,6 +21,12 @@ returns, so a crash replays it):
 
 The retry tiers call ``deliver_one`` for one notice when it is due, which goes through the
 same checks.
+
+Digests (``gnlc_email.digest``): in step 3, a notice to a contact whose digest is on (its
+own choice, or its city's) is held for the digest of its local day instead of sent
+(``DigestStore.hold``: ``held`` in the ledger); ``send_due_digests``, run every few seconds
+by the service, sends each contact's due digest, through the same checks as a retry, and
+records every notice in it.
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from email.utils import parseaddr
 from typing import Any
 
@@ -58,12 +64,14 @@ from gnlc_email.bounce_store import BounceStore
 from gnlc_email.bounces import drop_reason
 from gnlc_email.calendar_book import CalendarBook, Receipt
 from gnlc_email.choices import DEFAULT, not_sent, unwanted
+from gnlc_email.digest import KEPT, Timing, digest_reference, may_wait
+from gnlc_email.digest_store import DigestStore, Held, Taken
 from gnlc_email.dkim_signer import DkimSigner
 from gnlc_email.message import Recipient, compose
 from gnlc_email.preference_page import preferences_url
 from gnlc_email.render import Event as Event  # the events it handles
-from gnlc_email.render import RenderedEmail, Renderer
-from gnlc_email.sender import SEND_ERRORS, SmtpPool, classify
+from gnlc_email.render import RenderedEmail, Renderer, render_digest
+from gnlc_email.sender import SEND_ERRORS, Failure, SmtpPool, classify
 from gnlc_email.sendgrid import smtpapi_header
 from gnlc_email.store import Preferences
 from gnlc_email.unsubscribe import Subscriber, Tokens, unsubscribe_url
@@ -76,6 +84,11 @@ ShouldSend = Callable[[Event, City], Awaitable[bool]]
 FLUSH_SECONDS = 0.1
 #: Per event, the cities (and which of their contacts) still to send to.
 Plan = list[tuple[Event, list[tuple[City, list[str]]]]]
+
+
+def encoded(event: Event) -> str:
+    """An event as on Kafka, as text (a held notice's)."""
+    return encode_event(event).decode()
 
 
 def recipient_key(city: City, address: str) -> str:
@@ -112,6 +125,8 @@ class Services:
     calendar: CalendarBook
     #: Signs each announcement's preference page link (none: no link).
     preference_tokens: Tokens | None = None
+    #: Where notices wait for their digests (none: no digests, every notice goes at once).
+    digests: DigestStore | None = None
 
 
 def category_of(event: Event) -> str | None:
@@ -192,6 +207,7 @@ class EmailConsumer:
         return_paths: ReturnPaths | None = None,
         dkim: DkimSigner | None = None,
         sendgrid_args: bool = False,
+        digest_timing: Timing | None = None,
     ) -> None:
         self._settings = settings
         self._broker = broker
@@ -206,6 +222,7 @@ class EmailConsumer:
         self._return_paths = return_paths  # VERP (None: the From address is the sender)
         self._dkim = dkim
         self._sendgrid_args = sendgrid_args  # the bounce token as a SendGrid unique arg
+        self._timing = digest_timing or Timing()
         self._services: Services | None = None
         self._ready = asyncio.Event()
         #: The events being handled, for the receipts the ledger's listeners publish.
@@ -345,7 +362,9 @@ class EmailConsumer:
             for address in city.contacts
         }
         opted_out = await services.preferences.unsubscribed(optional)
-        chosen = await services.preferences.choices(optional)
+        chosen = await services.preferences.choices(
+            address for _event, cities in wanted for city in cities for address in city.contacts
+        )
         bouncing = await services.bounces.bouncing_among(
             (city.id, address)
             for _event, cities in wanted
@@ -353,10 +372,15 @@ class EmailConsumer:
             for address in city.contacts
         )
         plan: Plan = []
+        held: list[Held] = []
+        now = self._clock()
         for event, cities in wanted:
             todo = []
             for city in cities:
                 addresses = []
+                # the city's digest day for this event: worked out once, only when wanted
+                digest_day: tuple[date, datetime] | None = None
+                unknown = True
                 for address in city.contacts:
                     key = recipient_key(city, address)
                     if (event.id, key) in settled:
@@ -372,12 +396,32 @@ class EmailConsumer:
                     ):
                         writer.add(Notice(event.id, key, not_sent(reason), 0, reason))
                         continue
+                    if services.digests and chosen.get(lower, DEFAULT).digest.wanted(city.digest):
+                        if unknown:
+                            digest_day, unknown = self._digest_day(event, city, now), False
+                        if digest_day is not None:
+                            day, close = digest_day
+                            held.append(
+                                Held(event.id, key, city.id, lower, day, close, encoded(event), now)
+                            )
+                            continue
                     addresses.append(address)
                 if addresses:
                     todo.append((city, addresses))
             if todo:
                 plan.append((event, todo))
+        if held:
+            assert services.digests is not None
+            await services.digests.hold(held)
+            writer.counts[Status.HELD] += len(held)  # for the batch's log line
         return plan
+
+    def _digest_day(self, event: Event, city: City, now: datetime) -> tuple[date, datetime] | None:
+        """(local day, its digest's close) of ``event`` for ``city`` handled ``now``, if
+        it may wait for that digest."""
+        day = self._timing.day_of(now, city.zone)
+        close = self._timing.close(day, city.zone)
+        return (day, close) if may_wait(event, now, close) else None
 
     async def _targets(self, event: Event, services: Services) -> list[City]:
         """The cities an event is for: its audience; for a change of a deadline's calendar
@@ -444,20 +488,29 @@ class EmailConsumer:
     # -- one notice -------------------------------------------------------------------
 
     def _compose(
-        self, job: Job, tokens: Tokens, preference_tokens: Tokens | None = None
+        self,
+        job: Job,
+        tokens: Tokens,
+        preference_tokens: Tokens | None = None,
+        *,
+        message_of: str | None = None,
+        kind: MailKind | None = None,
     ) -> tuple[str, bytes]:
         """(envelope sender, message): the sender is the notice's VERP address when bounces
-        are on; the message is DKIM-signed when signing is on."""
+        are on; the message is DKIM-signed when signing is on. ``message_of``: the id its
+        Message-ID derives from (a digest's reference; default the event's); ``kind``: what
+        a complaint about it is about (default: optional mail if it is)."""
         url = links = None
+        subscriber = Subscriber(job.address, job.city.id, job.rendered.language)
+        public = self._settings.email_public_url
         if job.rendered.optional:
-            subscriber = Subscriber(job.address, job.city.id, job.rendered.language)
-            public = self._settings.email_public_url
             url = unsubscribe_url(public, tokens.sign(subscriber))
-            if preference_tokens is not None:
-                links = preferences_url(public, preference_tokens.sign(subscriber))
+        if job.rendered.preference_link and preference_tokens is not None:
+            links = preferences_url(public, preference_tokens.sign(subscriber))
         sender, extra = self._envelope_from, []
         if self._return_paths is not None:
-            kind = MailKind.OPTIONAL if job.rendered.optional else MailKind.REQUIRED
+            if kind is None:
+                kind = MailKind.OPTIONAL if job.rendered.optional else MailKind.REQUIRED
             bounce_token = self._return_paths.token(job.event.id, job.key, kind)
             if bounce_token is not None:
                 sender = self._return_paths.address(bounce_token)
@@ -467,7 +520,7 @@ class EmailConsumer:
             job.rendered,
             sender=self._settings.mail_from,
             recipient=Recipient(job.city.name, job.address, job.key),
-            event_id=job.event.id,
+            event_id=message_of or job.event.id,
             sent_at=self._clock(),
             message_id_domain=self._settings.message_id_domain,
             reply_to=self._settings.mail_reply_to,
@@ -477,60 +530,24 @@ class EmailConsumer:
         )
         return sender, (self._dkim.sign(raw) if self._dkim is not None else raw)
 
+    async def _transmit(
+        self, sender: str, address: str, raw: bytes, trace: tracing.Attempt | None = None
+    ) -> Failure | None:
+        """One SMTP transaction: None when the server took the message, else why not."""
+        try:
+            await self._pool.send(sender, address, raw, trace=trace)
+        except SEND_ERRORS as exc:
+            return classify(exc)
+        return None
+
     async def _send(self, job: Job) -> Notice:
         services = await self._wait_ready()
         sender, raw = self._compose(job, services.tokens, services.preference_tokens)
         trace = None if job.trace is None else self._attempt(job)
-        try:
-            await self._pool.send(sender, job.address, raw, trace=trace)
-        except SEND_ERRORS as exc:
-            failure = classify(exc)
-            source_topic = self._topics.for_event_type(job.event.type)
-            if failure.transient:
-                scheduled = await self._retrier.retry_or_give_up(
-                    encode_event(job.event),
-                    key=job.event.partitionkey.encode(),
-                    recipient=job.key,
-                    failed_attempt=job.attempt,
-                    reason=failure.reason,
-                    source_topic=source_topic,
-                    first_attempt=trace.first if trace is not None else job.first_attempt,
-                )
-                status = Status.RETRYING if scheduled else Status.FAILED
-                log.warning(
-                    "email retrying" if scheduled else "email gave up",
-                    event_id=job.event.id,
-                    recipient=job.key,
-                    attempt=job.attempt,
-                    reason=failure.reason,
-                )
-                return Notice(
-                    job.event.id,
-                    job.key,
-                    status,
-                    job.attempt,
-                    failure.reason,
-                    event_time=job.event.time,
-                )
-            await publish_dead_letter(
-                self._broker,
-                self._topics.email_dead_letter,
-                value=encode_event(job.event),
-                key=job.event.partitionkey.encode(),
-                reason=f"permanent failure: {failure.reason}",
-                source_topic=source_topic,
-                recipient=job.key,
-            )
-            log.warning(
-                "email refused", event_id=job.event.id, recipient=job.key, reason=failure.reason
-            )
-            return Notice(
-                job.event.id,
-                job.key,
-                Status.FAILED,
-                job.attempt,
-                failure.reason,
-                event_time=job.event.time,
+        failure = await self._transmit(sender, job.address, raw, trace)
+        if failure is not None:
+            return await self._failed(
+                job, failure, trace.first if trace is not None else job.first_attempt
             )
         # no log line per message: at a thousand a second it would cost more than the send
         return Notice(
@@ -539,6 +556,58 @@ class EmailConsumer:
             Status.DELIVERED,
             job.attempt,
             language=job.rendered.language,
+            event_time=job.event.time,
+        )
+
+    async def _failed(self, job: Job, failure: Failure, first_attempt: str | None) -> Notice:
+        """The outcome of a failed send of ``job``: a transient failure goes to the retry
+        tier (``retrying``, or ``failed`` once they are exhausted); a permanent one is
+        parked on the dead-letter topic (``failed``)."""
+        source_topic = self._topics.for_event_type(job.event.type)
+        if failure.transient:
+            scheduled = await self._retrier.retry_or_give_up(
+                encode_event(job.event),
+                key=job.event.partitionkey.encode(),
+                recipient=job.key,
+                failed_attempt=job.attempt,
+                reason=failure.reason,
+                source_topic=source_topic,
+                first_attempt=first_attempt,
+            )
+            status = Status.RETRYING if scheduled else Status.FAILED
+            log.warning(
+                "email retrying" if scheduled else "email gave up",
+                event_id=job.event.id,
+                recipient=job.key,
+                attempt=job.attempt,
+                reason=failure.reason,
+            )
+            return Notice(
+                job.event.id,
+                job.key,
+                status,
+                job.attempt,
+                failure.reason,
+                event_time=job.event.time,
+            )
+        await publish_dead_letter(
+            self._broker,
+            self._topics.email_dead_letter,
+            value=encode_event(job.event),
+            key=job.event.partitionkey.encode(),
+            reason=f"permanent failure: {failure.reason}",
+            source_topic=source_topic,
+            recipient=job.key,
+        )
+        log.warning(
+            "email refused", event_id=job.event.id, recipient=job.key, reason=failure.reason
+        )
+        return Notice(
+            job.event.id,
+            job.key,
+            Status.FAILED,
+            job.attempt,
+            failure.reason,
             event_time=job.event.time,
         )
 
@@ -603,18 +672,8 @@ class EmailConsumer:
         if await services.ledger.settled_many([(event.id, recipient)]):
             return
         outcome: Notice | None = None
-        if city is None or not city.active or address not in city.contacts:
-            outcome = Notice(
-                event.id, recipient, Status.DROPPED, attempt - 1, "no longer in the directory"
-            )
-        elif not await self._should_send(event, city):
-            outcome = Notice(
-                event.id, recipient, Status.DROPPED, attempt - 1, "not needed: should_send said no"
-            )
-        elif (reason := await self._unwanted(services, event, address)) or (
-            reason := drop_reason(bool(await services.bounces.bouncing_among([(city.id, address)])))
-        ):
-            outcome = Notice(event.id, recipient, not_sent(reason), attempt - 1, reason)
+        if refusal := await self._refusal(services, event, city, address):
+            outcome = Notice(event.id, recipient, refusal[0], attempt - 1, refusal[1])
         if outcome is None:
             assert city is not None
             try:
@@ -632,6 +691,22 @@ class EmailConsumer:
                 return
         await services.ledger.record_many([outcome])
 
+    async def _refusal(
+        self, services: Services, event: Event, city: City | None, address: str
+    ) -> tuple[Status, str] | None:
+        """Why a notice due now (a retry, a digest's) is not sent after all, with its state;
+        None if it goes: the directory, ``should_send``, the contact's latest choices and
+        bounces are asked again."""
+        if city is None or not city.active or address not in city.contacts:
+            return Status.DROPPED, "no longer in the directory"
+        if not await self._should_send(event, city):
+            return Status.DROPPED, "not needed: should_send said no"
+        if (reason := await self._unwanted(services, event, address)) or (
+            reason := drop_reason(bool(await services.bounces.bouncing_among([(city.id, address)])))
+        ):
+            return not_sent(reason), reason
+        return None
+
     @staticmethod
     async def _unwanted(services: Services, event: Event, address: str) -> str | None:
         """Why this contact does not want ``event`` now (its latest choices), or None."""
@@ -640,6 +715,115 @@ class EmailConsumer:
             return None
         choice, subscribed = await services.preferences.of(address)
         return unwanted(category, unsubscribed=not subscribed, choice=choice)
+
+    # -- digests ------------------------------------------------------------------------
+
+    async def send_due_digests(self) -> int:
+        """Claim the digests due now, send each (a kill at any point loses nothing: see
+        ``digest_store``), forget old ones; returns how many were sent."""
+        services = await self._wait_ready()
+        store = services.digests
+        if store is None:
+            return 0
+        now = self._clock()
+        await store.claim_due(now)
+        sent = 0
+        # a few at a time, each taken just before it goes, so none outlives its lease
+        while taken := await store.take(self._clock(), limit=4 * self._pool.size):
+            async with asyncio.TaskGroup() as group:
+                for digest in taken:
+                    group.create_task(self._send_digest(digest, services))
+            sent += len(taken)
+        await store.purge(now - KEPT)
+        return sent
+
+    async def _send_digest(self, digest: Taken, services: Services) -> None:
+        """One contact's digest: each notice checked again (settled meanwhile, the
+        directory, ``should_send``, the latest choices, bounces); those still wanted sent in
+        one mail (a single one as its own mail), every outcome recorded with the digest."""
+        assert services.digests is not None
+        city = self._directory.directory.by_id.get(digest.city_id)
+        settled = await services.ledger.settled_many(
+            (held.event_id, held.recipient) for held in digest.notices
+        )
+        outcomes: list[Notice] = []
+        jobs: list[Job] = []
+        for held in digest.notices:
+            if (held.event_id, held.recipient) in settled:
+                continue
+            event = decode(held.event.encode())
+            if isinstance(event, str):  # it was valid when held; be safe
+                outcomes.append(
+                    Notice(held.event_id, held.recipient, Status.FAILED, 0, f"held: {event}")
+                )
+                continue
+            self.subjects.remember(event)
+            address = held.recipient.partition(":")[2]
+            if refusal := await self._refusal(services, event, city, address):
+                outcomes.append(Notice(event.id, held.recipient, refusal[0], 0, refusal[1]))
+                continue
+            assert city is not None
+            try:
+                rendered = self._renderer.render(event, city)
+            except Exception as exc:
+                reason = f"render: {type(exc).__name__}: {exc}"
+                await self._park(event, city.id, reason)
+                outcomes.append(Notice(event.id, held.recipient, Status.FAILED, 0, reason))
+                continue
+            jobs.append(Job(event, city, address, rendered))
+        if len(jobs) == 1:  # a day of one notice: its own mail
+            sent = [await self._send(jobs[0])]
+        else:
+            sent = await self._send_listed(digest, jobs, services) if jobs else []
+        outcomes += sent
+        receipts = [
+            receipt
+            for job, notice in zip(jobs, sent, strict=True)
+            if (receipt := receipt_of(job, notice)) is not None
+        ]
+        await services.calendar.record(receipts)  # before the notices, as for every mail
+        await services.digests.finish(digest.id, outcomes, self._clock())
+        log.info("digest handled", digest=digest_reference(digest.id), notices=len(outcomes))
+        await self._follow_up(receipts, services)
+
+    async def _send_listed(
+        self, digest: Taken, jobs: list[Job], services: Services
+    ) -> list[Notice]:
+        """Send ``jobs`` as one digest mail: each notice delivered, or each handled as its
+        own failed send (a transient failure puts each on the retry tier, where it goes on
+        alone; a permanent one parks each)."""
+        first = jobs[0]
+        reference = digest_reference(digest.id)
+        mail = render_digest(
+            self._renderer,
+            first.city,
+            [(job.event, job.rendered) for job in jobs],
+            day=digest.day,
+            part=digest.part,
+            reference=reference,
+        )
+        optional = all(job.rendered.optional for job in jobs)
+        sender, raw = self._compose(
+            replace(first, rendered=mail),
+            services.tokens,
+            services.preference_tokens,
+            message_of=reference,
+            kind=MailKind.OPTIONAL if optional else MailKind.REQUIRED,
+        )
+        failure = await self._transmit(sender, first.address, raw)
+        if failure is None:
+            return [
+                Notice(
+                    job.event.id,
+                    job.key,
+                    Status.DELIVERED,
+                    job.attempt,
+                    language=mail.language,
+                    event_time=job.event.time,
+                )
+                for job in jobs
+            ]
+        return [await self._failed(job, failure, None) for job in jobs]
 
     async def _park(self, event: Event, recipient: str, reason: str) -> None:
         await publish_dead_letter(

@@ -181,6 +181,11 @@ def local_date(moment: datetime, zone: ZoneInfo, locale: Locale) -> str:
     return _date(moment.astimezone(zone).date(), "long", locale)
 
 
+def day_label(day: date, locale: Locale) -> str:
+    """``January 17, 2027``: a local day (a digest's)."""
+    return _date(day, "long", locale)
+
+
 def utc_datetime(moment: datetime, locale: Locale) -> str:
     """``January 17, 2027, 12:00 UTC``, the same instant for everyone."""
     utc = moment.astimezone(UTC)

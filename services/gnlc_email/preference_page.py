@@ -2,8 +2,9 @@
 announcement (beside the one-click unsubscribe, which stays as it is, RFC 8058).
 
 ``GET /preferences?token=...`` shows the contact's choices: the categories of announcements
-it receives, the daily digest on or off, and whether it receives announcements at all (a
-contact who unsubscribed resubscribes here). ``POST /preferences`` saves them and answers
+it receives, the daily digest (on, off, or as its city decides: the directory's
+``digest``), and whether it receives announcements at all (a contact who unsubscribed
+resubscribes here). ``POST /preferences`` saves them and answers
 with the page again, saying so.
 
 The token is the unsubscribe token's kind (address, city, language, HMAC-signed with the
@@ -30,7 +31,7 @@ from jinja2 import Environment
 from markupsafe import Markup
 
 from gnlc_core.logs import get_logger
-from gnlc_email.choices import CATEGORIES, Choice
+from gnlc_email.choices import CATEGORIES, Choice, Digest
 from gnlc_email.i18n import SOURCE_LANGUAGE, Catalogs
 from gnlc_email.render import make_environment
 from gnlc_email.store import Preferences
@@ -68,6 +69,13 @@ CATEGORY_LABELS = {
     "other": N_("Other announcements"),
 }
 
+#: The page's label of each digest choice.
+DIGEST_LABELS = {
+    Digest.CITY: N_("As my city decides"),
+    Digest.ON: N_("One daily digest instead of separate messages"),
+    Digest.OFF: N_("Separate messages"),
+}
+
 UNKNOWN_CATEGORY = N_("a category it does not know")
 TOO_MANY_FIELDS = N_("too many fields")
 FIELD_TOO_LONG = N_("a field is too long")
@@ -76,11 +84,11 @@ BAD_FLAG = N_("a checkbox has an unexpected value")
 TOO_LARGE = N_("it is too large")
 
 
-def checkbox(name: str, value: str, checked: bool) -> Markup:
-    """A checkbox (written here: the stylesheet inliner parses the template as HTML, so a
-    template cannot put a tag inside an element's attributes)."""
+def checkbox(name: str, value: str, checked: bool, kind: str = "checkbox") -> Markup:
+    """A checkbox, or a radio button (written here: the stylesheet inliner parses the
+    template as HTML, so a template cannot put a tag inside an element's attributes)."""
     mark = Markup(" checked") if checked else Markup("")
-    return Markup('<input type="checkbox" name="{}" value="{}"{}>').format(name, value, mark)
+    return Markup('<input type="{}" name="{}" value="{}"{}>').format(kind, name, value, mark)
 
 
 def preferences_tokens(secrets: list[str]) -> Tokens:
@@ -116,7 +124,7 @@ def read_form(body: bytes) -> Posted:
         raise BadForm(NOT_A_FORM) from None
     except ValueError:
         raise BadForm(TOO_MANY_FIELDS) from None
-    token, wanted, flags = "", set(), {"digest": False, "subscribed": False}
+    token, wanted, subscribed, digest = "", set(), False, Digest.CITY
     for name, value in fields:
         if len(value) > (MAX_TOKEN if name == "token" else MAX_VALUE):
             raise BadForm(FIELD_TOO_LONG)
@@ -126,12 +134,17 @@ def read_form(body: bytes) -> Posted:
             if value not in CATEGORIES:
                 raise BadForm(UNKNOWN_CATEGORY)
             wanted.add(value)
-        elif name in flags:
+        elif name == "subscribed":
             if value != ON:
                 raise BadForm(BAD_FLAG)
-            flags[name] = True
+            subscribed = True
+        elif name == "digest":
+            try:
+                digest = Digest(value)
+            except ValueError:
+                raise BadForm(BAD_FLAG) from None
     off = frozenset(CATEGORIES) - wanted
-    return Posted(token, Choice(off, flags["digest"]), flags["subscribed"])
+    return Posted(token, Choice(off, digest), subscribed)
 
 
 def token_in(body: bytes) -> str:
@@ -173,9 +186,7 @@ def preferences_router(
     catalogs: Catalogs,
     *,
     public_url: str,
-    digests_sent: bool = False,
 ) -> APIRouter:
-    """``digests_sent``: whether the service sends digests yet (the page says when not)."""
     router = APIRouter(tags=["preferences"])
     environments: dict[str, Environment] = {}
     public_origin = origin_of(public_url)
@@ -189,7 +200,7 @@ def preferences_router(
         html = env.get_template("preferences_page.html").render(
             language=lang,
             categories=CATEGORY_LABELS,
-            digests_sent=digests_sent,
+            digest_options=DIGEST_LABELS,
             action=PATH,
             checkbox=checkbox,
             **context,

@@ -33,7 +33,7 @@ from gnlc_core.events import (
     reminder_event,
 )
 from gnlc_core.settings import Settings
-from gnlc_email.choices import Choice
+from gnlc_email.choices import Choice, Digest
 from gnlc_email.i18n import Catalogs, LanguageChain
 from gnlc_email.message import Recipient, compose
 from gnlc_email.preference_page import (
@@ -349,7 +349,7 @@ def screenshots(
 
 #: The pictures of the preference page: (file stem, sample reader, what the contact chose).
 PREFERENCE_SAMPLES = (
-    ("preferences-en", SAMPLES[1], Choice(frozenset({"award", "other"}), digest=True)),
+    ("preferences-en", SAMPLES[1], Choice(frozenset({"award", "other"}), Digest.ON)),
     ("preferences-ar", SAMPLES[0], Choice(frozenset({"news"}))),
 )
 
@@ -404,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--kind",
         action="append",
-        choices=[kind.value for kind in Kind],
+        choices=[kind.value for kind in Kind if kind is not Kind.DIGEST],  # one event's mails
         help="template(s) to render (default: deadline-reminder)",
     )
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from functools import cache, lru_cache
 from pathlib import Path
@@ -35,7 +35,7 @@ from gnlc_core.events import (
 )
 from gnlc_email.bidi import Text, bdi, isolate
 from gnlc_email.calendar import Method, deadline_ics, for_attendee
-from gnlc_email.dates import local_date, local_datetime, span, utc_datetime
+from gnlc_email.dates import day_label, local_date, local_datetime, span, utc_datetime
 from gnlc_email.dates import zone as zone_of
 from gnlc_email.i18n import (
     SOURCE_LANGUAGE,
@@ -68,6 +68,7 @@ class Kind(StrEnum):
     ANNOUNCEMENT = "announcement"
     DEADLINE_UPDATED = "deadline-updated"  # its calendar entry changed
     DEADLINE_CANCELLED = "deadline-cancelled"  # its calendar entry withdrawn
+    DIGEST = "digest"  # a local day's notices of one contact in one mail (``render_digest``)
 
     @property
     def template(self) -> str:
@@ -103,11 +104,20 @@ class RenderedEmail:
     attachments: tuple[Attachment, ...] = ()
     dates_language: str = SOURCE_LANGUAGE  # BCP 47 tag of the dates' locale
     calendar: CalendarMark | None = None
+    #: A digest that lists announcements (its unsubscribe link is theirs).
+    lists_announcements: bool = False
 
     @property
     def optional(self) -> bool:
-        """Announcements are optional mail (unsubscribe); reminders are required mail."""
-        return self.kind is Kind.ANNOUNCEMENT
+        """Announcements are optional mail (unsubscribe); reminders are required mail; a
+        digest is optional mail when it lists an announcement (unsubscribing stops those)."""
+        return self.kind is Kind.ANNOUNCEMENT or self.lists_announcements
+
+    @property
+    def preference_link(self) -> bool:
+        """Whether the mail carries the contact's preference page link: announcements and
+        every digest (where the digest is turned off)."""
+        return self.kind in {Kind.ANNOUNCEMENT, Kind.DIGEST}
 
     def for_recipient(
         self,
@@ -118,7 +128,7 @@ class RenderedEmail:
         """The bodies with this recipient's own unsubscribe and preference links in place,
         and the calendar entry with the recipient (address, name) as its attendee."""
         personal = self
-        if attendee is not None and self.calendar is not None:
+        if attendee is not None and self.attachments:
             personal = replace(
                 personal,
                 attachments=tuple(
@@ -128,7 +138,7 @@ class RenderedEmail:
                     for a in self.attachments
                 ),
             )
-        if UNSUBSCRIBE_PLACEHOLDER not in self.text:
+        if UNSUBSCRIBE_PLACEHOLDER not in self.text and PREFERENCES_PLACEHOLDER not in self.text:
             return personal
         links = {
             UNSUBSCRIBE_PLACEHOLDER: unsubscribe_url or "",
@@ -363,7 +373,8 @@ class Renderer:
             env = self._environments[lang.tag] = make_environment(lang, self._templates)
         return env
 
-    def _bodies(self, kind: Kind, lang: Language, context: dict[str, Any]) -> tuple[str, str]:
+    def bodies(self, kind: Kind, lang: Language, context: dict[str, Any]) -> tuple[str, str]:
+        """The text and HTML bodies of ``kind``'s templates in ``lang``."""
         env = self._environment(lang)
         context = {"language": lang, **context}
         return (
@@ -430,7 +441,7 @@ class Renderer:
             "dates_lang": chosen.dates_tag if other else None,
             "dates_dir": direction_of(chosen.dates) if other else None,
         }
-        text, html = self._bodies(kind, lang, {"subject": subject, **dates, **context})
+        text, html = self.bodies(kind, lang, {"subject": subject, **dates, **context})
         draft = Draft(
             kind,
             lang.html_lang,
@@ -609,6 +620,104 @@ class Renderer:
             },
         )
         return draft
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    """One notice as a digest lists it: its own mail's subject, then its essentials."""
+
+    label: str  # the announcement's category, or "Reminder"
+    subject: str
+    when: str  # "Due: <local moment>" or "Published <local moment> for <city>."
+    paragraphs: Text | None  # the announcement's body, the deadline's description
+    link: str | None
+    link_label: str
+
+
+def _digest_entry(
+    event: Event, mail: RenderedEmail, city: City, chosen: Choice, lang: Language
+) -> DigestEntry:
+    """What a digest says of one notice, in the digest's wording (``chosen``)."""
+    zone = zone_of(city.timezone)
+    if isinstance(event, AnnouncementPublishedEvent):
+        data = event.data
+        when = lang.gettext("Published %(when)s for %(city)s.") % {
+            "when": isolate(local_datetime(data.published_at, zone, chosen.dates), lang.direction),
+            "city": isolate(city.name, lang.direction),
+        }
+        return DigestEntry(
+            _categories(lang)[data.category],
+            mail.subject,
+            when,
+            operator_text(data.body, chosen.languages),
+            pick_link(data.link, chosen.languages),
+            lang.gettext("Read more"),
+        )
+    reminder = event.data
+    when = lang.gettext("%(label)s: %(value)s") % {
+        "label": lang.gettext("Due"),
+        "value": isolate(local_datetime(reminder.due_at, zone, chosen.dates), lang.direction),
+    }
+    return DigestEntry(
+        lang.gettext("Reminder"),
+        mail.subject,
+        when,
+        operator_text(reminder.description, chosen.languages) if reminder.description else None,
+        pick_link(reminder.link, chosen.languages),
+        lang.gettext("Open the submission page"),
+    )
+
+
+def render_digest(
+    renderer: Renderer,
+    city: City,
+    items: Sequence[tuple[Event, RenderedEmail]],
+    *,
+    day: date,
+    part: int,
+    reference: str,
+) -> RenderedEmail:
+    """One contact's digest of local ``day`` (``part``: which of that day's digests): the
+    notices' own mails (``items``, rendered for the city) listed in the city's wording, and
+    every calendar entry they carry attached (one per deadline, the latest revision)."""
+    chosen = renderer.choose(city_languages(city))
+    lang = chosen.wording
+    subject = lang.gettext("GNLC digest for %(city)s – %(date)s") % {
+        "city": isolate(city.name, lang.direction),
+        "date": day_label(day, chosen.dates),
+    }
+    if part > 1:
+        subject = lang.gettext("%(subject)s (part %(part)s)") % {"subject": subject, "part": part}
+    entries = [_digest_entry(event, mail, city, chosen, lang) for event, mail in items]
+    attachments: dict[str, Attachment] = {}
+    for _, mail in items:
+        for attachment in mail.attachments:
+            attachments[attachment.filename] = attachment  # a later revision replaces
+    announcements = any(mail.optional for _, mail in items)
+    text, html = renderer.bodies(
+        Kind.DIGEST,
+        lang,
+        {
+            "subject": subject,
+            "event_id": reference,
+            "city_name": city.name,
+            "entries": entries,
+            "calendar": bool(attachments),
+            "optional": announcements,
+            "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+            "preferences_url": PREFERENCES_PLACEHOLDER,
+        },
+    )
+    return RenderedEmail(
+        Kind.DIGEST,
+        lang.html_lang,
+        subject,
+        text,
+        html,
+        tuple(attachments.values()),
+        chosen.dates_tag,
+        lists_announcements=announcements,
+    )
 
 
 def city_values(event: Event, city: City, dates: Locale) -> dict[str, str]:

@@ -2,7 +2,7 @@
 preference page, and its generated keys.
 
 Tables live on ``gnlc_core.db.metadata``; revisions ``0200`` (branch ``email``) and ``0220``
-create them.
+create them (``0230``: the digest choice of three values).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, Column, DateTime, String, Table, delete, select
+from sqlalchemy import Column, DateTime, String, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gnlc_core.db import metadata
-from gnlc_email.choices import DEFAULT, Choice, decode_categories, encode_categories
+from gnlc_email.choices import DEFAULT, Choice, Digest, decode_categories, encode_categories
 
 unsubscribes = Table(
     "email_unsubscribes",
@@ -32,7 +32,7 @@ choices = Table(
     Column("address", String(320), primary_key=True),  # lower case
     Column("city_id", String(64), nullable=False),
     Column("categories_off", String(64), nullable=False),  # choices.encode_categories
-    Column("digest", Boolean, nullable=False),
+    Column("digest_choice", String(8), nullable=False),  # choices.Digest
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -78,13 +78,14 @@ class Preferences:
         wanted = sorted({address.lower() for address in addresses})
         if not wanted:
             return {}
-        query = select(choices.c.address, choices.c.categories_off, choices.c.digest).where(
+        query = select(choices.c.address, choices.c.categories_off, choices.c.digest_choice).where(
             choices.c.address.in_(wanted)
         )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return {
-            row.address: Choice(decode_categories(row.categories_off), row.digest) for row in rows
+            row.address: Choice(decode_categories(row.categories_off), _digest(row.digest_choice))
+            for row in rows
         }
 
     async def of(self, address: str) -> tuple[Choice, bool]:
@@ -100,7 +101,7 @@ class Preferences:
         values = {
             "city_id": city_id,
             "categories_off": encode_categories(choice.categories_off),
-            "digest": choice.digest,
+            "digest_choice": choice.digest.value,
             "updated_at": now,
         }
         async with self._engine.begin() as connection:
@@ -120,6 +121,14 @@ class Preferences:
                     .values(address=lower, city_id=city_id, unsubscribed_at=now)
                     .on_conflict_do_nothing(index_elements=["address"])
                 )
+
+
+def _digest(stored: str) -> Digest:
+    """A stored digest choice; one no longer known reads as the default."""
+    try:
+        return Digest(stored)
+    except ValueError:
+        return DEFAULT.digest
 
 
 async def shared_key(engine: AsyncEngine, name: str) -> str:

@@ -15,10 +15,11 @@ Nothing is left out silently: every step not scheduled for a city is reported wi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from gnlc_core.localtime import wall_instant
 from gnlc_scheduler.deadlines import Deadline, parse_offset
 
 _DAY = timedelta(days=1)
@@ -51,19 +52,6 @@ def local_instant(
         while instant >= due_at:
             day -= _DAY
             instant = wall_instant(day, delivery_hour, zone)
-    return instant
-
-
-def wall_instant(day: date, hour: int, zone: ZoneInfo) -> datetime:
-    """``hour`` o'clock on ``day`` in ``zone`` (UTC), always on that local day. An hour the
-    clocks skip is read with the offset before the change, so it goes out later by the gap
-    (02:30 on a spring-forward day at 02:00 is 03:30); when that would be the next day (a
-    change at the end of the day, as America/Nuuk's at 23:00), with the offset after it,
-    earlier by the gap (22:00). An hour that happens twice goes out the first time."""
-    wall = datetime.combine(day, time(hour), tzinfo=zone)
-    instant = wall.astimezone(UTC)
-    if instant.astimezone(zone).date() != day:
-        instant = wall.replace(fold=1).astimezone(UTC)
     return instant
 
 

@@ -155,6 +155,7 @@ async def import_cities(engine: AsyncEngine, directory: Directory, now: datetime
                     "languages",
                     "contacts",
                     "active",
+                    "digest",
                     "updated_at",
                 )
             },

@@ -1,6 +1,6 @@
 """The scheduler's tables (migrations: gnlc_core/migrations/versions/0100_scheduler.py,
 0101_outbox_attempts.py,
-0102_languages.py, 0103_deadline_revision.py, 0104_outbox_trace.py)."""
+0102_languages.py, 0103_deadline_revision.py, 0104_outbox_trace.py, 0105_city_digest.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 
@@ -32,6 +33,7 @@ cities = Table(
     Column("contacts", JSON, nullable=False),
     Column("active", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("digest", Boolean, nullable=False, server_default=false()),  # 0105
 )
 
 deadlines = Table(

@@ -4,7 +4,8 @@ server are in the integration tests)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from gnlc_core import tracing
 from gnlc_core.db import create_engine, migrate
-from gnlc_core.directory import City, load_csv
+from gnlc_core.directory import City, Directory, load_csv
 from gnlc_core.kafka import AT_LEAST_ONCE, REASON_HEADER, RECIPIENT_HEADER, Topics
 from gnlc_core.ledger import Ledger, Status, notices
 from gnlc_core.retry import Retrier, RetrySchedule
@@ -25,6 +26,7 @@ from gnlc_email.bounce_store import BounceStore
 from gnlc_email.calendar_book import CalendarBook
 from gnlc_email.choices import Choice
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services
+from gnlc_email.digest_store import DigestStore
 from gnlc_email.render import Renderer
 from gnlc_email.sender import SmtpPool
 from gnlc_email.store import Preferences
@@ -62,6 +64,9 @@ def wire(
     renderer: Renderer | None = None,
     should_send: Any = None,
     smtp_port: int | None = None,
+    directory: Directory | None = None,
+    clock: Callable[[], datetime] | None = None,
+    digests: bool = False,
 ) -> Wired:
     # nothing listens on this port: a send would fail, so a test that expects none proves it
     settings = Settings(smtp_port=smtp_port or free_port(), smtp_timeout_seconds=2)
@@ -72,13 +77,26 @@ def wire(
     kwargs: dict[str, Any] = {"retrier": retrier, "renderer": renderer}
     if should_send is not None:
         kwargs["should_send"] = should_send
+    if clock is not None:
+        kwargs["clock"] = clock
     consumer = EmailConsumer(
-        settings, broker, TOPICS, load_csv(SAMPLE_DIRECTORY), SmtpPool(settings), **kwargs
+        settings,
+        broker,
+        TOPICS,
+        directory or load_csv(SAMPLE_DIRECTORY),
+        SmtpPool(settings),
+        **kwargs,
     )
     ledger = Ledger(engine, CHANNEL)
     consumer.ready(
         Services(
-            ledger, Preferences(engine), Tokens(["unit"]), BounceStore(engine), CalendarBook(engine)
+            ledger,
+            Preferences(engine),
+            Tokens(["unit"]),
+            BounceStore(engine),
+            CalendarBook(engine),
+            preference_tokens=Tokens(["unit"], salt="preferences") if digests else None,
+            digests=DigestStore(engine, ledger) if digests else None,
         )
     )
     broker.subscriber(

@@ -201,3 +201,21 @@ def test_old_directory_records_stay_readable(record: str) -> None:
     assert city.languages == ("vi",)
     again = City.model_validate_json(city.model_dump_json())
     assert again == city
+
+
+@pytest.mark.parametrize(
+    ("value", "digest"),
+    [(None, False), ("", False), ("yes", True), ("true", True), ("1", True), ("no", False)],
+)
+def test_a_city_asks_for_digests_in_an_optional_column(value: str | None, digest: bool) -> None:
+    given = row() if value is None else row(digest=value)
+    assert parse_rows([given]).by_id["kathmandu"].digest is digest
+
+
+def test_a_bad_digest_value_is_named() -> None:
+    with pytest.raises(DirectoryError, match="line 2: digest: "):
+        parse_rows([row(digest="sometimes")])
+    csv = "id,name,country,region,timezone,language,contact_email,digest\n"
+    csv += "durban,Durban,ZA,Africa,Africa/Johannesburg,en,a@durban.example.org,yes\n"
+    assert read_csv(csv).by_id["durban"].digest is True
+    assert City.model_validate_json(read_csv(csv).cities[0].model_dump_json()).digest is True

@@ -11,12 +11,14 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from fastapi import FastAPI
+from markupsafe import escape
 
 from gnlc_core.db import create_engine, migrate
 from gnlc_email.choices import (
     CATEGORIES,
     DEFAULT,
     Choice,
+    Digest,
     decode_categories,
     encode_categories,
     unwanted,
@@ -98,7 +100,7 @@ NOTHING = Choice(frozenset(CATEGORIES))
         ("news", False, NOTHING, "category off: news"),
         ("event", True, DEFAULT, "unsubscribed"),
         ("award", True, NO_AWARDS, "unsubscribed"),  # unsubscribed says more
-        ("other", False, Choice(digest=True), None),  # the digest refuses nothing
+        ("other", False, Choice(digest=Digest.ON), None),  # the digest refuses nothing
     ],
 )
 def test_does_this_contact_want_this_mail(
@@ -131,22 +133,25 @@ def test_a_category_no_longer_known_is_ignored_when_read() -> None:
 @pytest.mark.parametrize(
     ("body", "off", "digest", "subscribed"),
     [
-        (b"token=t", frozenset(CATEGORIES), False, False),
+        (b"token=t", frozenset(CATEGORIES), Digest.CITY, False),
         (
             b"token=t&subscribed=on&category=event&category=news&digest=on",
             frozenset(CATEGORIES) - {"event", "news"},
-            True,
+            Digest.ON,
             True,
         ),
         (
-            b"token=t&category=event&category=event&other=x",
+            b"token=t&category=event&category=event&other=x&digest=off",
             frozenset(CATEGORIES) - {"event"},
-            False,
+            Digest.OFF,
             False,
         ),
+        (b"token=t&digest=city", frozenset(CATEGORIES), Digest.CITY, False),
     ],
 )
-def test_the_form_is_read(body: bytes, off: frozenset[str], digest: bool, subscribed: bool) -> None:
+def test_the_form_is_read(
+    body: bytes, off: frozenset[str], digest: Digest, subscribed: bool
+) -> None:
     posted = read_form(body)
     assert posted.token == "t"
     assert posted.choice == Choice(off, digest)
@@ -158,6 +163,7 @@ def test_the_form_is_read(body: bytes, off: frozenset[str], digest: bool, subscr
     [
         (b"token=t&category=sports", "a category it does not know"),
         (b"token=t&digest=yes", "a checkbox has an unexpected value"),
+        (b"token=t&subscribed=yes", "a checkbox has an unexpected value"),
         (b"token=t&category=" + b"x" * 40, "a field is too long"),
         (b"token=" + b"t" * 3000, "a field is too long"),
         ("&".join(["category=event"] * (MAX_FIELDS + 1)).encode(), "too many fields"),
@@ -210,22 +216,22 @@ async def test_the_store_keeps_choices_and_resubscribes(preferences: Preferences
     await preferences.save("Focal.Point@Durban.example.org", "durban", NO_AWARDS, subscribed=True)
     assert await preferences.of(ALICE.address) == (NO_AWARDS, True)
     assert await preferences.unsubscribed([ALICE.address]) == set()
-    await preferences.save(ALICE.address, "durban", Choice(digest=True), subscribed=False)
-    assert await preferences.of(ALICE.address) == (Choice(digest=True), False)
+    await preferences.save(ALICE.address, "durban", Choice(digest=Digest.ON), subscribed=False)
+    assert await preferences.of(ALICE.address) == (Choice(digest=Digest.ON), False)
     assert await preferences.choices([ALICE.address, "nobody@x.example.org"]) == {
-        ALICE.address: Choice(digest=True)
+        ALICE.address: Choice(digest=Digest.ON)
     }
+    await preferences.save(ALICE.address, "durban", Choice(digest=Digest.OFF), subscribed=True)
+    assert await preferences.of(ALICE.address) == (Choice(digest=Digest.OFF), True)
 
 
 # -- the page, in process ----------------------------------------------------------------------
 
 
-def _app(preferences: Preferences | None, *, digests_sent: bool = False) -> FastAPI:
+def _app(preferences: Preferences | None) -> FastAPI:
     state = PreferencesState(preferences_tokens([SECRET]), preferences)
     app = FastAPI()
-    app.include_router(
-        preferences_router(state, Catalogs(), public_url=PUBLIC, digests_sent=digests_sent)
-    )
+    app.include_router(preferences_router(state, Catalogs(), public_url=PUBLIC))
     return app
 
 
@@ -233,9 +239,11 @@ def _client(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC)
 
 
-def _form(token: str, *categories: str, digest: bool = False, subscribed: bool = True) -> str:
+def _form(
+    token: str, *categories: str, digest: Digest = Digest.CITY, subscribed: bool = True
+) -> str:
     fields = [("token", token), *(("category", c) for c in categories)]
-    fields += [("digest", "on")] if digest else []
+    fields += [("digest", digest.value)]
     fields += [("subscribed", "on")] if subscribed else []
     return urlencode(fields)
 
@@ -252,23 +260,25 @@ async def test_get_shows_the_choices_and_changes_nothing(preferences: Preference
     assert page.headers["cache-control"] == "no-store"
     assert ALICE.address in page.text
     assert page.text.count('type="checkbox" name="category"') == len(CATEGORIES)
-    assert page.text.count(" checked") == len(CATEGORIES) + 1  # everything, and subscribed
-    assert "Digests are not sent yet" in page.text
+    # every category, subscribed, and the digest as the city decides
+    assert page.text.count(" checked") == len(CATEGORIES) + 2
+    assert page.text.count('type="radio" name="digest"') == len(Digest)
+    assert '<input type="radio" name="digest" value="city" checked>' in page.text
     assert f'name="token" value="{GOOD}"' in page.text
     assert 'action="/preferences"' in page.text  # the token is in the body, not the URL
     assert await preferences.choices([ALICE.address]) == {}
 
 
 async def test_post_saves_and_confirms(preferences: Preferences) -> None:
-    async with _client(_app(preferences, digests_sent=True)) as client:
+    async with _client(_app(preferences)) as client:
         saved = await client.post(
-            "/preferences", content=_form(GOOD, "event", "news", digest=True), headers=SAME
+            "/preferences", content=_form(GOOD, "event", "news", digest=Digest.OFF), headers=SAME
         )
         assert saved.status_code == 200
         assert "Your preferences are saved" in saved.text
-        assert "Digests are not sent yet" not in saved.text
+        assert '<input type="radio" name="digest" value="off" checked>' in saved.text
         assert await preferences.of(ALICE.address) == (
-            Choice(frozenset(CATEGORIES) - {"event", "news"}, digest=True),
+            Choice(frozenset(CATEGORIES) - {"event", "news"}, Digest.OFF),
             True,
         )
         # unticking "send me announcements" unsubscribes; ticking it again resubscribes
@@ -290,6 +300,37 @@ async def test_the_page_speaks_arabic_right_to_left(preferences: Preferences) ->
     assert "فئات الإعلانات" in page.text
     assert "text-align: right" in page.text
     assert "تم حفظ تفضيلاتك" in saved.text
+
+
+@pytest.mark.parametrize("tag", sorted(Catalogs().tags))
+async def test_the_page_renders_and_saves_in_every_catalog_language(
+    preferences: Preferences, tag: str
+) -> None:
+    """Each language's page shows its own words (the digest's too) and saves a choice."""
+    lang = Catalogs().language(tag)
+    reader = Subscriber(f"contact.{tag.lower()}@city.example.org", "durban", tag)
+    token = preferences_tokens([SECRET]).sign(reader)
+    async with _client(_app(preferences)) as client:
+        page = await client.get(f"/preferences?token={token}")
+        saved = await client.post(
+            "/preferences", content=_form(token, "news", digest=Digest.ON), headers=SAME
+        )
+    assert page.status_code == saved.status_code == 200
+    assert f'<html lang="{lang.html_lang}" dir="{lang.direction}"' in page.text
+    for words in ("Your GNLC email preferences", "Daily digest", "As my city decides"):
+        assert str(escape(lang.gettext(words))) in page.text
+    assert page.text.count('type="radio" name="digest"') == len(Digest)
+    assert (
+        str(escape(lang.gettext("Your preferences are saved. They apply from the next message.")))
+        in saved.text
+    )
+    assert '<input type="radio" name="digest" value="on" checked>' in saved.text
+    assert await preferences.of(reader.address) == (
+        Choice(frozenset(CATEGORIES) - {"news"}, Digest.ON),
+        True,
+    )
+    if tag != "en":  # a translation, not the English
+        assert lang.gettext("Daily digest") != "Daily digest"
 
 
 UNSUBSCRIBE_TOKEN = Tokens([SECRET]).sign(ALICE)

@@ -25,6 +25,7 @@ from gnlc_email.i18n import LOCALES_DIR, Catalogs
 from gnlc_email.render import (
     PREFERENCES_PLACEHOLDER,
     UNSUBSCRIBE_PLACEHOLDER,
+    DigestEntry,
     Kind,
     Renderer,
     make_environment,
@@ -327,6 +328,12 @@ def test_inlining_at_load_time_equals_inlining_each_message(kind: Kind) -> None:
             "preferences_url": PREFERENCES_PLACEHOLDER,
             "calendar_note": "N",
             "cancelled": False,
+            "entries": [
+                DigestEntry("Event", "S <1>", "W", Text("a & b\n\nc", "ar"), "https://x/?a&b", "L"),
+                DigestEntry("Reminder", "S 2", "W", None, None, "L"),
+            ],
+            "calendar": True,
+            "optional": True,
         }
         name = f"{kind.template}.html"
         at_load = make_environment(lang).get_template(name).render(context)

@@ -362,6 +362,20 @@ async def test_a_citys_chain_is_imported_stored_and_answered(
     assert list(stored.languages) == languages
 
 
+async def test_a_citys_digest_is_imported_stored_and_answered(api: OperatorApi) -> None:
+    """The operators' digest setting (default off) goes through the import, the store and
+    the API (and so the directory topic)."""
+    row = "durban,Durban,ZA,Africa,Africa/Johannesburg,en,a@durban.example.org"
+    body = f"id,name,country,region,timezone,language,contact_email,digest\n{row},yes\n"
+    response = await api.client.post(
+        "/v1/cities/import", content=body.encode(), headers={"content-type": "text/csv"}
+    )
+    assert response.json() == {"imported": 1}, response.json()
+    assert (await api.client.get("/v1/cities/durban")).json()["digest"] is True
+    assert (await store.load_directory(api.service.engine)).by_id["durban"].digest is True
+    assert (await api.client.get("/v1/cities/laval")).json()["digest"] is False
+
+
 async def test_a_bad_chain_is_refused_naming_the_line(api: OperatorApi) -> None:
     body = (
         "- {id: casablanca, name: Casablanca, country: MA, region: Arab States,\n"
