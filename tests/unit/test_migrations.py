@@ -35,7 +35,11 @@ async def _tables(path: Path, *branches: str) -> set[str]:
         ("email", {"notices"}, ("cities", "outbox", "webhook_")),
         ("webhook", {"notices", "webhook_partners", "webhook_endpoints"}, ("cities", "email_")),
         ("console", {"console_users", "console_sessions"}, ("notices", "cities", "webhook_")),
-        ("status", {"status_notices"}, ("notices", "cities", "outbox", "webhook_")),
+        (
+            "status",
+            {"status_notices", "status_dead_letters"},
+            ("notices", "cities", "outbox", "webhook_"),
+        ),
     ],
 )
 async def test_a_service_migrates_its_own_branch(
