@@ -348,7 +348,7 @@ async def test_bad_redrive_bodies_are_refused(api: Harness, body: dict[str, Any]
     ],
 )
 async def test_operators_only(api: Harness, method: str, path: str) -> None:
-    body = {} if method == "POST" else None
+    body: dict[str, Any] | None = {} if method == "POST" else None
     partner = await api.client.request(method, path, headers=PARTNER, json=body)
     assert partner.status_code == 403
     nobody = await api.client.request(method, path, json=body)
