@@ -33,10 +33,10 @@ COLOURS = {
     "unsubscribed": "#5b4a86",
 }
 #: The SVG's geometry (viewBox units): a label column, the bars, the count after each.
-LABEL_WIDTH = 110
-BAR_WIDTH = 230
+LABEL_WIDTH = 100
+BAR_WIDTH = 150
 ROW_HEIGHT = 22
-WIDTH = LABEL_WIDTH + BAR_WIDTH + 60
+WIDTH = LABEL_WIDTH + BAR_WIDTH + 50
 
 
 @dataclass(frozen=True)

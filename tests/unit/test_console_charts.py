@@ -24,11 +24,11 @@ def test_channels_and_states_in_the_readers_order_on_one_scale() -> None:
     assert [(b.state, b.count, b.width) for b in email.bars] == [
         ("retrying", 0, 0.0),
         ("delivered", 40, BAR_WIDTH),
-        ("bounced", 1, 5.8),
+        ("bounced", 1, 3.8),
     ]
     assert [(b.state, b.width) for b in webhook.bars] == [
         ("delivered", BAR_WIDTH / 2),
-        ("failed", 28.8),
+        ("failed", 18.8),
     ]
     assert (email.total, webhook.total, sms.total) == (41, 25, 2)
     assert [b.y for b in email.bars] == [0, ROW_HEIGHT, 2 * ROW_HEIGHT]
