@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,14 @@ class Harness:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Harness]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'status.db'}")
+    async with harness(f"sqlite+aiosqlite:///{tmp_path / 'status.db'}") as made:
+        yield made
+
+
+@asynccontextmanager
+async def harness(url: str) -> AsyncIterator[Harness]:
+    """The API over a migrated database at ``url`` with five dead letters."""
+    engine = create_engine(url)
     await migrate(engine, "status")
     rows = [
         record(offset=0),  # 1: webhook, poison
