@@ -7,6 +7,7 @@ per-attempt log); and a webhook's resend (the webhook API's). Email has no resen
 # No `from __future__ import annotations` here: FastAPI must see the routes' Depends,
 # made in the router's closure, when the routes are defined.
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -101,7 +102,9 @@ def delivery_router(console: Console) -> APIRouter:
         row = found["items"][0] if found["items"] else None
         attempts: list[dict[str, Any]] | None = None
         attempts_problem = None
-        if channel == "webhook":
+        if channel == "webhook" and not re.match(_SLUG, recipient):
+            attempts_problem = f"{recipient!r} is not an endpoint id."
+        elif channel == "webhook":
             try:
                 answer = await console.webhooks.call(
                     "GET",

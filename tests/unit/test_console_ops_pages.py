@@ -259,6 +259,11 @@ async def test_an_email_has_no_resend_and_says_so(ops: Ops) -> None:
         assert "<button" not in page.text.split("<main", 1)[1].split("</main>")[0]
         bad = await client.get("/deliveries/notice", params={**query, "channel": "sms"})
         assert bad.status_code == 422
+        odd = await client.get(
+            "/deliveries/notice", params={**query, "channel": "webhook", "recipient": "../x"}
+        )
+        assert "is not an endpoint id" in odd.text
+    assert not [r for r in ops.webhook.requests if "attempts" in r.url.path]
 
 
 async def test_a_viewer_cannot_resend(ops: Ops) -> None:
