@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from gnlc_cli import bounces, operator, status, tools, webhooks
+from gnlc_cli import bounces, dead_letters, operator, status, tools, webhooks
 
 app = typer.Typer(
     help="GNLC Notify: deadlines, announcements and their notifications.",
@@ -33,6 +33,7 @@ app.add_typer(webhooks.partners, name="partners")
 app.add_typer(webhooks.endpoints, name="endpoints")
 app.add_typer(bounces.bounces, name="bounces")
 app.add_typer(status.status, name="status")
+app.add_typer(dead_letters.dead_letters, name="dead-letters")
 app.command("schedule")(operator.schedule)
 app.command("topics")(tools.topics)
 app.command("asyncapi")(tools.asyncapi)

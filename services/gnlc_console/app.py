@@ -18,7 +18,9 @@ from gnlc_console.announcement_pages import announcement_router
 from gnlc_console.auth_pages import auth_router
 from gnlc_console.backend import Backend, BackendDown, BackendFailed, NotFound
 from gnlc_console.dashboard import dashboard_router
+from gnlc_console.dead_letter_pages import dead_letter_router
 from gnlc_console.deadline_pages import deadline_router
+from gnlc_console.delivery_pages import delivery_router
 from gnlc_console.directory_pages import MAX_IMPORT, directory_router
 from gnlc_console.endpoint_pages import endpoint_router
 from gnlc_console.partner_pages import install as install_partner_portal
@@ -49,12 +51,14 @@ def create_app(
     *,
     scheduler_transport: httpx.AsyncBaseTransport | None = None,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
+    status_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     token = settings.operator_token.get_secret_value() if settings.operator_token else ""
     console = Console(
         engine=create_engine(database_url(settings, "console")),
         scheduler=Backend("scheduler", settings.console_scheduler_url, token, scheduler_transport),
         webhooks=Backend("webhook service", settings.console_webhook_url, token, webhook_transport),
+        status=Backend("status service", settings.console_status_url, token, status_transport),
         lifetimes=lifetimes(
             settings.console_session_idle_seconds, settings.console_session_max_seconds
         ),
@@ -72,6 +76,7 @@ def create_app(
             await console.scheduler.close()
             await console.webhooks.close()
             await portal.api.close()
+            await console.status.close()
             await console.engine.dispose()
             log.info("service stopped", service="console")
 
@@ -93,6 +98,8 @@ def create_app(
         announcement_router(console, settings),
         endpoint_router(console),
         directory_router(console),
+        delivery_router(console),
+        dead_letter_router(console),
     ):
         app.include_router(router)
     portal = install_partner_portal(app, console, settings.console_webhook_url, webhook_transport)

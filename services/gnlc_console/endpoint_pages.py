@@ -9,12 +9,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
-from gnlc_console.backend import NotFound
+from gnlc_console.backend import Backend, BackendError, NotFound
 from gnlc_console.sessions import Session
 from gnlc_console.web import Console, editor, reader
 
 EndpointId = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 ACTIONS = {"pause": "paused", "resume": "resumed"}
+
+
+async def endpoint_health(api: Backend) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """Each endpoint's requests, success rate and latency over the last 24 hours (the
+    webhook API's ``/v1/endpoint-health``), or why they cannot be shown."""
+    try:
+        found = await api.get("/v1/endpoint-health")
+    except (BackendError, NotFound) as exc:
+        return {}, f"Health cannot be shown: {exc}"
+    return {h["endpoint_id"]: h for h in found}, None
 
 
 def endpoint_router(console: Console) -> APIRouter:
@@ -28,8 +38,15 @@ def endpoint_router(console: Console) -> APIRouter:
         partners = {p["id"]: p for p in await api.get("/v1/partners")}
         endpoints: list[dict[str, Any]] = await api.get("/v1/endpoints")
         endpoints.sort(key=lambda e: (e["partner"], e["id"]))
+        health, health_problem = await endpoint_health(api)
         return console.render(
-            request, "endpoints.html", session=session, partners=partners, endpoints=endpoints
+            request,
+            "endpoints.html",
+            session=session,
+            partners=partners,
+            endpoints=endpoints,
+            health=health,
+            health_problem=health_problem,
         )
 
     async def act(endpoint_id: str, session: Session, action: str, body: Any = None) -> Any:

@@ -50,6 +50,7 @@ class Console:
     engine: AsyncEngine
     scheduler: Backend
     webhooks: Backend
+    status: Backend
     lifetimes: Lifetimes
     secure_cookie: bool
     limiter: SignInLimiter = field(default_factory=SignInLimiter)

@@ -263,6 +263,10 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8102",
         description="The webhook service's API, as the console calls it.",
     )
+    console_status_url: str = Field(
+        default="http://127.0.0.1:8104",
+        description="The status service's API, as the console calls it.",
+    )
     console_cookie_secure: bool = Field(
         default=True,
         description="Session cookies only over HTTPS (false only for plain http on loopback).",

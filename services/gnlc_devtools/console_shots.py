@@ -1,14 +1,18 @@
 """Pictures of the operator console's and the partner portal's main pages for the README:
-the scheduler, the webhook service and the console as child processes on free ports (on
-the broker of ``KAFKA_BOOTSTRAP_SERVERS``), a sample deadline and announcement, a sample
-partner whose test events reach a receiver on loopback, and headless Chromium (Debian's,
-driven by Playwright, a development dependency) photographing each page.
+the scheduler, the email, webhook and status services and the console as child processes
+on free ports (on the broker of ``KAFKA_BOOTSTRAP_SERVERS``), a mailbox and a webhook
+receiver in process, a sample deadline and announcements (one sent now, so there are
+deliveries), a poison record (so there are dead letters), a sample partner whose test
+events reach a receiver on loopback, and headless Chromium (Debian's, driven by
+Playwright, a development dependency) photographing each page.
 
 ``deploy/screenshots.sh`` runs it (``python -m gnlc_devtools.console_shots DIR``) inside
 ``deploy/with-services.sh --scratch``."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import secrets
 import subprocess
@@ -24,10 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
+from aiokafka import AIOKafkaProducer
 
 from gnlc_devtools.local import ADD_USER_OPTIONS, Children, _http_ready, any_free_port
+from gnlc_devtools.mailbox import LocalMailbox
 from gnlc_devtools.receiver import BackgroundServer, Inbox, receiver_app
 from gnlc_email.preview import chromium
+from gnlc_webhook.partners import new_secret
 
 USER = "secretariat"
 CITIES = ["kathmandu", "aswan", "clermont-ferrand", "medellin", "hamilton"]
@@ -48,7 +56,9 @@ def _wait(
     while time.monotonic() < deadline:
         if check():
             return
-        if children.dead():
+        dead = children.dead()
+        if dead:
+            name = dead[0]  # the log that says why
             break
         time.sleep(0.3)
     tail = (logs / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
@@ -101,6 +111,66 @@ def _samples(api: httpx.Client, now: datetime) -> None:
     for answer in answers:
         if answer.status_code >= 300:
             raise SystemExit(f"sample refused ({answer.status_code}): {answer.text}")
+
+
+def _sent_now(api: httpx.Client) -> None:
+    """An announcement published now: deliveries for the deliveries page and the chart."""
+    answer = api.post(
+        "/v1/announcements",
+        json={
+            "id": "study-visit",
+            "category": "event",
+            "title": {"en": "Mayors' study visit", "fr": "Visite d'étude des maires"},
+            "body": {"en": "Mayors visit Aswan in March.", "fr": "Les maires visitent Assouan."},
+            "audience": {"cities": CITIES},
+        },
+    )
+    if answer.status_code >= 300:
+        raise SystemExit(f"sample refused ({answer.status_code}): {answer.text}")
+
+
+async def _poison(bootstrap: str, topic: str) -> None:
+    """A record that is no event: the email and webhook consumers each park it."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap.split(","))
+    await producer.start()
+    try:
+        value = json.dumps({"type": "announcement.published", "data": {"title": None}})
+        await producer.send_and_wait(topic, value.encode(), key=b"broken")
+    finally:
+        await producer.stop()
+
+
+def _settled(status: httpx.Client) -> bool:
+    """The deliveries and the dead letters have reached the status view."""
+    notices = status.get("/v1/status/announcements/study-visit").json().get("items", [])
+    channels = {n["channel"] for n in notices if n["state"] != "scheduled"}
+    dead = status.get("/v1/dead-letters").json().get("total", 0)
+    return {"email", "webhook"} <= channels and dead >= 2
+
+
+def _partners(path: Path, receiver: str, secret: str) -> None:
+    """Two endpoints on the local receiver: one it verifies, one it refuses (401)."""
+    common = {"event_types": ["deadline.reminder", "announcement.published"], "secret": secret}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "endpoints": [
+                    {
+                        "id": "city-portal",
+                        "partner": "learning-portal",
+                        "url": f"{receiver}/hooks/city-portal",
+                        **common,
+                    },
+                    {
+                        "id": "regional-site",
+                        "partner": "regional-network",
+                        "url": f"{receiver}/hooks/regional-site",
+                        **common,
+                    },
+                ]
+            }
+        )
+    )
 
 
 @contextmanager
@@ -217,6 +287,19 @@ def _photograph(
         page.goto(f"{console}/announcements/education-day?city=aswan&language=ar")
         page.frame_locator("#preview iframe").locator("body").wait_for()
         shot("announcement-preview")
+        page.goto(f"{console}/deliveries?event=study-visit")
+        shot("deliveries")
+        page.goto(f"{console}/deliveries?event=study-visit&channel=webhook")
+        page.get_by_role("link", name="Attempts of webhook to city-portal").click()
+        page.get_by_role("heading", name="Delivery: webhook to city-portal").wait_for()
+        shot("delivery-attempts")
+        page.goto(f"{console}/dead-letters")
+        shot("dead-letters")
+        page.locator("main table a").first.click()
+        page.get_by_role("heading", name="Body").wait_for()
+        shot("dead-letter")
+        page.goto(f"{console}/endpoints")
+        shot("endpoints")
         page.set_viewport_size({"width": 375, "height": 800})
         page.goto(f"{console}/deadlines/progress-report-2027")
         shot("deadline-phone", full=False)
@@ -230,22 +313,37 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "docs/screenshots")
     out.mkdir(parents=True, exist_ok=True)
     token, password = secrets.token_urlsafe(24), secrets.token_urlsafe(12)
-    ports = {name: any_free_port() for name in ("scheduler", "webhook", "console")}
-    with tempfile.TemporaryDirectory() as tmp:
+    ports = {
+        name: any_free_port() for name in ("scheduler", "email", "webhook", "status", "console")
+    }
+    secret = new_secret()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LocalMailbox() as mailbox,
+        BackgroundServer(receiver_app({"city-portal": [secret]}, Inbox())) as receiver,
+    ):
         state = Path(tmp)
+        _partners(state / "partners.yaml", receiver.url, secret)
+        prefix = f"shots{uuid.uuid4().hex[:8]}."
         env: dict[str, Any] = {
             **os.environ,
-            "GNLC_TOPIC_PREFIX": f"shots{uuid.uuid4().hex[:8]}.",
+            "GNLC_TOPIC_PREFIX": prefix,
             "GNLC_OPERATOR_TOKEN": token,
             "GNLC_STATE_DIR": str(state),
             "GNLC_SCHEDULER_PORT": str(ports["scheduler"]),
             "GNLC_WEBHOOK_PORT": str(ports["webhook"]),
+            "GNLC_EMAIL_PORT": str(ports["email"]),
+            "GNLC_STATUS_PORT": str(ports["status"]),
+            "GNLC_SMTP_HOST": "127.0.0.1",
+            "GNLC_SMTP_PORT": str(mailbox.port),
+            "GNLC_PARTNERS_PATH": str(state / "partners.yaml"),
+            "GNLC_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "GNLC_STATUS_WEBHOOK_API_URL": f"http://127.0.0.1:{ports['webhook']}",
+            "GNLC_CONSOLE_STATUS_URL": f"http://127.0.0.1:{ports['status']}",
             "GNLC_CONSOLE_PORT": str(ports["console"]),
             "GNLC_CONSOLE_SCHEDULER_URL": f"http://127.0.0.1:{ports['scheduler']}",
             "GNLC_CONSOLE_WEBHOOK_URL": f"http://127.0.0.1:{ports['webhook']}",
             "GNLC_CONSOLE_COOKIE_SECURE": "false",
-            # the partner samples' receiver is on loopback, which the SSRF guard refuses
-            "GNLC_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         }
         env.pop("GNLC_DATABASE_URL", None)
         subprocess.run(  # noqa: S603 - our own interpreter and module
@@ -268,6 +366,15 @@ def main(argv: list[str]) -> int:
                 base_url=scheduler, headers={"authorization": f"Bearer {token}"}, timeout=30
             ) as api:
                 _samples(api, datetime.now(UTC))
+                _sent_now(api)
+            bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+            asyncio.run(_poison(bootstrap, f"{prefix}announcement.published"))
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{ports['status']}",
+                headers={"authorization": f"Bearer {token}"},
+                timeout=30,
+            ) as status:
+                _wait(lambda: _settled(status), "status", children, logs, timeout=60)
             with (
                 httpx.Client(
                     base_url=f"http://127.0.0.1:{ports['webhook']}",

@@ -6,6 +6,7 @@ counts by channel and state. Operators see everything (the operator token); a pa
 some of which are local to ``status_router``.)"""
 
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -87,7 +88,7 @@ class Caller:
         return self.endpoints is None
 
 
-_AUTH: dict[int | str, dict[str, Any]] = {
+AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorDetail, "description": "Missing or unknown bearer token."},
     403: {"model": ErrorDetail, "description": "Operators only, or no operator token set."},
     503: {"model": ErrorDetail, "description": "A partner token cannot be checked now."},
@@ -107,8 +108,9 @@ def _window(
     return start, end
 
 
-def status_router(settings: Settings, engine: Any, partners: PartnerDirectory) -> APIRouter:
-    router = APIRouter(prefix="/v1/status", tags=["status"], responses=_AUTH)
+def caller_of(settings: Settings, partners: PartnerDirectory) -> Callable[..., Awaitable[Caller]]:
+    """The dependency that tells who calls: the operator token, or a partner's token (as
+    the webhook API knows it)."""
     operator_token = settings.operator_token
 
     async def caller(
@@ -141,11 +143,19 @@ def status_router(settings: Settings, engine: Any, partners: PartnerDirectory) -
                 "partner tokens cannot be checked now: the webhook API does not answer",
             ) from None
 
-    Who = Annotated[Caller, Depends(caller)]
+    return caller
 
-    def operators(who: Caller) -> None:
-        if not who.operator:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "operators only")
+
+def operators(who: Caller) -> None:
+    if not who.operator:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "operators only")
+
+
+def status_router(settings: Settings, engine: Any, partners: PartnerDirectory) -> APIRouter:
+    router = APIRouter(prefix="/v1/status", tags=["status"], responses=AUTH)
+    caller = caller_of(settings, partners)
+
+    Who = Annotated[Caller, Depends(caller)]
 
     async def page(filters: view.Filters, limit: int, offset: int, order: str = "plan") -> Page:
         rows = await view.notices(engine, filters, limit=limit + 1, offset=offset, order=order)
@@ -243,6 +253,49 @@ def status_router(settings: Settings, engine: Any, partners: PartnerDirectory) -
             recipient=endpoint_id,
             event_id=event_id,
             state=state.value if state else None,
+        )
+        return await page(filters, limit, offset, order="recent")
+
+    @router.get(
+        "/notices",
+        summary="Search every notice: by city, event, recipient, channel, state; latest first",
+    )
+    async def search(
+        who: Who,
+        city: CityQuery = None,
+        event: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=64,
+                description="A deadline id, an announcement id or an event id.",
+            ),
+        ] = None,
+        recipient: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=320,
+                description="An endpoint id, a city (schedule) or city:address (email).",
+            ),
+        ] = None,
+        channel: ChannelQuery = None,
+        state: Status | None = None,
+        since: Since = None,
+        until: Until = None,
+        limit: Limit = 200,
+        offset: Offset = 0,
+    ) -> Page:
+        operators(who)
+        start, end = _window(since, until, default=timedelta(days=30))
+        filters = view.Filters(
+            city_id=city,
+            subject=event,
+            recipient=recipient,
+            channel=channel,
+            state=state.value if state else None,
+            since=start,
+            until=end,
         )
         return await page(filters, limit, offset, order="recent")
 

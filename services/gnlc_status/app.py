@@ -26,8 +26,9 @@ from gnlc_core.logs import get_logger
 from gnlc_core.membership import Membership
 from gnlc_core.service import build_app, health_router
 from gnlc_core.settings import Settings
-from gnlc_status import view
-from gnlc_status.api import status_router
+from gnlc_status import dead_letters, view
+from gnlc_status.api import caller_of, status_router
+from gnlc_status.dead_letter_api import dead_letter_router
 from gnlc_status.partners import PartnerDirectory
 
 log = get_logger(__name__)
@@ -93,6 +94,42 @@ def create_app(settings: Settings) -> FastAPI:
         heartbeat_interval_ms=GROUP_HEARTBEAT_MS,
     )(handle_batch)
 
+    async def keep_dead_letters(message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records: Sequence[ConsumerRecord[Any, Any]] = (
+            raw if isinstance(raw, tuple | list) else (raw,)
+        )
+        rows = [
+            dead_letters.parked(
+                topics,
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                timestamp_ms=r.timestamp,
+                key=r.key,
+                value=r.value,
+                headers=list(r.headers or ()),
+            )
+            for r in records
+        ]
+        await dead_letters.record(engine, rows)
+        log.info("dead letters kept", records=len(rows))
+
+    broker.subscriber(
+        *(topics.scheduler_dead_letter, topics.email_dead_letter, topics.webhook_dead_letter),
+        group_id=topics.group(f"{SERVICE}-dead-letters"),
+        ack_policy=AT_LEAST_ONCE,  # committed after the rows are written
+        auto_offset_reset="earliest",
+        batch=True,
+        max_records=500,
+        decoder=records_only,
+        session_timeout_ms=GROUP_SESSION_MS,
+        heartbeat_interval_ms=GROUP_HEARTBEAT_MS,
+    )(keep_dead_letters)
+
+    async def publish(topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> None:
+        await broker.publish(value, topic=topic, key=key, headers=headers)
+
     async def start_database() -> None:
         nonlocal migrated
         await migrate(engine, SERVICE)  # before the broker starts: no batch before it
@@ -115,6 +152,7 @@ def create_app(settings: Settings) -> FastAPI:
         routers=[
             health_router(broker, database_migrated, consuming, database=engine),
             status_router(settings, engine, partners),
+            dead_letter_router(topics, engine, caller_of(settings, partners), publish),
         ],
         before_consuming=[start_database],
         on_shutdown=[stop],

@@ -1,8 +1,20 @@
-"""The status view's table (migration: gnlc_core/migrations/versions/0400_status.py)."""
+"""The status service's tables (migrations: gnlc_core/migrations/versions/0400_status.py,
+0410_dead_letters.py)."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from gnlc_core.db import metadata
 
@@ -36,4 +48,34 @@ status_notices = Table(
     Index("ix_status_city", "city_id", "state_us"),
     Index("ix_status_endpoint", "channel", "recipient", "state_us"),
     Index("ix_status_time", "state_us"),
+)
+
+#: One row per record of a dead-letter topic (migration 0410): where it was parked, why,
+#: what it was about when that can be read, its value and key (to redrive it), and whether
+#: and by whom it was redriven.
+dead_letters = Table(
+    "status_dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", String(255), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("source_topic", String(255), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("recipient", String(320), nullable=True),
+    Column("key", LargeBinary, nullable=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("event_id", String(64), nullable=True),
+    Column("event_type", String(64), nullable=True),
+    Column("parked_at", DateTime(timezone=True), nullable=False),
+    Column("redriven_at", DateTime(timezone=True), nullable=True),
+    Column("redriven_by", String(100), nullable=True),
+    Column("redrive_count", Integer, nullable=False, server_default="0"),
+    Column("redrive_topic", String(255), nullable=True),
+    UniqueConstraint("topic", "partition", "offset", name="uq_status_dead_letters_record"),
+    Index("ix_status_dead_letters_parked", "parked_at"),
+    Index("ix_status_dead_letters_twins", "source_topic", "digest"),
 )

@@ -122,6 +122,8 @@ class Filters:
     partner_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    #: a deadline id, an announcement id or an event id (any of the three)
+    subject: str | None = None
 
     def where(self) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
@@ -141,6 +143,14 @@ class Filters:
                 conditions.append(t.c[name] == value)
         if self.recipients is not None:
             conditions.append(t.c.recipient.in_(self.recipients))
+        if self.subject is not None:
+            conditions.append(
+                or_(
+                    t.c.deadline_id == self.subject,
+                    t.c.announcement_id == self.subject,
+                    t.c.event_id == self.subject,
+                )
+            )
         if self.since is not None:
             conditions.append(t.c.state_us >= _micros(self.since))
         if self.until is not None:

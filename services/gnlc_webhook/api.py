@@ -43,6 +43,8 @@ from gnlc_core.events import Slug, parse_event
 from gnlc_core.ledger import Status
 from gnlc_core.settings import Settings
 from gnlc_webhook.consumer import RESEND_PREFIX
+from gnlc_webhook.health import Health
+from gnlc_webhook.health import health as endpoint_health_of
 from gnlc_webhook.registry import Registry
 from gnlc_webhook.signing import SignatureKind, new_secret, public_key, signature_kind
 from gnlc_webhook.ssrf import Policy, Resolver, system_resolver
@@ -379,6 +381,30 @@ class AttemptOut(BaseModel):
     @classmethod
     def of(cls, row: Attempt) -> "AttemptOut":
         return cls(**{k: getattr(row, k) for k in cls.model_fields})
+
+
+class EndpointHealthOut(BaseModel):
+    endpoint_id: str
+    since: Timestamp
+    requests: int = Field(description="Requests made in the window.")
+    delivered: int
+    success_rate: float | None = Field(description="delivered / requests; null: none made.")
+    p50_ms: float | None
+    p95_ms: float | None
+    sampled: int = Field(description="The latest requests the percentiles are of (<= 1000).")
+
+    @classmethod
+    def of(cls, found: Health, since: datetime) -> "EndpointHealthOut":
+        return cls(
+            endpoint_id=found.endpoint_id,
+            since=since,
+            requests=found.requests,
+            delivered=found.delivered,
+            success_rate=found.success_rate,
+            p50_ms=found.p50_ms,
+            p95_ms=found.p95_ms,
+            sampled=found.sampled,
+        )
 
 
 class ReplayIn(_In):
@@ -815,6 +841,28 @@ def api_router(
         await enqueue(endpoint_id, [StoredMessage(event_id, body.event_type, value.decode())])
         budget.spend(endpoint_id, now)
         return EventTestQueued(queued=1, event_id=event_id, event_type=body.event_type)
+
+    @router.get(
+        "/endpoint-health",
+        response_model=list[EndpointHealthOut],
+        responses=_errors(401, 403),
+    )
+    async def endpoint_health(
+        who: Caller,
+        since: Annotated[
+            Timestamp | None, Query(description="From (default: 24 hours ago; at most 7 days).")
+        ] = None,
+    ) -> list[EndpointHealthOut]:
+        """Every endpoint's requests, success rate and latency (p50, p95 of its latest
+        1000 requests) since ``since`` (operators only)."""
+        operator_only(who)
+        until = datetime.now(UTC)
+        start = since or until - timedelta(hours=24)
+        if not until - timedelta(days=7) <= start < until:
+            raise HTTPException(422, "since must be within the last 7 days")
+        ids = [row.id for row in await store.endpoints()]
+        found = await endpoint_health_of(store.engine, ids, start, until)
+        return [EndpointHealthOut.of(h, start) for h in found]
 
     methods: dict[str, set[str]] = {}
     for route in router.routes:

@@ -1,8 +1,11 @@
 """The operator console in a real browser (Debian's Chromium driven by Playwright) against
-the real scheduler and webhook services on the real broker: an editor signs in, creates a
-deadline in two languages, reads its plan in local times, records a submission and sees
-the city leave the not-submitted list, publishes an announcement in two languages and
-previews it; a viewer can change nothing; a forged cross-site POST is refused. axe-core
+the real scheduler, webhook and status services on the real broker: an editor signs in,
+creates a deadline in two languages, reads its plan in local times, records a submission
+and sees the city leave the not-submitted list, publishes an announcement in two languages
+and previews it; finds an announcement's deliveries and a delivery's attempts; redrives a
+dead letter (a poison record, listed with its reason, redriven, and back as a new one when
+it fails again); a viewer can change nothing and cannot redrive; a forged cross-site POST
+is refused. axe-core
 runs on every page (no serious or critical violation) and no page breaks its CSP or is
 wider than 375 px on a phone.
 
@@ -10,12 +13,16 @@ One browser for the module, one set of services for the module, a context per te
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,6 +45,7 @@ from gnlc_devtools.receiver import BackgroundServer, Inbox, receiver_app
 from gnlc_webhook.partners import new_secret
 from tests.integration.conftest import Receiver, System
 from tests.integration.hooks import Hooks, serving
+from tests.integration.kafka_io import produce
 from tests.support import Service, eventually, free_port
 
 pytestmark = pytest.mark.integration
@@ -76,10 +84,12 @@ def stack(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
         try:
             scheduler = system.service("scheduler").start()
             webhook = system.service("webhook").start()
+            status = system.service("status", GNLC_STATUS_WEBHOOK_API_URL=webhook.url).start()
             console = system.service(
                 "console",
                 GNLC_CONSOLE_SCHEDULER_URL=scheduler.url,
                 GNLC_CONSOLE_WEBHOOK_URL=webhook.url,
+                GNLC_CONSOLE_STATUS_URL=status.url,
                 GNLC_CONSOLE_COOKIE_SECURE="false",
             )
             for name, role in (("editor", "editor"), ("viewer", "viewer")):
@@ -502,4 +512,133 @@ def test_a_partner_sees_only_its_own_endpoints_and_receives_its_test_event(
         page.goto(f"{url}/partner")
         page.get_by_role("button", name="Sign out").click()
         expect(page.get_by_role("heading", name="Partner sign-in")).to_be_visible()
+
+
+def _park_poison(stack: Stack) -> int:
+    """A record on ``announcement.published`` that is no event: the webhook consumer parks
+    it; returns its dead letter's id once the status service lists it."""
+    system = stack.system
+    marker = uuid.uuid4().hex
+    value = json.dumps({"not": "an event", "marker": marker}).encode()
+    topic = f"{system.prefix}announcement.published"
+    # in a thread of its own: Playwright's sync API keeps an event loop running in this one
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, produce(system.kafka, topic, value, key=b"x")).result()
+    found = eventually(
+        lambda: _dead_letter_with(stack, marker), timeout=30, what="the poison record listed"
+    )
+    assert found is not None
+    return found
+
+
+def _dead_letter_with(stack: Stack, marker: str, *, besides: int = 0) -> int | None:
+    status = stack.system.services[2].url
+    listed = stack.system.api_at("GET", status, "/v1/dead-letters?channel=webhook").json()
+    for item in listed["items"]:
+        if item["id"] == besides:
+            continue
+        shown = stack.system.api_at("GET", status, f"/v1/dead-letters/{item['id']}").json()
+        if marker in shown["body"]:
+            return int(item["id"])
+    return None
+
+
+def test_an_operator_follows_deliveries_and_redrives_a_dead_letter(
+    stack: Stack, watched: Watched
+) -> None:
+    system = stack.system
+    scheduler, status = system.services[0].url, system.services[2].url
+    created = system.api_at(
+        "POST",
+        scheduler,
+        "/v1/announcements",
+        json={
+            "id": "ops-news",
+            "category": "event",
+            "title": {"en": "Study visit", "fr": "Visite d'étude"},
+            "body": {"en": "Mayors visit Aswan.", "fr": "Les maires visitent Assouan."},
+            "audience": {"cities": ["kathmandu"]},
+        },
+    )
+    assert created.status_code == 202, created.text
+    poison = _park_poison(stack)
+    eventually(
+        lambda: any(
+            n["channel"] == "webhook" and n["state"] == "delivered"
+            for n in system.api_at("GET", status, "/v1/status/announcements/ops-news").json()[
+                "items"
+            ]
+        ),
+        timeout=30,
+        what="the webhook delivery in the status view",
+    )
+
+    page, url = watched.page, stack.url
+    sign_in(page, url, "editor")
+    expect(page.locator("main")).to_contain_text("Deliveries of the last 24 hours")
+    expect(page.locator("table.chart-table")).to_contain_text("delivered")
+    expect(page.locator("main")).to_contain_text("from webhook")  # dead letters to redrive
+    accessible(page)
+
+    # the announcement's deliveries and their states, then one delivery's attempts
+    page.get_by_role("link", name="Deliveries", exact=True).click()
+    page.get_by_label("Event").fill("ops-news")
+    page.get_by_label("Channel").select_option("webhook")
+    page.get_by_role("button", name="Search").click()
+    results = page.locator("main table")
+    expect(results).to_contain_text("partner-a")
+    expect(results).to_contain_text("delivered")
+    expect(page.get_by_label("Event")).to_have_value("ops-news")
+    accessible(page)
+    page.get_by_role("link", name="Attempts of webhook to partner-a").click()
+    expect(page.get_by_role("heading", name="Delivery: webhook to partner-a")).to_be_visible()
+    expect(page.locator("main table")).to_contain_text("delivered · HTTP 204")
+    expect(page.get_by_role("button", name="Resend to partner-a")).to_be_visible()
+    accessible(page)
+
+    # the endpoint's health beside its actions
+    page.get_by_role("link", name="Endpoints").click()
+    expect(page.locator("tr#partner-a td.health")).to_contain_text("request(s) succeeded")
+
+    # the poison record: listed with its reason, redriven, back as a new one
+    page.get_by_role("link", name="Dead letters", exact=True).click()
+    row = page.locator(f"tr#dl-{poison}")
+    expect(row).to_contain_text("invalid event")
+    expect(row).to_contain_text("parked")
+    accessible(page)
+    row.get_by_role("button", name=f"Redrive dead letter {poison}").click()
+    expect(page.locator(".flash.ok")).to_contain_text(f"Dead letter {poison} redriven")
+    expect(page.locator(f"tr#dl-{poison}")).to_contain_text("redriven")
+    expect(page.locator(f"tr#dl-{poison}")).to_contain_text("by console:editor")
+    marker = json.loads(system.api_at("GET", status, f"/v1/dead-letters/{poison}").json()["body"])[
+        "marker"
+    ]
+    again = eventually(
+        lambda: _dead_letter_with(stack, marker, besides=poison),
+        timeout=30,
+        what="the redriven record parked again",
+    )
+    page.goto(f"{url}/dead-letters/{again}")
+    expect(page.locator("main")).to_contain_text(marker)
+    accessible(page)
+    assert not watched.violations
+
+
+def test_a_viewer_cannot_redrive(stack: Stack, watched: Watched) -> None:
+    poison = _park_poison(stack)
+    page, url = watched.page, stack.url
+    sign_in(page, url, "viewer")
+    page.goto(f"{url}/dead-letters")
+    expect(page.locator(f"tr#dl-{poison}")).to_contain_text("invalid event")
+    expect(page.get_by_role("button", name="Redrive")).to_have_count(0)
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    for path in (f"/dead-letters/{poison}/redrive", "/dead-letters/redrive"):
+        refused = page.request.post(
+            f"{url}{path}", form={"csrf_token": token or ""}, headers={"origin": url}
+        )
+        assert refused.status == 403
+        assert "is a viewer" in refused.text()
+    status = stack.system.services[2].url
+    shown = stack.system.api_at("GET", status, f"/v1/dead-letters/{poison}").json()
+    assert shown["redriven_at"] is None
     assert not watched.violations

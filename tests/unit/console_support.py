@@ -82,7 +82,12 @@ def console_settings(tmp: Path, **extra: object) -> Settings:
 
 @asynccontextmanager
 async def console_harness(
-    tmp: Path, *, scheduler_down: bool = False, **extra: object
+    tmp: Path,
+    *,
+    scheduler_down: bool = False,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
+    status_transport: httpx.AsyncBaseTransport | None = None,
+    **extra: object,
 ) -> AsyncIterator[ConsoleHarness]:
     async with operator_api(tmp) as scheduler:
         transport: httpx.AsyncBaseTransport = (
@@ -93,7 +98,8 @@ async def console_harness(
         app = create_app(
             console_settings(tmp, **extra),
             scheduler_transport=transport,
-            webhook_transport=httpx.MockTransport(_webhooks_down),
+            webhook_transport=webhook_transport or httpx.MockTransport(_webhooks_down),
+            status_transport=status_transport or httpx.MockTransport(_webhooks_down),
         )
         console: Console = app.state.console
         await migrate(console.engine, "console")
@@ -105,4 +111,5 @@ async def console_harness(
         finally:
             await console.scheduler.close()
             await console.webhooks.close()
+            await console.status.close()
             await console.engine.dispose()

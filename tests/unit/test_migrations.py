@@ -39,7 +39,11 @@ async def _tables(path: Path, *branches: str) -> set[str]:
             {"console_users", "console_sessions", "console_partner_sessions"},
             ("notices", "cities", "webhook_"),
         ),
-        ("status", {"status_notices"}, ("notices", "cities", "outbox", "webhook_")),
+        (
+            "status",
+            {"status_notices", "status_dead_letters"},
+            ("notices", "cities", "outbox", "webhook_"),
+        ),
     ],
 )
 async def test_a_service_migrates_its_own_branch(

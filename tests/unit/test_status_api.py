@@ -122,6 +122,29 @@ async def test_a_partner_sees_only_its_own_endpoints(client: httpx.AsyncClient) 
 
 
 @pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", {"r1/schedule", "r1/email", "r1/webhook", "a1/email"}),
+        ("?city=kathmandu&channel=email", {"r1/email"}),
+        ("?event=report&channel=webhook", {"r1/webhook"}),  # a deadline id
+        ("?event=news", {"a1/email"}),  # an announcement id
+        ("?event=a1", {"a1/email"}),  # an event id
+        ("?recipient=portal-main", {"r1/webhook"}),
+        ("?state=retrying", {"r1/email"}),
+        ("?event=nothing", set()),
+    ],
+)
+async def test_the_search_of_every_notice(
+    client: httpx.AsyncClient, query: str, expected: set[str]
+) -> None:
+    answer = await client.get(f"/v1/status/notices{query}", headers=OPERATOR)
+    assert answer.status_code == 200, answer.text
+    assert {f"{i['event_id']}/{i['channel']}" for i in answer.json()["items"]} == expected
+    partner = await client.get(f"/v1/status/notices{query}", headers=PARTNER)
+    assert partner.status_code == 403
+
+
+@pytest.mark.parametrize(
     ("path", "status", "headers"),
     [
         ("/v1/status/deadlines/report", 401, {}),
@@ -141,6 +164,9 @@ async def test_a_partner_sees_only_its_own_endpoints(client: httpx.AsyncClient) 
         ("/v1/status/summary?since=yesterday", 422, OPERATOR),
         ("/v1/status/summary?since=0001-01-01T00:00:00%2B05:00", 422, OPERATOR),
         ("/v1/status/cities/laval?until=9999-12-31T23:59:59-05:00", 422, OPERATOR),
+        ("/v1/status/notices?event=" + "e" * 65, 422, OPERATOR),
+        ("/v1/status/notices?recipient=" + "r" * 321, 422, OPERATOR),
+        ("/v1/status/notices?limit=1001", 422, OPERATOR),
     ],
 )
 async def test_bad_requests_are_refused_naming_what_to_fix(
@@ -159,6 +185,7 @@ async def test_the_api_is_described_in_openapi(client: httpx.AsyncClient) -> Non
         "/v1/status/cities/{city_id}",
         "/v1/status/endpoints/{endpoint_id}",
         "/v1/status/summary",
+        "/v1/status/notices",
     } <= set(document["paths"])
     limit = next(
         p
