@@ -49,7 +49,7 @@ from gnlc_core.consumer import always, dead_letter, decode
 from gnlc_core.events import encode_event
 from gnlc_core.fence import Fence
 from gnlc_core.kafka import Topics, publish_dead_letter
-from gnlc_core.ledger import Ledger, Notice, Status
+from gnlc_core.ledger import TERMINAL, Ledger, Notice, Status
 from gnlc_core.logs import get_logger
 from gnlc_core.receipts import Subjects
 from gnlc_core.retry import Due, Retrier, RetrySchedule
@@ -225,6 +225,7 @@ class WebhookConsumer:
             await asyncio.gather(*parked)
         settled = await self._ledger.settled_many((j.event.id, j.endpoint_id) for j in to_check)
         jobs = [j for j in jobs if (j.event.id, j.endpoint_id) not in settled]
+        jobs = await self._in_order(jobs, results, number=True)
         await self._run(jobs, results)
         await self._write(results)
 
@@ -273,6 +274,7 @@ class WebhookConsumer:
                 await self._give_up(job, policy.on_due(job.attempt, self._schedule, last), results)
             else:
                 to_run.append(job)
+        to_run = await self._in_order(to_run, results, number=False, resends=forced)
         await self._run(to_run, results)
         await self._write(results)
 
@@ -286,6 +288,56 @@ class WebhookConsumer:
                 await self._sweeper
         if self._background:
             await asyncio.wait(list(self._background), timeout=self._limits.handoff + 5)
+
+    # the order of a partition key's deliveries ---------------------------------------
+
+    def _ordered(self, endpoint_id: str) -> bool:
+        endpoint = self._registry.get(endpoint_id)
+        return endpoint is not None and endpoint.ordered
+
+    async def _in_order(
+        self,
+        jobs: list[Job],
+        results: Results,
+        *,
+        number: bool,
+        resends: set[tuple[str, str]] | None = None,
+    ) -> list[Job]:
+        """The deliveries that may go as far as their key's order goes. Those to an ordered
+        endpoint are numbered first when they come from the domain topics (``number``: in
+        the batch's order, after every one numbered before; committed before any is sent,
+        so a crash cannot reorder them), and any behind an earlier delivery of its key not
+        settled yet is held (``policy.in_order``); it is released once that one is settled
+        (``_write``), or by the sweeper after a crash."""
+        ordered = [job for job in jobs if self._ordered(job.endpoint_id)]
+        if not ordered:
+            return jobs
+        pairs = [(job.endpoint_id, job.event.id) for job in ordered]
+        async with self._writing, self._store.engine.begin() as connection:
+            if number:
+                await self._store.queue_in_order(
+                    [(job.endpoint_id, job.event.partitionkey, job.event.id) for job in ordered],
+                    connection=connection,
+                )
+            places = await self._store.key_places(pairs, connection=connection)
+        behind: set[Job] = set()
+        for job, pair in zip(ordered, pairs, strict=True):
+            own, first = places.get(pair, (None, None))
+            resend = resends is not None and (job.event.id, job.endpoint_id) in resends
+            decision = policy.in_order(policy.key_place(own, first), resend=resend)
+            if decision.action is not Action.SEND:
+                self._put_aside(job, decision, results)
+                behind.add(job)
+        return [job for job in jobs if job not in behind] if behind else jobs
+
+    async def _release_in_order(self, endpoint_ids: Sequence[str]) -> None:
+        """After deliveries to ordered endpoints were settled or held: release the held
+        deliveries now first of their key (the sweeper does it too, later, if this fails)."""
+        for endpoint_id in endpoint_ids:
+            try:
+                await self._release_held(endpoint_id)
+            except Exception:  # the database or the broker away: the sweeper, later
+                log.exception("releasing the next deliveries of a key failed", endpoint=endpoint_id)
 
     # running deliveries ---------------------------------------------------------------
 
@@ -615,6 +667,7 @@ class WebhookConsumer:
         while True:  # the service's lifetime: cancelled by ``drain``
             await asyncio.sleep(self._limits.hold_check)
             try:
+                await self._store.prune_order()
                 for endpoint_id in await self._store.endpoints_holding():
                     await self._release_held(endpoint_id)
             except Exception:  # the database or the broker away: next time
@@ -752,6 +805,10 @@ class WebhookConsumer:
         for _, values in changes:
             if isinstance(values.get("state"), State):
                 values["state"] = values["state"].value
+        # ordered endpoints: settled deliveries leave their key's order, and the next of
+        # each key is released once this is written
+        in_order = [n for n in results.notices if self._ordered(n.recipient)]
+        settled = [(n.recipient, n.event_id) for n in in_order if n.status in TERMINAL]
         # one write transaction at a time: SQLite takes one writer, and a second one would
         # sleep in its busy handler (tens of milliseconds a turn) rather than queue
         async with self._writing, self._store.engine.begin() as connection:
@@ -760,6 +817,10 @@ class WebhookConsumer:
             await self._store.add_attempts(results.attempts, connection=connection)
             await self._store.close_attempts(results.finished, connection=connection)
             await self._store.set_states(changes, connection=connection)
+            await self._store.forget_order(settled, connection=connection)
+        touched = [n.recipient for n in in_order if n.status in TERMINAL or n.status is Status.HELD]
+        if touched:
+            await self._release_in_order(list(dict.fromkeys(touched)))
 
 
 def http_outcome(span: Span, answer: int | str, outcome: Outcome) -> None:
