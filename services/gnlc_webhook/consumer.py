@@ -51,6 +51,7 @@ from gnlc_core.fence import Fence
 from gnlc_core.kafka import Topics, publish_dead_letter
 from gnlc_core.ledger import TERMINAL, Ledger, Notice, Status
 from gnlc_core.logs import get_logger
+from gnlc_core.priority import PriorityLock
 from gnlc_core.receipts import Subjects
 from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_webhook import policy
@@ -114,6 +115,8 @@ class Job:
     #: attempt's span (``traceparent``), which a retry's span links to.
     trace: Context | None = None
     first_attempt: str | None = None
+    #: From the domain topics (not the retry tiers): goes first for a slot in its lane.
+    fresh: bool = False
 
     def release(self) -> None:
         if not self.released:
@@ -134,6 +137,8 @@ class Results:
     # together per (endpoint, attempt, reason): (delay, jobs)
     deferred: dict[tuple[str, int, str], tuple[float, list[Job]]] = field(default_factory=dict)
     endpoint_changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: a batch from the domain topics: its writes go before the retries'
+    first: bool = False
 
     def __bool__(self) -> bool:
         return bool(
@@ -169,7 +174,7 @@ class WebhookConsumer:
         self._clock = clock
         self._lanes: dict[str, Lane] = {}
         self._background: set[asyncio.Task[None]] = set()
-        self._writing = asyncio.Lock()
+        self._writing = PriorityLock()
         self._sweeper: asyncio.Task[None] | None = None
         #: The events being handled, for the receipts the ledger's listeners publish.
         self.subjects = Subjects()
@@ -198,7 +203,7 @@ class WebhookConsumer:
         maybe_handled: Sequence[bool],
         spans: tracing.Processing,
     ) -> None:
-        results = Results()
+        results = Results(first=True)
         jobs: list[Job] = []
         to_check: list[Job] = []
         parked: list[Awaitable[None]] = []
@@ -217,7 +222,9 @@ class WebhookConsumer:
             )
             body = encode_event(event)
             results.messages.append(StoredMessage(event.id, event.type, body.decode()))
-            added = [Job(event, body, record.key, e.id, 1, trace=trace) for e in subscribed]
+            added = [
+                Job(event, body, record.key, e.id, 1, trace=trace, fresh=True) for e in subscribed
+            ]
             jobs.extend(added)
             if handled_before:
                 to_check.extend(added)
@@ -313,7 +320,8 @@ class WebhookConsumer:
         if not ordered:
             return jobs
         pairs = [(job.endpoint_id, job.event.id) for job in ordered]
-        async with self._writing, self._store.engine.begin() as connection:
+        writing = self._writing.hold(urgent=results.first)
+        async with writing, self._store.engine.begin() as connection:
             if number:
                 await self._store.queue_in_order(
                     [(job.endpoint_id, job.event.partitionkey, job.event.id) for job in ordered],
@@ -448,7 +456,7 @@ class WebhookConsumer:
         if decision.action is not Action.SEND:
             job.phase = Phase.SETTLING
             return self._put_aside(job, decision, results)
-        await lane.acquire()
+        await lane.acquire(first=job.fresh)
         job.phase = Phase.SENDING
         job.deadline = time.monotonic() + self._limits.timeout
         if policy.hand_off_at_once(lane, job.handed_off):
@@ -810,8 +818,10 @@ class WebhookConsumer:
         in_order = [n for n in results.notices if self._ordered(n.recipient)]
         settled = [(n.recipient, n.event_id) for n in in_order if n.status in TERMINAL]
         # one write transaction at a time: SQLite takes one writer, and a second one would
-        # sleep in its busy handler (tens of milliseconds a turn) rather than queue
-        async with self._writing, self._store.engine.begin() as connection:
+        # sleep in its busy handler (tens of milliseconds a turn) rather than queue; a
+        # batch of first attempts goes before the retries' (gnlc_core.priority)
+        writing = self._writing.hold(urgent=results.first)
+        async with writing, self._store.engine.begin() as connection:
             await self._store.add_messages(results.messages, connection=connection)
             await self._ledger.record_many(results.notices, connection=connection)
             await self._store.add_attempts(results.attempts, connection=connection)

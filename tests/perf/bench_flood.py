@@ -124,7 +124,7 @@ def measure(
     with Run(bootstrap, tmp, sink, database, env, seeded=[HEALTHY, BACK]) as run:
         run.settle()
         quiet = steady(bootstrap, run, rate, seconds)
-        time.sleep(2)
+        wait_for(sink, run.path(HEALTHY), set(quiet), timeout=300)
         results["quiet"] = first_attempts(run, quiet, sink.arrivals(run.path(HEALTHY)), time.time())
 
         tier = Topics(run.prefix).retry_tier("webhook", 0.0)
