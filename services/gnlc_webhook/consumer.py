@@ -18,6 +18,14 @@ Over an endpoint's rate limit, a delivery is sent later at the same attempt ("en
 busy"). The log rows, ledger rows, payloads and endpoint changes of a
 batch are written in one transaction before the commit.
 
+An endpoint that is ``ordered`` takes one partition key's deliveries one at a time: they
+are numbered in the database before any is sent, one behind an earlier delivery of its key
+that is not settled is held, and it is released once that one is (``_in_order``).
+
+First attempts go before retries: a lane's free slot goes to a delivery from the domain
+topics before queued retries, and a domain batch's writes before the retries' (the retry
+tiers also keep a smaller share while the domain consumer has work: ``gnlc_core.priority``).
+
 Every decision is taken by ``gnlc_webhook.policy`` (pure functions, table-driven tests);
 this module carries them out. The ledger's ``attempts`` is the number of requests actually
 made (``policy.requests_made``).

@@ -9,9 +9,11 @@ The webhook service runs as a child process on the real broker, the cheap HTTP s
    warm-up): latency from the send to Kafka to the arrival of ``ok-0``'s delivery at the
    sink, p50 / p95 / p99 / max;
 2. flood: ``--retries`` retry records for ``back-0`` due now are put on the retry tier the
-   way the service puts them there (``Retrier.schedule_many``: the ``0s`` tier topic, the
-   recipient, the attempt and the absolute due time in headers), then first attempts at the
-   same rate for the same time; the figures are those of the first attempts sent while the
+   way the service puts them there after failed first attempts (their payloads and ledger
+   rows, ``retrying`` after one request, in the service's database; the records on the
+   ``0s`` tier topic with the recipient, the attempt and the absolute due time in headers,
+   as ``Retrier.schedule_many`` writes them), then first attempts at the same rate for the
+   same time; the figures are those of the first attempts sent while the
    retries were still arriving at the sink, and the drain is from the first record put on
    the tier to the last retry's arrival.
 
@@ -33,8 +35,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from gnlc_core.db import create_engine
 from gnlc_core.kafka import RECIPIENT_HEADER, Topics
+from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.tier_reader import ATTEMPT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER
+from gnlc_webhook.store import CHANNEL, Store, StoredMessage
 from tests.perf.bench_pipeline import machine, make_event, percentiles, produce
 from tests.perf.bench_webhook import Run, Sink, start_sink
 
@@ -52,23 +57,41 @@ def retry_headers(recipient: str, attempt: int, due: float) -> list[tuple[str, b
     ]
 
 
-async def flood(bootstrap: str, topic: str, recipient: str, count: int) -> set[str]:
-    """``count`` retry records (attempt 2) for ``recipient``, due now, on ``topic``; returns
-    their event ids."""
+async def failed_first_attempts(database_url: str, recipient: str, events: list[bytes]) -> None:
+    """What the service wrote for first attempts to ``recipient`` that failed: the payloads
+    and the notices, retrying after one request."""
+    engine = create_engine(database_url)
+    store, ledger = Store(engine), Ledger(engine, CHANNEL)
+    try:
+        for start in range(0, len(events), 5000):
+            chunk = events[start : start + 5000]
+            parsed = [json.loads(value) for value in chunk]
+            async with engine.begin() as connection:
+                await store.add_messages(
+                    [
+                        StoredMessage(e["id"], e["type"], value.decode())
+                        for e, value in zip(parsed, chunk, strict=True)
+                    ],
+                    connection=connection,
+                )
+                await ledger.record_many(
+                    [Notice(e["id"], recipient, Status.RETRYING, 1, "http 503") for e in parsed],
+                    connection=connection,
+                )
+    finally:
+        await engine.dispose()
+
+
+async def flood(bootstrap: str, topic: str, recipient: str, events: list[bytes]) -> None:
+    """The retry records (attempt 2) of ``events`` for ``recipient``, due now, on ``topic``."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512_000)
     await producer.start()
-    ids: set[str] = set()
     try:
         headers = retry_headers(recipient, 2, time.time())
-        futures = []
-        for _ in range(count):
-            event_id, value = make_event("durban")
-            ids.add(event_id)
-            futures.append(await producer.send(topic, value, headers=headers))
+        futures = [await producer.send(topic, value, headers=headers) for value in events]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    return ids
 
 
 def first_attempts(
@@ -134,8 +157,12 @@ def measure(
             command = ["py-spy", "record", "--pid", pid, "--format", "raw", "--duration"]
             command += [duration, "--output", str(profile)]
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        made = [make_event("durban") for _ in range(retries)]
+        ids = {event_id for event_id, _ in made}
+        values = [value for _, value in made]
+        asyncio.run(failed_first_attempts(run.database_url, BACK, values))
         started = time.time()
-        ids = asyncio.run(flood(bootstrap, tier, BACK, retries))
+        asyncio.run(flood(bootstrap, tier, BACK, values))
         loaded = time.time()
         during = steady(bootstrap, run, rate, seconds)
         back = wait_for(sink, run.path(BACK), ids, timeout=900)
