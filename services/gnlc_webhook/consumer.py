@@ -184,6 +184,7 @@ class WebhookConsumer:
         self._background: set[asyncio.Task[None]] = set()
         self._writing = PriorityLock()
         self._sweeper: asyncio.Task[None] | None = None
+        self._releasing: dict[str, asyncio.Lock] = {}  # one release at a time per endpoint
         #: The events being handled, for the receipts the ledger's listeners publish.
         self.subjects = Subjects()
 
@@ -699,7 +700,14 @@ class WebhookConsumer:
     async def _release_held(self, endpoint_id: str) -> None:
         """Schedule an endpoint's held deliveries again, at the attempt they were held at:
         published first, then marked retrying (unless held again meanwhile), so a crash in
-        between sends one twice at worst, and the ledger skips it."""
+        between sends one twice at worst, and the ledger skips it. One release at a time
+        per endpoint (the sweeper's and an ordered key's next), or both would publish the
+        same rows."""
+        releasing = self._releasing.setdefault(endpoint_id, asyncio.Lock())
+        async with releasing:
+            await self._release_held_now(endpoint_id)
+
+    async def _release_held_now(self, endpoint_id: str) -> None:
         for _ in range(100):  # bounded per sweep
             if not (limit := self._release_limit(endpoint_id)):
                 return

@@ -1,5 +1,6 @@
 """An ordered endpoint on the real broker: one partition key's deliveries in order, the
-next held until the one before is settled, other keys not held up."""
+next held until the one before is settled, other keys not held up. On PostgreSQL (the unit
+tests run the same queries on SQLite)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def send(system: System, key: str, *values: bytes) -> None:
     asyncio.run(produce(system.kafka, topic, *values, key=key.encode()))
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_an_ordered_endpoint_gets_a_keys_events_in_order_and_other_keys_meanwhile(
     system: System,
 ) -> None:
