@@ -5,11 +5,12 @@ once. Sent as fast as the tier consumer reads them, they would take the event lo
 database writer and the endpoint's lane from the first attempts of every other endpoint.
 So, while the domain consumer has work (a batch in hand, or one finished within
 ``LINGER`` seconds), the tier consumer keeps a small *share*: ``YIELDING`` (one delivery
-task of at most 100 records at a time: retries still drain, at a few hundred a second or
-more; ``deploy/bench.sh flood`` measures it), and ``FULL`` otherwise (16 tasks of up to 500
-records). Within the channel, the domain batch's writes go before the retries'
-(``PriorityLock``) and its deliveries take a lane's free slot before queued retries
-(``gnlc_webhook.lanes``).
+task of at most 100 records at a time, and after each a rest three times as long as it
+took, so retries take at most a quarter of the time: they still drain, at a quarter or more
+of what they do alone; ``deploy/bench.sh flood`` measures it), and ``FULL`` otherwise (16
+tasks of up to 500 records, no rest). Within the channel, the domain batch's writes go
+before the retries' (``PriorityLock``) and its deliveries take a lane's free slot before
+queued retries (``gnlc_webhook.lanes``).
 
 ``retry_share`` is the pure decision; ``FirstAttempts`` tracks the domain consumer's work.
 """
@@ -30,14 +31,20 @@ LINGER = 0.5
 
 @dataclass(frozen=True)
 class Share:
-    """What the retry tiers may have in hand: delivery tasks in flight, records per task."""
+    """What the retry tiers may have in hand: delivery tasks in flight, records per task,
+    and the rest after a task, as a multiple of the time it took."""
 
     tasks: int
     records: int
+    rest: float = 0.0
+
+    def rest_after(self, took: float) -> float:
+        """Seconds to rest after a delivery task that took ``took`` seconds."""
+        return max(took, 0.0) * self.rest
 
 
 FULL = Share(tasks=16, records=500)
-YIELDING = Share(tasks=1, records=100)
+YIELDING = Share(tasks=1, records=100, rest=3.0)
 
 
 def retry_share(batches: int, idle_for: float, *, linger: float = LINGER) -> Share:

@@ -42,6 +42,8 @@ NOT_BEFORE_HEADER = "x-gnlc-not-before"  # the absolute due time, epoch millisec
 LAST_ERROR_HEADER = "x-gnlc-last-error"
 
 COMMIT_SECONDS = 0.5
+#: the longest rest after a delivery task while first attempts have work (seconds)
+MAX_REST = 5.0
 #: a resumed partition is fetched within this (aiokafka waits for one fetch per broker)
 FETCH_WAIT_MS = 100
 
@@ -299,6 +301,7 @@ class TierReader:
         away): the records stay uncommitted until it succeeds."""
         unique = {(d.recipient, d.attempt, d.value): d for d in (due_record(r) for _, r in items)}
         due = list(unique.values())
+        started = time.monotonic()
         pause = 1.0
         while True:
             try:
@@ -310,6 +313,11 @@ class TierReader:
                 pause = min(pause * 2, 30.0)
         for state, record in items:
             state.finish(record.offset)
+        # while the channel's first attempts have work, the task keeps its slot a while
+        # longer: the retries take only their share of the time (gnlc_core.priority)
+        rest = self._share().rest_after(time.monotonic() - started)
+        if rest > 0:
+            await asyncio.sleep(min(rest, MAX_REST))
 
     async def _move(self, moves: list[tuple[_Partition, Record, str]]) -> None:
         """Publish ready records to the tier that fits them, then mark them finished."""

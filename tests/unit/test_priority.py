@@ -33,6 +33,19 @@ def test_retry_share(batches: int, idle_for: float, expected: Share) -> None:
     assert retry_share(batches, idle_for) == expected
 
 
+@pytest.mark.parametrize(
+    ("share", "took", "rest"),
+    [
+        (FULL, 2.0, 0.0),  # alone: no rest
+        (YIELDING, 0.1, 0.3),  # a quarter of the time at most
+        (YIELDING, 0.0, 0.0),
+        (YIELDING, -1.0, 0.0),  # a clock step back is no rest
+    ],
+)
+def test_the_rest_after_a_task(share: Share, took: float, rest: float) -> None:
+    assert share.rest_after(took) == pytest.approx(rest)
+
+
 def test_the_yielding_share_still_drains_retries() -> None:
     assert YIELDING.tasks >= 1
     assert YIELDING.records >= 1
