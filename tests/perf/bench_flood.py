@@ -5,17 +5,16 @@ The webhook service runs as a child process on the real broker, the cheap HTTP s
 (``tests/perf/sink.py``) in a process of its own, two endpoints on it from a partners file:
 ``ok-0`` (healthy) and ``back-0`` (the one that comes back).
 
-1. quiet: first attempts at ``--rate`` events/s for ``--seconds`` (after a second of
-   warm-up): latency from the send to Kafka to the arrival of ``ok-0``'s delivery at the
-   sink, p50 / p95 / p99 / max;
-2. flood: ``--retries`` retry records for ``back-0`` due now are put on the retry tier the
-   way the service puts them there after failed first attempts (their payloads and ledger
-   rows, ``retrying`` after one request, in the service's database; the records on the
-   ``0s`` tier topic with the recipient, the attempt and the absolute due time in headers,
-   as ``Retrier.schedule_many`` writes them), then first attempts at the same rate for the
-   same time; the figures are those of the first attempts sent while the
-   retries were still arriving at the sink, and the drain is from the first record put on
-   the tier to the last retry's arrival.
+One stream of first attempts at ``--rate`` events/s: a second of warm-up, then
+``--seconds`` of it on a quiet system ("quiet": latency from the send to Kafka to the
+arrival of ``ok-0``'s delivery at the sink, p50 / p95 / p99 / max), then ``--retries``
+retry records for ``back-0`` come due at once while it goes on for ``--seconds`` more
+("flood": the first attempts sent from then until the last retry arrived). The retries are
+put there the way the service puts them after failed first attempts: their payloads and
+ledger rows (``retrying`` after one request) in the service's database, the records on the
+``0s`` tier topic with the recipient, the attempt and the absolute due time in headers, as
+``Retrier.schedule_many`` writes them. The drain is from the first record put on the tier
+to the last retry's arrival.
 
 The ratio is flood p99 / quiet p99 (target at most 2). ``deploy/bench.sh flood`` runs it
 (``python -m tests.perf.bench_flood --help``).
@@ -29,6 +28,7 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -114,13 +114,6 @@ def first_attempts(
     }
 
 
-def steady(bootstrap: str, run: Run, rate: float, seconds: float) -> dict[str, float]:
-    """First attempts at ``rate``: a second of warm-up (not returned), then ``seconds``."""
-    warm, count = int(rate), int(rate * seconds)
-    sent = asyncio.run(produce(bootstrap, run.topic, warm + count, rate))
-    return dict(list(sent.items())[warm:])
-
-
 def wait_for(sink: Sink, path: str, ids: set[str], timeout: float) -> dict[str, float]:
     """Arrival time of each of ``ids`` at ``path`` (those that arrived within ``timeout``)."""
     deadline = time.monotonic() + timeout
@@ -146,31 +139,42 @@ def measure(
     results: dict[str, Any] = {}
     with Run(bootstrap, tmp, sink, database, env, seeded=[HEALTHY, BACK]) as run:
         run.settle()
-        quiet = steady(bootstrap, run, rate, seconds)
-        wait_for(sink, run.path(HEALTHY), set(quiet), timeout=300)
-        results["quiet"] = first_attempts(run, quiet, sink.arrivals(run.path(HEALTHY)), time.time())
-
+        made = [make_event("durban") for _ in range(retries)]
+        ids = {event_id for event_id, _ in made}
+        values = [value for _, value in made]
+        asyncio.run(failed_first_attempts(run.database_url, BACK, values))
         tier = Topics(run.prefix).retry_tier("webhook", 0.0)
+        # one stream of first attempts: a second of warm-up, ``seconds`` quiet, then the
+        # retries come due while it goes on for ``seconds`` more
+        warm, count = int(rate), int(rate * seconds)
+        box: dict[str, dict[str, float]] = {}
+
+        def stream() -> None:
+            box["sent"] = asyncio.run(produce(bootstrap, run.topic, warm + 2 * count, rate))
+
+        producer = threading.Thread(target=stream)
+        producer.start()
+        time.sleep(1 + seconds)
         spy = None
         if profile is not None and run.service.proc is not None:  # py-spy, if installed
             pid, duration = str(run.service.proc.pid), str(int(seconds) + 15)
             command = ["py-spy", "record", "--pid", pid, "--format", "raw", "--duration"]
             command += [duration, "--output", str(profile)]
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        made = [make_event("durban") for _ in range(retries)]
-        ids = {event_id for event_id, _ in made}
-        values = [value for _, value in made]
-        asyncio.run(failed_first_attempts(run.database_url, BACK, values))
         started = time.time()
         asyncio.run(flood(bootstrap, tier, BACK, values))
         loaded = time.time()
-        during = steady(bootstrap, run, rate, seconds)
+        producer.join()
+        sent = list(box["sent"].items())[warm:]
+        quiet = {event_id: at for event_id, at in sent if at < started}
+        during = {event_id: at for event_id, at in sent if at >= started}
         back = wait_for(sink, run.path(BACK), ids, timeout=900)
         drained = max(back.values()) if back else float("nan")
-        wait_for(sink, run.path(HEALTHY), set(during), timeout=300)
+        wait_for(sink, run.path(HEALTHY), {event_id for event_id, _ in sent}, timeout=300)
         if spy is not None:
             spy.wait()
         arrivals = sink.arrivals(run.path(HEALTHY))
+        results["quiet"] = first_attempts(run, quiet, arrivals, float("inf"))
         results["flood"] = first_attempts(run, during, arrivals, drained)
         results["flood_all"] = first_attempts(run, during, arrivals, float("inf"))
         results["retries"] = {
