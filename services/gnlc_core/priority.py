@@ -4,11 +4,13 @@ An endpoint that comes back after an outage may have tens of thousands of retrie
 once. Sent as fast as the tier consumer reads them, they would take the event loop, the
 database writer and the endpoint's lane from the first attempts of every other endpoint.
 So, while the domain consumer has work (a batch in hand, or one finished within
-``LINGER`` seconds), the tier consumer keeps a small *share*: ``YIELDING`` (one delivery
-task of at most 100 records at a time, and after each a rest three times as long as it
-took, so retries take at most a quarter of the time: they still drain, at a quarter or more
-of what they do alone; ``deploy/bench.sh flood`` measures it), and ``FULL`` otherwise (16
-tasks of up to 500 records, no rest). Within the channel, the domain batch's writes go
+``LINGER`` seconds), the tier consumer keeps a small *share* of a backlog: ``YIELDING`` (one
+delivery task of 100 records at a time, and after each a rest three times as long as it
+took, up to a second, so retries take at most about a quarter of the time: they still
+drain, at a quarter or more of what they do alone; ``deploy/bench.sh flood`` measures it),
+and ``FULL`` otherwise (16 tasks of up to 500 records, no rest). A poll that brings fewer
+records than the share (no backlog) is delivered at once, as always, so a retry is not
+late because first attempts are busy. Within the channel, the domain batch's writes go
 before the retries' (``PriorityLock``) and its deliveries take a lane's free slot before
 queued retries (``gnlc_webhook.lanes``).
 

@@ -5,9 +5,10 @@ tier topic, which follows ``gnlc_core.ladder`` for each record it reads.
   pauses the partition until it is ready, and keeps polling (and its group membership)
   meanwhile.
 - Records that are due go to the channel's ``deliver`` in a task of their own, so a slow
-  delivery never delays the next due record; at most ``max_in_flight`` such tasks run, and
-  fewer, with fewer records each, while the channel's first attempts have work
-  (``share``: ``gnlc_core.priority``).
+  delivery never delays the next due record; at most ``max_in_flight`` such tasks run. A
+  backlog (a poll that brings the share's full count of records) goes in fewer tasks, of
+  fewer records, resting after each, while the channel's first attempts have work
+  (``share``: ``gnlc_core.priority``); a few due records go at once, as always.
 - Records due within the shortest tier wait in memory; records that are ready but not due
   move on to the tier that fits what is left (published, then committed here).
 
@@ -43,7 +44,7 @@ LAST_ERROR_HEADER = "x-gnlc-last-error"
 
 COMMIT_SECONDS = 0.5
 #: the longest rest after a delivery task while first attempts have work (seconds)
-MAX_REST = 5.0
+MAX_REST = 1.0
 #: a resumed partition is fetched within this (aiokafka waits for one fetch per broker)
 FETCH_WAIT_MS = 100
 
@@ -157,6 +158,9 @@ class TierReader:
         self._loop_task: asyncio.Task[None] | None = None
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: the tasks of a full share of records (a backlog): only these are bounded by the
+        #: share and rest after they finish; a few due records go at once, as always
+        self._full: set[asyncio.Task[None]] = set()
         self._held_due: list[tuple[_Partition, Record]] = []
         self._last_commit = 0.0
         self._joined = asyncio.Event()
@@ -221,7 +225,8 @@ class TierReader:
         consumer = self._consumer
         assert consumer is not None
         share = self._share()
-        while len(self._tasks) >= min(share.tasks, self._max_in_flight):  # back-pressure
+        # back-pressure: deliveries in flight, and backlog tasks beyond the share
+        while len(self._tasks) >= self._max_in_flight or len(self._full) >= share.tasks:
             await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
             share = self._share()
         batch: dict[TopicPartition, list[Record]] = await consumer.getmany(
@@ -291,11 +296,17 @@ class TierReader:
             self._deliver(held)
 
     def _deliver(self, items: list[tuple[_Partition, Record]]) -> None:
-        task = asyncio.create_task(self._deliver_task(items))
+        full = len(items) >= self._share().records
+        task = asyncio.create_task(self._deliver_task(items, full=full))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if full:
+            self._full.add(task)
+            task.add_done_callback(self._full.discard)
 
-    async def _deliver_task(self, items: list[tuple[_Partition, Record]]) -> None:
+    async def _deliver_task(
+        self, items: list[tuple[_Partition, Record]], *, full: bool = False
+    ) -> None:
         """Hand due records to the channel (once each: a record read twice after a crash is
         one delivery), trying again after a pause if it fails (the database or the broker
         away): the records stay uncommitted until it succeeds."""
@@ -313,9 +324,9 @@ class TierReader:
                 pause = min(pause * 2, 30.0)
         for state, record in items:
             state.finish(record.offset)
-        # while the channel's first attempts have work, the task keeps its slot a while
-        # longer: the retries take only their share of the time (gnlc_core.priority)
-        rest = self._share().rest_after(time.monotonic() - started)
+        # a backlog's task, while the channel's first attempts have work, keeps its slot a
+        # while longer: the retries take only their share of the time (gnlc_core.priority)
+        rest = self._share().rest_after(time.monotonic() - started) if full else 0.0
         if rest > 0:
             await asyncio.sleep(min(rest, MAX_REST))
 
