@@ -152,15 +152,15 @@ class TierReader:
         self._ladder = ladder
         self._batch_size = batch_size
         self._max_in_flight = max_in_flight
-        self._share = share or (lambda: Share(max_in_flight, batch_size))
+        self._share = share or (lambda: Share(max_in_flight, max_in_flight * batch_size))
         self._clock = clock
         self._consumer: AIOKafkaConsumer | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        #: the tasks of a full share of records (a backlog): only these are bounded by the
-        #: share and rest after they finish; a few due records go at once, as always
-        self._full: set[asyncio.Task[None]] = set()
+        #: due records being delivered: bounded by the share (a backlog reaches it, a few due
+        #: records do not and go at once, as always)
+        self._records = 0
         self._held_due: list[tuple[_Partition, Record]] = []
         self._last_commit = 0.0
         self._joined = asyncio.Event()
@@ -225,10 +225,12 @@ class TierReader:
         consumer = self._consumer
         assert consumer is not None
         share = self._share()
-        # back-pressure: deliveries in flight, and backlog tasks beyond the share
-        while len(self._tasks) >= self._max_in_flight or len(self._full) >= share.tasks:
+        # back-pressure: deliveries in flight, and records beyond the share
+        tasks = min(share.tasks, self._max_in_flight)
+        while len(self._tasks) >= tasks or self._records >= share.records:
             await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
             share = self._share()
+            tasks = min(share.tasks, self._max_in_flight)
         batch: dict[TopicPartition, list[Record]] = await consumer.getmany(
             timeout_ms=500, max_records=min(share.records, self._batch_size)
         )
@@ -296,13 +298,11 @@ class TierReader:
             self._deliver(held)
 
     def _deliver(self, items: list[tuple[_Partition, Record]]) -> None:
-        full = len(items) >= self._share().records
+        self._records += len(items)
+        full = self._records >= self._share().records  # a backlog: this task rests after
         task = asyncio.create_task(self._deliver_task(items, full=full))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        if full:
-            self._full.add(task)
-            task.add_done_callback(self._full.discard)
 
     async def _deliver_task(
         self, items: list[tuple[_Partition, Record]], *, full: bool = False
@@ -324,11 +324,14 @@ class TierReader:
                 pause = min(pause * 2, 30.0)
         for state, record in items:
             state.finish(record.offset)
-        # a backlog's task, while the channel's first attempts have work, keeps its slot a
-        # while longer: the retries take only their share of the time (gnlc_core.priority)
+        # a backlog's task, while the channel's first attempts have work, keeps its records
+        # counted a while longer: the retries take only their share of the time
         rest = self._share().rest_after(time.monotonic() - started) if full else 0.0
-        if rest > 0:
-            await asyncio.sleep(min(rest, MAX_REST))
+        try:
+            if rest > 0:
+                await asyncio.sleep(min(rest, MAX_REST))
+        finally:
+            self._records -= len(items)
 
     async def _move(self, moves: list[tuple[_Partition, Record, str]]) -> None:
         """Publish ready records to the tier that fits them, then mark them finished."""
