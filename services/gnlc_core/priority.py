@@ -4,13 +4,14 @@ An endpoint that comes back after an outage may have tens of thousands of retrie
 once. Sent as fast as the tier consumer reads them, they would take the event loop, the
 database writer and the endpoint's lane from the first attempts of every other endpoint.
 So, while the domain consumer has work (a batch in hand, or one finished within
-``LINGER`` seconds), the tier consumer keeps a small *share*: ``YIELDING`` (100 due records
-being delivered at most, and a task that reaches them, a backlog, rests three times as long
-as it took, up to a second, before it counts them off: retries take about a quarter of the
-time at most, and still drain, at a quarter or more of what they do alone; ``deploy/bench.sh
-flood`` measures it), and ``FULL`` otherwise (16 tasks of up to 500 records, no rest). A few
-due records never reach the share: they go at once, as always, so a retry is not late
-because first attempts are busy. Within the channel, the domain batch's writes go
+``LINGER`` seconds), the tier consumer keeps a small *share*: ``YIELDING`` (one delivery
+task of at most 100 records at a time, and after each a rest three times as long as it
+took, a second at most, so retries take at most a quarter of the time: they still drain, at
+a quarter or more of what they do alone; ``deploy/bench.sh flood`` measures it), and
+``FULL`` otherwise (16 tasks of up to 500 records, no rest). The price: while first attempts
+have work, a retry that comes due may wait for the one task in hand and its rest (a few
+milliseconds behind a fast endpoint; up to the hand-off time and a second behind a slow
+one). Within the channel, the domain batch's writes go
 before the retries' (``PriorityLock``) and its deliveries take a lane's free slot before
 queued retries (``gnlc_webhook.lanes``).
 
@@ -33,8 +34,8 @@ LINGER = 0.5
 
 @dataclass(frozen=True)
 class Share:
-    """What the retry tiers may have in hand: delivery tasks, due records being delivered,
-    and the rest after a task that reached the records, as a multiple of the time it took."""
+    """What the retry tiers may have in hand: delivery tasks in flight, records per task,
+    and the rest after a task, as a multiple of the time it took."""
 
     tasks: int
     records: int
@@ -45,8 +46,8 @@ class Share:
         return max(took, 0.0) * self.rest
 
 
-FULL = Share(tasks=16, records=16 * 500)
-YIELDING = Share(tasks=16, records=100, rest=3.0)
+FULL = Share(tasks=16, records=500)
+YIELDING = Share(tasks=1, records=100, rest=3.0)
 
 
 def retry_share(batches: int, idle_for: float, *, linger: float = LINGER) -> Share:

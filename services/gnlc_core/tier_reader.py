@@ -5,10 +5,9 @@ tier topic, which follows ``gnlc_core.ladder`` for each record it reads.
   pauses the partition until it is ready, and keeps polling (and its group membership)
   meanwhile.
 - Records that are due go to the channel's ``deliver`` in a task of their own, so a slow
-  delivery never delays the next due record; at most ``max_in_flight`` such tasks run. A
-  backlog (a poll that brings the share's full count of records) goes in fewer tasks, of
-  fewer records, resting after each, while the channel's first attempts have work
-  (``share``: ``gnlc_core.priority``); a few due records go at once, as always.
+  delivery never delays the next due record; at most ``max_in_flight`` such tasks run, and
+  fewer, with fewer records each, while the channel's first attempts have work
+  (``share``: ``gnlc_core.priority``).
 - Records due within the shortest tier wait in memory; records that are ready but not due
   move on to the tier that fits what is left (published, then committed here).
 
@@ -152,15 +151,12 @@ class TierReader:
         self._ladder = ladder
         self._batch_size = batch_size
         self._max_in_flight = max_in_flight
-        self._share = share or (lambda: Share(max_in_flight, max_in_flight * batch_size))
+        self._share = share or (lambda: Share(max_in_flight, batch_size))
         self._clock = clock
         self._consumer: AIOKafkaConsumer | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        #: due records being delivered: bounded by the share (a backlog reaches it, a few due
-        #: records do not and go at once, as always)
-        self._records = 0
         self._held_due: list[tuple[_Partition, Record]] = []
         self._last_commit = 0.0
         self._joined = asyncio.Event()
@@ -225,12 +221,9 @@ class TierReader:
         consumer = self._consumer
         assert consumer is not None
         share = self._share()
-        # back-pressure: deliveries in flight, and records beyond the share
-        tasks = min(share.tasks, self._max_in_flight)
-        while len(self._tasks) >= tasks or self._records >= share.records:
+        while len(self._tasks) >= min(share.tasks, self._max_in_flight):  # back-pressure
             await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
             share = self._share()
-            tasks = min(share.tasks, self._max_in_flight)
         batch: dict[TopicPartition, list[Record]] = await consumer.getmany(
             timeout_ms=500, max_records=min(share.records, self._batch_size)
         )
@@ -298,15 +291,11 @@ class TierReader:
             self._deliver(held)
 
     def _deliver(self, items: list[tuple[_Partition, Record]]) -> None:
-        self._records += len(items)
-        full = self._records >= self._share().records  # a backlog: this task rests after
-        task = asyncio.create_task(self._deliver_task(items, full=full))
+        task = asyncio.create_task(self._deliver_task(items))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver_task(
-        self, items: list[tuple[_Partition, Record]], *, full: bool = False
-    ) -> None:
+    async def _deliver_task(self, items: list[tuple[_Partition, Record]]) -> None:
         """Hand due records to the channel (once each: a record read twice after a crash is
         one delivery), trying again after a pause if it fails (the database or the broker
         away): the records stay uncommitted until it succeeds."""
@@ -324,14 +313,11 @@ class TierReader:
                 pause = min(pause * 2, 30.0)
         for state, record in items:
             state.finish(record.offset)
-        # a backlog's task, while the channel's first attempts have work, keeps its records
-        # counted a while longer: the retries take only their share of the time
-        rest = self._share().rest_after(time.monotonic() - started) if full else 0.0
-        try:
-            if rest > 0:
-                await asyncio.sleep(min(rest, MAX_REST))
-        finally:
-            self._records -= len(items)
+        # while the channel's first attempts have work, the task keeps its slot a while
+        # longer: the retries take only their share of the time (gnlc_core.priority)
+        rest = self._share().rest_after(time.monotonic() - started)
+        if rest > 0:
+            await asyncio.sleep(min(rest, MAX_REST))
 
     async def _move(self, moves: list[tuple[_Partition, Record, str]]) -> None:
         """Publish ready records to the tier that fits them, then mark them finished."""
