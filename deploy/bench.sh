@@ -5,6 +5,7 @@
 #   deploy/bench.sh pipeline [ARGS]  both consumers' throughput and latency (--events, --rate, --seconds)
 #   deploy/bench.sh email [ARGS]     email renders alone, and throughput to an SMTP sink
 #   deploy/bench.sh webhook [ARGS]   webhook throughput, latency at 500/s, a timing-out endpoint
+#   deploy/bench.sh flood [ARGS]     webhook first-attempt latency beside 50,000 retries due at once
 #   deploy/bench.sh http [ARGS]      the webhook HTTP client alone: CPU per request, by transport
 #   deploy/bench.sh scheduler        scheduler start, lateness and burst (SQLite and PostgreSQL)
 #   deploy/bench.sh restart [ARGS]   email and webhook: start to ready, resume after kill -9 (--rounds)
@@ -14,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deploy/setup.sh
 what=all
 case ${1:-} in
-  all | pipeline | email | webhook | http | scheduler | restart | cluster) what=$1; shift ;;
+  all | pipeline | email | webhook | flood | http | scheduler | restart | cluster) what=$1; shift ;;
 esac
 run() {
   if [[ $what == all || $what == pipeline ]]; then
@@ -25,6 +26,9 @@ run() {
   fi
   if [[ $what == all || $what == webhook ]]; then
     .venv/bin/python -m tests.perf.bench_webhook "$@"
+  fi
+  if [[ $what == all || $what == flood ]]; then
+    .venv/bin/python -m tests.perf.bench_flood "$@"
   fi
   if [[ $what == all || $what == http ]]; then
     .venv/bin/python -m tests.perf.bench_http "$@"

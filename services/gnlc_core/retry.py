@@ -33,6 +33,7 @@ from gnlc_core.events import MAX_TRACEPARENT_CHARS
 from gnlc_core.kafka import PRODUCER_BATCH_BYTES, RECIPIENT_HEADER, Topics, publish_dead_letter
 from gnlc_core.ladder import LADDER, tier_for
 from gnlc_core.logs import get_logger
+from gnlc_core.priority import Share
 from gnlc_core.tier_reader import (
     ATTEMPT_HEADER,
     LAST_ERROR_HEADER,
@@ -248,10 +249,17 @@ class Retrier:
             await self._broker.publish_batch(*chunk, topic=topic, headers=headers)
 
     def subscribe(
-        self, deliver: DeliverMany, *, bootstrap_servers: str, batch_size: int = 500
+        self,
+        deliver: DeliverMany,
+        *,
+        bootstrap_servers: str,
+        batch_size: int = 500,
+        share: Callable[[], Share] | None = None,
     ) -> None:
         """Set up the consumer of every tier topic of the channel (``start`` starts it):
-        ``deliver`` gets the records that are due, and they are committed once it returns."""
+        ``deliver`` gets the records that are due, and they are committed once it returns;
+        ``share`` bounds what it has in hand (``gnlc_core.priority``: less while the
+        channel's first attempts have work)."""
         self._reader = TierReader(
             bootstrap_servers=bootstrap_servers,
             group_id=self._topics.group(f"{self._channel}-retry"),
@@ -261,6 +269,7 @@ class Retrier:
             tier_topic=self._tier_topic,
             ladder=self._ladder,
             batch_size=batch_size,
+            share=share,
         )
 
     async def start(self) -> None:

@@ -5,7 +5,9 @@ tier topic, which follows ``gnlc_core.ladder`` for each record it reads.
   pauses the partition until it is ready, and keeps polling (and its group membership)
   meanwhile.
 - Records that are due go to the channel's ``deliver`` in a task of their own, so a slow
-  delivery never delays the next due record; at most ``max_in_flight`` such tasks run.
+  delivery never delays the next due record; at most ``max_in_flight`` such tasks run, and
+  fewer, with fewer records each, while the channel's first attempts have work
+  (``share``: ``gnlc_core.priority``).
 - Records due within the shortest tier wait in memory; records that are ready but not due
   move on to the tier that fits what is left (published, then committed here).
 
@@ -30,6 +32,7 @@ from aiokafka.structs import OffsetAndMetadata
 from gnlc_core.kafka import GROUP_HEARTBEAT_MS, GROUP_SESSION_MS, RECIPIENT_HEADER
 from gnlc_core.ladder import LADDER, Action, next_step, ready_at, tier_of_topic
 from gnlc_core.logs import get_logger
+from gnlc_core.priority import Share
 from gnlc_core.tracing import FIRST_ATTEMPT_HEADER
 
 log = get_logger(__name__)
@@ -39,6 +42,8 @@ NOT_BEFORE_HEADER = "x-gnlc-not-before"  # the absolute due time, epoch millisec
 LAST_ERROR_HEADER = "x-gnlc-last-error"
 
 COMMIT_SECONDS = 0.5
+#: the longest rest after a delivery task while first attempts have work (seconds)
+MAX_REST = 1.0
 #: a resumed partition is fetched within this (aiokafka waits for one fetch per broker)
 FETCH_WAIT_MS = 100
 
@@ -134,6 +139,7 @@ class TierReader:
         ladder: tuple[float, ...] = LADDER,
         batch_size: int = 500,
         max_in_flight: int = 16,
+        share: Callable[[], Share] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._bootstrap = bootstrap_servers
@@ -145,6 +151,7 @@ class TierReader:
         self._ladder = ladder
         self._batch_size = batch_size
         self._max_in_flight = max_in_flight
+        self._share = share or (lambda: Share(max_in_flight, batch_size))
         self._clock = clock
         self._consumer: AIOKafkaConsumer | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -213,10 +220,12 @@ class TierReader:
     async def _poll_once(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        while len(self._tasks) >= self._max_in_flight:  # back-pressure from deliveries
+        share = self._share()
+        while len(self._tasks) >= min(share.tasks, self._max_in_flight):  # back-pressure
             await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+            share = self._share()
         batch: dict[TopicPartition, list[Record]] = await consumer.getmany(
-            timeout_ms=500, max_records=self._batch_size
+            timeout_ms=500, max_records=min(share.records, self._batch_size)
         )
         now = self._clock()
         due: list[tuple[_Partition, Record]] = []
@@ -292,6 +301,7 @@ class TierReader:
         away): the records stay uncommitted until it succeeds."""
         unique = {(d.recipient, d.attempt, d.value): d for d in (due_record(r) for _, r in items)}
         due = list(unique.values())
+        started = time.monotonic()
         pause = 1.0
         while True:
             try:
@@ -303,6 +313,11 @@ class TierReader:
                 pause = min(pause * 2, 30.0)
         for state, record in items:
             state.finish(record.offset)
+        # while the channel's first attempts have work, the task keeps its slot a while
+        # longer: the retries take only their share of the time (gnlc_core.priority)
+        rest = self._share().rest_after(time.monotonic() - started)
+        if rest > 0:
+            await asyncio.sleep(min(rest, MAX_REST))
 
     async def _move(self, moves: list[tuple[_Partition, Record, str]]) -> None:
         """Publish ready records to the tier that fits them, then mark them finished."""

@@ -63,6 +63,7 @@ from gnlc_webhook.validation import (
     EventTypes,
     Instant,
     Name,
+    Ordered,
     Problem,
     Rate,
     Regions,
@@ -241,7 +242,7 @@ class EndpointIn(EndpointFields):
     )
 
 
-_NOT_NULLABLE = ("url", "event_types", "description")
+_NOT_NULLABLE = ("url", "event_types", "description", "ordered")
 
 
 def _patch_schema(schema: dict[str, Any]) -> None:
@@ -268,6 +269,7 @@ class EndpointPatch(_In):
     description: Description | None = None
     max_concurrency: Concurrency | None = None
     rate_per_second: Rate | None = None
+    ordered: Ordered | None = None
 
     @field_validator(*_NOT_NULLABLE)
     @classmethod
@@ -300,6 +302,7 @@ class EndpointOut(BaseModel):
     failing_since: Timestamp | None
     max_concurrency: int | None
     rate_per_second: float | None
+    ordered: bool = Field(description="One partition key's deliveries in order.")
     previous_secret_expires_at: Timestamp | None
     created_at: Timestamp
     updated_at: Timestamp
@@ -321,6 +324,7 @@ class EndpointOut(BaseModel):
             failing_since=row.failing_since,
             max_concurrency=row.max_concurrency,
             rate_per_second=row.rate_per_second,
+            ordered=row.ordered,
             previous_secret_expires_at=row.previous_secret_expires_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -605,6 +609,7 @@ def api_router(
             secret=new_secret(body.signature),
             max_concurrency=body.max_concurrency,
             rate_per_second=body.rate_per_second,
+            ordered=body.ordered,
         )
         await store.insert_endpoint(row)
         await registry.refresh()
@@ -622,7 +627,8 @@ def api_router(
     async def edit_endpoint(
         endpoint_id: EndpointId, body: EndpointPatch, who: Caller
     ) -> EndpointOut:
-        """Change the URL, event types, filter, description or limits."""
+        """Change the URL, event types, filter, description, limits or order (switched off,
+        no delivery waits for another any more)."""
         row = await owned(endpoint_id, who)
         changes: dict[str, Any] = body.model_dump(exclude_unset=True)
         await refuse_problems(
@@ -633,7 +639,10 @@ def api_router(
         for name in ("event_types", "regions", "cities"):
             if name in changes:
                 changes[name] = tuple(dict.fromkeys(changes[name] or ()))
+        unordered = row.ordered and changes.get("ordered") is False
         row = await store.save_endpoint(replace(row, **changes))
+        if unordered:
+            await store.clear_order(endpoint_id)
         await registry.refresh()
         return EndpointOut.of(row)
 

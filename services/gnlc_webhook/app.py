@@ -27,6 +27,7 @@ from gnlc_core.lag import Group, watch_lag
 from gnlc_core.logs import get_logger
 from gnlc_core.membership import Membership
 from gnlc_core.metrics import NoticeMetrics, ServiceMetrics
+from gnlc_core.priority import FirstAttempts
 from gnlc_core.receipts import ReceiptPublisher
 from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_core.service import build_app, health_router, worker_settings
@@ -163,6 +164,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
 
     commits = Commits()
     fence = Fence()
+    first_attempts = FirstAttempts()  # the retry tiers yield to them
     membership = Membership(commits.listener(also=fence.drop))
 
     async def handle_batch(message: KafkaMessage) -> None:
@@ -170,7 +172,8 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
         offsets = next_offsets(records)
         try:
-            await consumer.handle_batch(message, fence)
+            with first_attempts.handling():
+                await consumer.handle_batch(message, fence)
         except Exception:
             fence.drop(offsets)  # some of the batch may be handled: check it all next time
             await message.nack()  # read the batch again rather than commit past it
@@ -193,7 +196,11 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         session_timeout_ms=GROUP_SESSION_MS,
         heartbeat_interval_ms=GROUP_HEARTBEAT_MS,
     )(handle_batch)
-    retrier.subscribe(deliver_due, bootstrap_servers=settings.kafka_bootstrap_servers)
+    retrier.subscribe(
+        deliver_due,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        share=first_attempts.share,
+    )
 
     async def start() -> None:
         tiers = asyncio.create_task(retrier.start())  # joins its group meanwhile

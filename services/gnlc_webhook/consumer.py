@@ -18,6 +18,14 @@ Over an endpoint's rate limit, a delivery is sent later at the same attempt ("en
 busy"). The log rows, ledger rows, payloads and endpoint changes of a
 batch are written in one transaction before the commit.
 
+An endpoint that is ``ordered`` takes one partition key's deliveries one at a time: they
+are numbered in the database before any is sent, one behind an earlier delivery of its key
+that is not settled is held, and it is released once that one is (``_in_order``).
+
+First attempts go before retries: a lane's free slot goes to a delivery from the domain
+topics before queued retries, and a domain batch's writes before the retries' (the retry
+tiers also keep a smaller share while the domain consumer has work: ``gnlc_core.priority``).
+
 Every decision is taken by ``gnlc_webhook.policy`` (pure functions, table-driven tests);
 this module carries them out. The ledger's ``attempts`` is the number of requests actually
 made (``policy.requests_made``).
@@ -49,8 +57,9 @@ from gnlc_core.consumer import always, dead_letter, decode
 from gnlc_core.events import encode_event
 from gnlc_core.fence import Fence
 from gnlc_core.kafka import Topics, publish_dead_letter
-from gnlc_core.ledger import Ledger, Notice, Status
+from gnlc_core.ledger import TERMINAL, Ledger, Notice, Status
 from gnlc_core.logs import get_logger
+from gnlc_core.priority import PriorityLock
 from gnlc_core.receipts import Subjects
 from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_webhook import policy
@@ -114,6 +123,8 @@ class Job:
     #: attempt's span (``traceparent``), which a retry's span links to.
     trace: Context | None = None
     first_attempt: str | None = None
+    #: From the domain topics (not the retry tiers): goes first for a slot in its lane.
+    fresh: bool = False
 
     def release(self) -> None:
         if not self.released:
@@ -134,6 +145,8 @@ class Results:
     # together per (endpoint, attempt, reason): (delay, jobs)
     deferred: dict[tuple[str, int, str], tuple[float, list[Job]]] = field(default_factory=dict)
     endpoint_changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: a batch from the domain topics: its writes go before the retries'
+    first: bool = False
 
     def __bool__(self) -> bool:
         return bool(
@@ -169,8 +182,9 @@ class WebhookConsumer:
         self._clock = clock
         self._lanes: dict[str, Lane] = {}
         self._background: set[asyncio.Task[None]] = set()
-        self._writing = asyncio.Lock()
+        self._writing = PriorityLock()
         self._sweeper: asyncio.Task[None] | None = None
+        self._releasing: dict[str, asyncio.Lock] = {}  # one release at a time per endpoint
         #: The events being handled, for the receipts the ledger's listeners publish.
         self.subjects = Subjects()
 
@@ -198,7 +212,7 @@ class WebhookConsumer:
         maybe_handled: Sequence[bool],
         spans: tracing.Processing,
     ) -> None:
-        results = Results()
+        results = Results(first=True)
         jobs: list[Job] = []
         to_check: list[Job] = []
         parked: list[Awaitable[None]] = []
@@ -217,7 +231,9 @@ class WebhookConsumer:
             )
             body = encode_event(event)
             results.messages.append(StoredMessage(event.id, event.type, body.decode()))
-            added = [Job(event, body, record.key, e.id, 1, trace=trace) for e in subscribed]
+            added = [
+                Job(event, body, record.key, e.id, 1, trace=trace, fresh=True) for e in subscribed
+            ]
             jobs.extend(added)
             if handled_before:
                 to_check.extend(added)
@@ -225,6 +241,7 @@ class WebhookConsumer:
             await asyncio.gather(*parked)
         settled = await self._ledger.settled_many((j.event.id, j.endpoint_id) for j in to_check)
         jobs = [j for j in jobs if (j.event.id, j.endpoint_id) not in settled]
+        jobs = await self._in_order(jobs, results, number=True)
         await self._run(jobs, results)
         await self._write(results)
 
@@ -273,6 +290,7 @@ class WebhookConsumer:
                 await self._give_up(job, policy.on_due(job.attempt, self._schedule, last), results)
             else:
                 to_run.append(job)
+        to_run = await self._in_order(to_run, results, number=False, resends=forced)
         await self._run(to_run, results)
         await self._write(results)
 
@@ -286,6 +304,57 @@ class WebhookConsumer:
                 await self._sweeper
         if self._background:
             await asyncio.wait(list(self._background), timeout=self._limits.handoff + 5)
+
+    # the order of a partition key's deliveries ---------------------------------------
+
+    def _ordered(self, endpoint_id: str) -> bool:
+        endpoint = self._registry.get(endpoint_id)
+        return endpoint is not None and endpoint.ordered
+
+    async def _in_order(
+        self,
+        jobs: list[Job],
+        results: Results,
+        *,
+        number: bool,
+        resends: set[tuple[str, str]] | None = None,
+    ) -> list[Job]:
+        """The deliveries that may go as far as their key's order goes. Those to an ordered
+        endpoint are numbered first when they come from the domain topics (``number``: in
+        the batch's order, after every one numbered before; committed before any is sent,
+        so a crash cannot reorder them), and any behind an earlier delivery of its key not
+        settled yet is held (``policy.in_order``); it is released once that one is settled
+        (``_write``), or by the sweeper after a crash."""
+        ordered = [job for job in jobs if self._ordered(job.endpoint_id)]
+        if not ordered:
+            return jobs
+        pairs = [(job.endpoint_id, job.event.id) for job in ordered]
+        writing = self._writing.hold(urgent=results.first)
+        async with writing, self._store.engine.begin() as connection:
+            if number:
+                await self._store.queue_in_order(
+                    [(job.endpoint_id, job.event.partitionkey, job.event.id) for job in ordered],
+                    connection=connection,
+                )
+            places = await self._store.key_places(pairs, connection=connection)
+        behind: set[Job] = set()
+        for job, pair in zip(ordered, pairs, strict=True):
+            own, first = places.get(pair, (None, None))
+            resend = resends is not None and (job.event.id, job.endpoint_id) in resends
+            decision = policy.in_order(policy.key_place(own, first), resend=resend)
+            if decision.action is not Action.SEND:
+                self._put_aside(job, decision, results)
+                behind.add(job)
+        return [job for job in jobs if job not in behind] if behind else jobs
+
+    async def _release_in_order(self, endpoint_ids: Sequence[str]) -> None:
+        """After deliveries to ordered endpoints were settled or held: release the held
+        deliveries now first of their key (the sweeper does it too, later, if this fails)."""
+        for endpoint_id in endpoint_ids:
+            try:
+                await self._release_held(endpoint_id)
+            except Exception:  # the database or the broker away: the sweeper, later
+                log.exception("releasing the next deliveries of a key failed", endpoint=endpoint_id)
 
     # running deliveries ---------------------------------------------------------------
 
@@ -396,7 +465,7 @@ class WebhookConsumer:
         if decision.action is not Action.SEND:
             job.phase = Phase.SETTLING
             return self._put_aside(job, decision, results)
-        await lane.acquire()
+        await lane.acquire(first=job.fresh)
         job.phase = Phase.SENDING
         job.deadline = time.monotonic() + self._limits.timeout
         if policy.hand_off_at_once(lane, job.handed_off):
@@ -615,6 +684,7 @@ class WebhookConsumer:
         while True:  # the service's lifetime: cancelled by ``drain``
             await asyncio.sleep(self._limits.hold_check)
             try:
+                await self._store.prune_order()
                 for endpoint_id in await self._store.endpoints_holding():
                     await self._release_held(endpoint_id)
             except Exception:  # the database or the broker away: next time
@@ -630,7 +700,14 @@ class WebhookConsumer:
     async def _release_held(self, endpoint_id: str) -> None:
         """Schedule an endpoint's held deliveries again, at the attempt they were held at:
         published first, then marked retrying (unless held again meanwhile), so a crash in
-        between sends one twice at worst, and the ledger skips it."""
+        between sends one twice at worst, and the ledger skips it. One release at a time
+        per endpoint (the sweeper's and an ordered key's next), or both would publish the
+        same rows."""
+        releasing = self._releasing.setdefault(endpoint_id, asyncio.Lock())
+        async with releasing:
+            await self._release_held_now(endpoint_id)
+
+    async def _release_held_now(self, endpoint_id: str) -> None:
         for _ in range(100):  # bounded per sweep
             if not (limit := self._release_limit(endpoint_id)):
                 return
@@ -752,14 +829,24 @@ class WebhookConsumer:
         for _, values in changes:
             if isinstance(values.get("state"), State):
                 values["state"] = values["state"].value
+        # ordered endpoints: settled deliveries leave their key's order, and the next of
+        # each key is released once this is written
+        in_order = [n for n in results.notices if self._ordered(n.recipient)]
+        settled = [(n.recipient, n.event_id) for n in in_order if n.status in TERMINAL]
         # one write transaction at a time: SQLite takes one writer, and a second one would
-        # sleep in its busy handler (tens of milliseconds a turn) rather than queue
-        async with self._writing, self._store.engine.begin() as connection:
+        # sleep in its busy handler (tens of milliseconds a turn) rather than queue; a
+        # batch of first attempts goes before the retries' (gnlc_core.priority)
+        writing = self._writing.hold(urgent=results.first)
+        async with writing, self._store.engine.begin() as connection:
             await self._store.add_messages(results.messages, connection=connection)
             await self._ledger.record_many(results.notices, connection=connection)
             await self._store.add_attempts(results.attempts, connection=connection)
             await self._store.close_attempts(results.finished, connection=connection)
             await self._store.set_states(changes, connection=connection)
+            await self._store.forget_order(settled, connection=connection)
+        touched = [n.recipient for n in in_order if n.status in TERMINAL or n.status is Status.HELD]
+        if touched:
+            await self._release_in_order(list(dict.fromkeys(touched)))
 
 
 def http_outcome(span: Span, answer: int | str, outcome: Outcome) -> None:

@@ -4,6 +4,10 @@ whether it asked us to back off. A slow endpoint fills only its own lane.
 Concurrency adapts (AIMD): each success widens the lane by one up to its maximum; a
 slow-down answer (429/502/503/504) halves it and pauses the lane for ``Retry-After`` or the
 configured pause. The rate limit is a token bucket of one second's worth of requests.
+
+Waiting for a slot, first attempts go before retries (each in their order of arrival): an
+endpoint that comes back with thousands of retries due takes its new events at once, so
+the batches they belong to (and the other endpoints' deliveries in them) are not held up.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ class Lane:
         self._clock = clock
         self._tokens = float(rate or 0)
         self._refilled = clock()
-        self._waiters: deque[asyncio.Future[None]] = deque()  # FIFO, woken one at a time
+        # FIFO each, woken one at a time: first attempts, then retries
+        self._first: deque[asyncio.Future[None]] = deque()
+        self._retries: deque[asyncio.Future[None]] = deque()
 
     def configure(self, max_concurrency: int, rate: float | None) -> None:
         """Follow an endpoint's edited limits."""
@@ -67,13 +73,15 @@ class Lane:
     def full(self) -> bool:
         return self.in_flight >= self.limit
 
-    async def acquire(self) -> None:
-        """Wait for a free slot, first come first served (the caller bounds the wait)."""
-        if self.in_flight < self.limit and not self._waiters:
+    async def acquire(self, *, first: bool = True) -> None:
+        """Wait for a free slot: first attempts (``first``) before retries, each first come
+        first served (the caller bounds the wait)."""
+        if self.in_flight < self.limit and not self._first and (first or not self._retries):
             self.in_flight += 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
+        queue = self._first if first else self._retries
+        queue.append(future)
         self.waiting += 1
         try:
             await future  # the slot is counted for us by _wake
@@ -81,15 +89,15 @@ class Lane:
             if future.done() and not future.cancelled():
                 self.in_flight -= 1  # woken and cancelled at once: hand the slot on
                 self._wake()
+            elif future in queue:  # (only a cancelled waiter is still queued)
+                queue.remove(future)
             raise
         finally:
             self.waiting -= 1
-            if future in self._waiters:
-                self._waiters.remove(future)
 
     def _wake(self) -> None:
-        while self._waiters and self.in_flight < self.limit:
-            future = self._waiters.popleft()
+        while self.in_flight < self.limit and (self._first or self._retries):
+            future = (self._first or self._retries).popleft()
             if not future.done():
                 self.in_flight += 1
                 future.set_result(None)

@@ -137,10 +137,10 @@ async def seed_partners(
     resolver: Resolver = system_resolver,
 ) -> list[Endpoint]:
     """Endpoints of the partners file go into the database once all of them are valid
-    (nothing is stored otherwise); the file wins for the fields it sets (the secret
-    included), while state and failures recorded since are kept. ``directory`` None skips
-    the city and region check (a start before the directory is read; the workers check
-    them again)."""
+    (nothing is stored otherwise); the file wins for the fields it sets (the secret and
+    ``ordered`` included), while state and failures recorded since are kept. ``directory``
+    None skips the city and region check (a start before the directory is read; the
+    workers check them again)."""
     endpoints = load_endpoints(path)
     await check_endpoints(path, endpoints, policy=policy, directory=directory, resolver=resolver)
     for endpoint in endpoints:
@@ -157,6 +157,9 @@ async def seed_partners(
                 secret=endpoint.secret.get_secret_value(),
                 max_concurrency=endpoint.max_concurrency,
                 rate_per_second=endpoint.rate_per_second,
+                ordered=endpoint.ordered,
             )
         )
+        if not endpoint.ordered:  # no delivery waits for another any more
+            await store.clear_order(endpoint.id)
     return endpoints

@@ -92,6 +92,7 @@ DELETED = Decision(Action.DROP, "the endpoint was deleted")
 PAUSED = Decision(Action.DROP, "the endpoint is paused")
 NOT_WANTED = Decision(Action.DROP, "not sent: no longer applies")
 PAUSED_LANE = Decision(Action.HOLD, "its lane is paused")
+BEHIND_ITS_KEY = Decision(Action.HOLD, "waiting for an earlier delivery of its key")
 WAITED_FOR_SLOT = Decision(Action.HOLD, "waited too long for a free slot")
 RECOVERED = Decision(Action.RECOVERED)
 MARK_FAILING = Decision(Action.MARK_FAILING)
@@ -127,6 +128,33 @@ def put_off(endpoint: EndpointRow | None, lane: LaneState | None) -> Decision:
     if hangs:
         return _in_flight(lane)
     return Decision(Action.DEFER, SLOW_DOWN, pause)
+
+
+class KeyPlace(Enum):
+    """Where a delivery stands in the order of its partition key at an ordered endpoint."""
+
+    OUTSIDE = "outside"  # not numbered: the endpoint is not ordered, or was not when it came
+    FIRST = "first"  # the first delivery of its key not settled: it may go
+    BEHIND = "behind"  # an earlier delivery of its key is not settled yet
+
+
+def key_place(own: int | None, first: int | None) -> KeyPlace:
+    """From the delivery's number in its key's order (None: not numbered) and that of the
+    first delivery of the key not settled (None: none is)."""
+    if own is None:
+        return KeyPlace.OUTSIDE
+    if first is None or own <= first:
+        return KeyPlace.FIRST
+    return KeyPlace.BEHIND
+
+
+def in_order(place: KeyPlace, *, resend: bool) -> Decision:
+    """Whether a delivery may go now as far as its key's order goes: one behind an earlier
+    delivery of its key is held until that one is settled (then released, as held
+    deliveries are); a resend or replay goes at once, outside the order."""
+    if place is KeyPlace.BEHIND and not resend:
+        return BEHIND_ITS_KEY
+    return SEND
 
 
 def admit(endpoint: EndpointRow | None) -> Decision:

@@ -1,6 +1,8 @@
 """The webhook channel's state in the database: partners, endpoints, the delivery log and
-the payloads kept for resend and replay. Tables live on ``gnlc_core.db.metadata``; the
-Alembic revisions ``0300`` and ``0301`` (branch ``webhook``) create them.
+the payloads kept for resend and replay, and the order of the deliveries of endpoints that
+take one partition key's deliveries in order (``key_order``). Tables live on
+``gnlc_core.db.metadata``; the Alembic revisions ``0300``, ``0301`` and ``0310`` (branch
+``webhook``) create them.
 
 Secrets are stored as given (signing needs them); partner API tokens only as SHA-256.
 """
@@ -16,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -25,9 +28,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
+    and_,
     delete,
+    exists,
+    false,
     func,
+    or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -74,6 +83,21 @@ endpoints = Table(
     Column("rate_per_second", Float, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("ordered", Boolean, nullable=False, server_default=false()),
+)
+
+#: A row per delivery of an ordered endpoint not known to be settled, numbered in the order
+#: its events were read (``seq``); ``key_hash`` is the SHA-256 of the event's partition key.
+key_order = Table(
+    "webhook_key_order",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint_id", String(63), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_key_order_event"),
+    Index("ix_webhook_key_order_key", "endpoint_id", "key_hash", "seq"),
+    sqlite_autoincrement=True,
 )
 
 messages = Table(
@@ -142,6 +166,8 @@ class EndpointRow:
     max_concurrency: int | None = None
     rate_per_second: float | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: One partition key's deliveries in order, each held until the one before is settled.
+    ordered: bool = False
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def secrets(self, now: datetime) -> list[str]:
@@ -184,6 +210,7 @@ def _endpoint(row: Any) -> EndpointRow:
         failing_since=utc(m["failing_since"]),
         max_concurrency=m["max_concurrency"],
         rate_per_second=m["rate_per_second"],
+        ordered=bool(m["ordered"]),
         created_at=utc(m["created_at"]) or datetime.now(UTC),
         updated_at=utc(m["updated_at"]) or datetime.now(UTC),
     )
@@ -326,6 +353,7 @@ class Store:
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         async with self.engine.begin() as connection:
+            await connection.execute(_order_of(endpoint_id))
             result = await connection.execute(
                 delete(endpoints).where(endpoints.c.id == endpoint_id)
             )
@@ -469,15 +497,27 @@ class Store:
 
     async def held(self, endpoint_id: str, *, limit: int) -> list[tuple[str, bytes, int]]:
         """Up to ``limit`` deliveries held for this endpoint: (event id, payload, attempts
-        made)."""
+        made). Not those of an ordered endpoint that wait behind an earlier delivery of
+        their key (they come once it is settled), oldest first."""
+        mine = key_order.alias("mine")
         query = (
             select(messages.c.event_id, messages.c.body, notices.c.attempts)
+            .select_from(notices)
             .join(messages, messages.c.event_id == notices.c.event_id)
+            .outerjoin(
+                mine,
+                and_(
+                    mine.c.endpoint_id == notices.c.recipient,
+                    mine.c.event_id == notices.c.event_id,
+                ),
+            )
             .where(
                 notices.c.channel == CHANNEL,
                 notices.c.recipient == endpoint_id,
                 notices.c.status == Status.HELD.value,
+                ~_earlier_unsettled(mine),
             )
+            .order_by(mine.c.seq)
             .limit(limit)
         )
         async with self.engine.connect() as connection:
@@ -524,3 +564,125 @@ class Store:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [StoredMessage(r.event_id, r.event_type, r.body) for r in rows]
+
+    # the order of an ordered endpoint's deliveries ------------------------------------
+
+    async def queue_in_order(
+        self, rows: Sequence[tuple[str, str, str]], *, connection: AsyncConnection
+    ) -> None:
+        """Number deliveries (endpoint id, partition key, event id) in the order given,
+        after every one already numbered (one already numbered keeps its place)."""
+        if not rows:
+            return
+        statement = _insert(connection)(key_order).on_conflict_do_nothing()
+        await connection.execute(
+            statement,
+            [
+                {"endpoint_id": endpoint_id, "key_hash": key_hash(key), "event_id": event_id}
+                for endpoint_id, key, event_id in rows
+            ],
+        )
+
+    async def key_places(
+        self, pairs: Sequence[tuple[str, str]], *, connection: AsyncConnection
+    ) -> dict[tuple[str, str], tuple[int, int | None]]:
+        """For each numbered delivery of ``pairs`` (endpoint id, event id): its number and
+        that of the first delivery of its key not settled (None if none is: itself settled)."""
+        own: dict[tuple[str, str], tuple[str, int]] = {}
+        for start in range(0, len(pairs), _CHUNK):
+            chunk = pairs[start : start + _CHUNK]
+            query = select(
+                key_order.c.endpoint_id, key_order.c.event_id, key_order.c.key_hash, key_order.c.seq
+            ).where(tuple_(key_order.c.endpoint_id, key_order.c.event_id).in_(chunk))
+            for row in await connection.execute(query):
+                own[(row.endpoint_id, row.event_id)] = (row.key_hash, row.seq)
+        keys = sorted({(endpoint_id, key) for (endpoint_id, _), (key, _) in own.items()})
+        first: dict[tuple[str, str], int] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            query = (
+                select(key_order.c.endpoint_id, key_order.c.key_hash, func.min(key_order.c.seq))
+                .select_from(key_order.outerjoin(notices, _notice_of(key_order)))
+                .where(
+                    tuple_(key_order.c.endpoint_id, key_order.c.key_hash).in_(chunk),
+                    _unsettled(notices),
+                )
+                .group_by(key_order.c.endpoint_id, key_order.c.key_hash)
+            )
+            for found in await connection.execute(query):
+                first[(found[0], found[1])] = int(found[2])
+        return {pair: (seq, first.get((pair[0], key))) for pair, (key, seq) in own.items()}
+
+    async def forget_order(
+        self, pairs: Sequence[tuple[str, str]], *, connection: AsyncConnection
+    ) -> None:
+        """Settled deliveries (endpoint id, event id) leave the order of their key."""
+        for start in range(0, len(pairs), _CHUNK):
+            chunk = pairs[start : start + _CHUNK]
+            await connection.execute(
+                delete(key_order).where(
+                    tuple_(key_order.c.endpoint_id, key_order.c.event_id).in_(chunk)
+                )
+            )
+
+    async def clear_order(self, endpoint_id: str) -> None:
+        """The endpoint no longer takes its deliveries in order: none waits for another."""
+        async with self.engine.begin() as connection:
+            await connection.execute(_order_of(endpoint_id))
+
+    async def prune_order(self) -> int:
+        """Remove the rows of deliveries settled (their rows are skipped anyway)."""
+        settled = exists().where(_notice_of(key_order), ~_unsettled(notices))
+        async with self.engine.begin() as connection:
+            result = await connection.execute(delete(key_order).where(settled))
+            return int(result.rowcount or 0)
+
+
+def _order_of(endpoint_id: str) -> Any:
+    return delete(key_order).where(key_order.c.endpoint_id == endpoint_id)
+
+
+def key_hash(partition_key: str) -> str:
+    """How a partition key is kept in ``key_order`` (keys have no length limit)."""
+    return hashlib.sha256(partition_key.encode()).hexdigest()
+
+
+def _notice_of(order: Any) -> Any:
+    """The webhook notice of a ``key_order`` row."""
+    return and_(
+        notices.c.event_id == order.c.event_id,
+        notices.c.channel == CHANNEL,
+        notices.c.recipient == order.c.endpoint_id,
+    )
+
+
+def _unsettled(notice: Any) -> Any:
+    """Not settled: no notice yet, or one in a state that is not final."""
+    return or_(notice.c.status.is_(None), notice.c.status.not_in([s.value for s in TERMINAL]))
+
+
+def _earlier_unsettled(mine: Any) -> Any:
+    """An earlier delivery of the same endpoint and key than ``mine`` that is not settled
+    (false when ``mine`` is no row: a delivery outside any order)."""
+    earlier = key_order.alias("earlier")
+    notice = notices.alias("earlier_notice")
+    return (
+        select(earlier.c.seq)
+        .select_from(
+            earlier.outerjoin(
+                notice,
+                and_(
+                    notice.c.event_id == earlier.c.event_id,
+                    notice.c.channel == CHANNEL,
+                    notice.c.recipient == earlier.c.endpoint_id,
+                ),
+            )
+        )
+        .where(
+            earlier.c.endpoint_id == mine.c.endpoint_id,
+            earlier.c.key_hash == mine.c.key_hash,
+            earlier.c.seq < mine.c.seq,
+            _unsettled(notice),
+        )
+        .exists()
+    )

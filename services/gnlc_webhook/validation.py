@@ -204,6 +204,17 @@ Rate = Annotated[
     BeforeValidator(json_number),
 ]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EVENT_ID_LENGTH)]
+Ordered = Annotated[
+    bool,
+    Field(
+        strict=True,
+        description=(
+            "Deliver one partition key's events in order: each is held until the one before "
+            "it is delivered or given up (one failing event holds back its key's later ones "
+            "until its retries end; one delivery at a time per key). Default false."
+        ),
+    ),
+]
 
 
 class EndpointFields(BaseModel):
@@ -218,6 +229,7 @@ class EndpointFields(BaseModel):
     description: Description = ""
     max_concurrency: Concurrency | None = None
     rate_per_second: Rate | None = None
+    ordered: Ordered = False
 
 
 # -- instants ----------------------------------------------------------------------------

@@ -168,6 +168,8 @@ LIMITS = [
     ({"url": "http://[:::]/"}, "url", "does not appear to be an IPv4 or IPv6 address"),
     ({"url": "https://hooks.example.org/a b"}, "url", "printable ASCII"),
     ({"url": "gopher://hooks.example.org/"}, "url", "http:// or https://"),
+    ({"ordered": "true"}, "ordered", "Input should be a valid boolean"),
+    ({"ordered": 1}, "ordered", "Input should be a valid boolean"),
 ]
 
 
@@ -239,7 +241,7 @@ async def test_an_empty_change_is_refused_and_null_only_clears_what_may_be_clear
     endpoint = await _partner_and_endpoint(client)
     error = _only_error(await client.patch(f"/endpoints/{endpoint}", json={}))
     assert "nothing to change" in error["msg"]
-    for field in ("url", "event_types", "description"):
+    for field in ("url", "event_types", "description", "ordered"):
         error = _only_error(await client.patch(f"/endpoints/{endpoint}", json={field: None}))
         assert error["loc"] == ["body", field]
         assert "may not be null" in error["msg"]
@@ -254,6 +256,10 @@ async def test_an_empty_change_is_refused_and_null_only_clears_what_may_be_clear
     assert cleared.status_code == 200
     assert cleared.json()["regions"] == []
     assert cleared.json()["max_concurrency"] is None
+    assert cleared.json()["ordered"] is False  # the default
+    ordered = await client.patch(f"/endpoints/{endpoint}", json={"ordered": True})
+    assert ordered.status_code == 200, ordered.text
+    assert ordered.json()["ordered"] is True
 
 
 async def test_times_in_answers_carry_their_offset(client: httpx.AsyncClient) -> None:

@@ -154,6 +154,7 @@ class Run:
         url = f"sqlite+aiosqlite:///{tmp / self.prefix}db"
         if database is not None and database.startswith("postgresql"):
             url = self._stack.enter_context(scratch_postgres_database(database))
+        self.database_url = url
         self.token = secrets.token_urlsafe(16)
         self.sink = sink
         port = free_port()

@@ -42,11 +42,15 @@ SCHEDULE = RetrySchedule((5.0, 300.0), jitter=0.0)
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
-def event_value(number: int, traceparent: str | None = None) -> tuple[str, bytes]:
+def event_value(
+    number: int, traceparent: str | None = None, key: str | None = None
+) -> tuple[str, bytes]:
     value = json.loads(EXAMPLE.read_text())
     value["id"] = f"00000000-0000-4000-8000-{number:012d}"
     if traceparent is not None:
         value["traceparent"] = traceparent
+    if key is not None:
+        value["partitionkey"] = key
     return value["id"], json.dumps(value).encode()
 
 
@@ -179,13 +183,19 @@ class Rig:
     engine: Any
 
     async def batch(
-        self, *numbers: int, garbage: bytes | None = None, traceparent: str | None = None
+        self,
+        *numbers: int,
+        garbage: bytes | None = None,
+        traceparent: str | None = None,
+        keys: dict[int, str] | None = None,
     ) -> list[str]:
         """One batch of events from the domain topic (``garbage`` first, when given; the
-        first event with ``traceparent``, when given); returns their ids."""
+        first event with ``traceparent``, when given; partition keys by number from
+        ``keys``); returns their ids."""
         ids: list[str] = []
         values = [
-            event_value(number, traceparent if i == 0 else None) for i, number in enumerate(numbers)
+            event_value(number, traceparent if i == 0 else None, (keys or {}).get(number))
+            for i, number in enumerate(numbers)
         ]
         if garbage is not None:
             values.insert(0, ("", garbage))
@@ -518,3 +528,45 @@ async def test_each_event_is_a_span_and_a_retry_links_to_its_first_attempt(rig: 
     assert second.status.status_code is StatusCode.UNSET
     [link] = second.links
     assert link.context.span_id == span_id(first)
+
+
+async def test_an_ordered_endpoint_takes_each_keys_deliveries_one_at_a_time(rig: RigOf) -> None:
+    """Key a's first event fails once: a's later events wait (held, no request) until it
+    is delivered, then go one by one, also after a restart; key b's is not held up."""
+    keys = {1: "a", 2: "a", 3: "b", 4: "a"}
+    sent: list[str] = []  # webhook ids, in the order the partner received them
+
+    async def fail_a_once(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers["webhook-id"])
+        return httpx.Response(500 if sent == [a1] else 204)
+
+    a1 = event_value(1)[0]
+    r = rig(fail_a_once, row=endpoint(ordered=True))
+    a1, a2, b1, a3 = await r.batch(1, 2, 3, 4, keys=keys)
+    assert sent == [a1, b1]
+    assert await r.row(a1) == (Status.RETRYING, 1, "http 500")
+    assert await r.row(b1) == (Status.DELIVERED, 1, None)
+    waiting = (Status.HELD, 0, "held: waiting for an earlier delivery of its key")
+    assert await r.row(a2) == waiting
+    assert await r.row(a3) == waiting
+    [retry] = r.retrier.scheduled
+    assert (retry.attempt, retry.delay) == (2, 5.0)
+
+    # a restart reads the batch again (its offsets were not committed): a1 is still the
+    # first of its key and goes again; a2 is released only once a1 is delivered
+    restarted = rig(fail_a_once, row=endpoint(ordered=True))
+    await restarted.batch(1, 2, 3, 4, keys=keys)
+    assert sent == [a1, b1, a1]
+    assert await r.row(a1) == (Status.DELIVERED, 1, None)
+    assert (await r.row(a2))[:2] == (Status.RETRYING, 0)  # released: on the retry tier
+    [released] = restarted.retrier.scheduled
+    assert (json.loads(released.value)["id"], released.attempt) == (a2, 1)
+    assert await r.row(a3) == waiting
+    for _ in range(5):  # each one delivered releases the next of its key
+        due = r.retrier.due() + restarted.retrier.due()
+        if not due:
+            break
+        await restarted.consumer.deliver_due(due)
+    assert sent == [a1, b1, a1, a2, a3]  # a1's own retry found it settled
+    for event_id in (a2, a3):
+        assert await r.row(event_id) == (Status.DELIVERED, 1, None)

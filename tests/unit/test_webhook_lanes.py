@@ -44,3 +44,40 @@ def test_rate_limit_is_a_token_bucket() -> None:
     clock.now += 0.5
     assert lane.rate_wait() == 0
     assert Lane(4).rate_wait() == 0
+
+
+async def test_first_attempts_take_a_free_slot_before_retries() -> None:
+    lane = Lane(1)
+    await lane.acquire()
+    woken: list[str] = []
+
+    async def wait(name: str, first: bool) -> None:
+        await lane.acquire(first=first)
+        woken.append(name)
+        await lane.release(ok=True)
+
+    waiters = [
+        asyncio.create_task(wait(name, first))
+        for name, first in (("retry-1", False), ("retry-2", False), ("first-1", True))
+    ]
+    await asyncio.sleep(0)
+    late = asyncio.create_task(wait("first-2", True))  # comes last, still before retries
+    await asyncio.sleep(0)
+    assert lane.waiting == 4
+    await lane.release(ok=True)
+    await asyncio.wait_for(asyncio.gather(*waiters, late), 5)
+    assert woken == ["first-1", "first-2", "retry-1", "retry-2"]
+
+
+async def test_a_retry_does_not_jump_queued_retries_nor_a_cancelled_waiter_keep_a_slot() -> None:
+    lane = Lane(1)
+    await lane.acquire()
+    queued = asyncio.create_task(lane.acquire(first=False))
+    cancelled = asyncio.create_task(lane.acquire(first=True))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.sleep(0)
+    assert lane.waiting == 1
+    await lane.release(ok=True)
+    await asyncio.wait_for(queued, 5)  # the slot went to the queued retry
+    assert lane.in_flight == 1

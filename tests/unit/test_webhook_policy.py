@@ -273,3 +273,39 @@ def test_release_limit(row: EndpointRow | None, lane: Snap | None, expected: int
 )
 def test_attempts_count_requests_made(action: Action, made: int) -> None:
     assert policy.requests_made(3, action) == made
+
+
+@pytest.mark.parametrize(
+    ("own", "first", "expected"),
+    [
+        (None, None, policy.KeyPlace.OUTSIDE),  # not numbered: the endpoint was not ordered
+        (None, 3, policy.KeyPlace.OUTSIDE),
+        (3, 3, policy.KeyPlace.FIRST),
+        (3, None, policy.KeyPlace.FIRST),  # none unsettled: itself settled (a resend)
+        (2, 3, policy.KeyPlace.FIRST),  # settled, and sent again
+        (4, 3, policy.KeyPlace.BEHIND),
+        (1000, 1, policy.KeyPlace.BEHIND),
+    ],
+)
+def test_key_place(own: int | None, first: int | None, expected: policy.KeyPlace) -> None:
+    assert policy.key_place(own, first) is expected
+
+
+@pytest.mark.parametrize(
+    ("place", "resend", "expected"),
+    [
+        (policy.KeyPlace.OUTSIDE, False, policy.SEND),
+        (policy.KeyPlace.FIRST, False, policy.SEND),
+        (
+            policy.KeyPlace.BEHIND,
+            False,
+            Decision(Action.HOLD, "waiting for an earlier delivery of its key"),
+        ),
+        (policy.KeyPlace.BEHIND, True, policy.SEND),  # a resend or replay goes at once
+        (policy.KeyPlace.FIRST, True, policy.SEND),
+    ],
+)
+def test_in_order(place: policy.KeyPlace, resend: bool, expected: Decision) -> None:
+    assert policy.in_order(place, resend=resend) == expected
+    if expected.action is Action.HOLD:  # held: no request made, the same attempt later
+        assert policy.requests_made(3, expected.action) == 2

@@ -1,0 +1,240 @@
+"""First attempts beside a retry flood: an endpoint that comes back after an outage with
+50,000 retries due at once must not slow first attempts to the healthy endpoints.
+
+The webhook service runs as a child process on the real broker, the cheap HTTP sink
+(``tests/perf/sink.py``) in a process of its own, two endpoints on it from a partners file:
+``ok-0`` (healthy) and ``back-0`` (the one that comes back).
+
+One stream of first attempts at ``--rate`` events/s: a second of warm-up, then
+``--seconds`` of it on a quiet system ("quiet": latency from the send to Kafka to the
+arrival of ``ok-0``'s delivery at the sink, p50 / p95 / p99 / max), then ``--retries``
+retry records for ``back-0`` come due at once while it goes on for ``--seconds`` more
+("flood": the first attempts sent from then until the last retry arrived). The retries are
+put there the way the service puts them after failed first attempts: their payloads and
+ledger rows (``retrying`` after one request) in the service's database, the records on the
+``0s`` tier topic with the recipient, the attempt and the absolute due time in headers, as
+``Retrier.schedule_many`` writes them. The drain is from the first record put on the tier
+to the last retry's arrival.
+
+The ratio is flood p99 / quiet p99 (target at most 2). ``deploy/bench.sh flood`` runs it
+(``python -m tests.perf.bench_flood --help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from gnlc_core.db import create_engine
+from gnlc_core.kafka import RECIPIENT_HEADER, Topics
+from gnlc_core.ledger import Ledger, Notice, Status
+from gnlc_core.tier_reader import ATTEMPT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER
+from gnlc_webhook.store import CHANNEL, Store, StoredMessage
+from tests.perf.bench_pipeline import machine, make_event, percentiles, produce
+from tests.perf.bench_webhook import Run, Sink, start_sink
+
+HEALTHY = "ok-0"
+BACK = "back-0"
+
+
+def retry_headers(recipient: str, attempt: int, due: float) -> list[tuple[str, bytes]]:
+    """The headers ``Retrier.schedule_many`` gives a retry record."""
+    return [
+        (RECIPIENT_HEADER, recipient.encode()),
+        (ATTEMPT_HEADER, str(attempt).encode()),
+        (NOT_BEFORE_HEADER, str(int(due * 1000)).encode()),
+        (LAST_ERROR_HEADER, b"HTTP 503"),
+    ]
+
+
+async def failed_first_attempts(database_url: str, recipient: str, events: list[bytes]) -> None:
+    """What the service wrote for first attempts to ``recipient`` that failed: the payloads
+    and the notices, retrying after one request."""
+    engine = create_engine(database_url)
+    store, ledger = Store(engine), Ledger(engine, CHANNEL)
+    try:
+        for start in range(0, len(events), 5000):
+            chunk = events[start : start + 5000]
+            parsed = [json.loads(value) for value in chunk]
+            async with engine.begin() as connection:
+                await store.add_messages(
+                    [
+                        StoredMessage(e["id"], e["type"], value.decode())
+                        for e, value in zip(parsed, chunk, strict=True)
+                    ],
+                    connection=connection,
+                )
+                await ledger.record_many(
+                    [Notice(e["id"], recipient, Status.RETRYING, 1, "http 503") for e in parsed],
+                    connection=connection,
+                )
+    finally:
+        await engine.dispose()
+
+
+async def flood(bootstrap: str, topic: str, recipient: str, events: list[bytes]) -> None:
+    """The retry records (attempt 2) of ``events`` for ``recipient``, due now, on ``topic``."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512_000)
+    await producer.start()
+    try:
+        headers = retry_headers(recipient, 2, time.time())
+        futures = [await producer.send(topic, value, headers=headers) for value in events]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def first_attempts(
+    run: Run, sent: dict[str, float], arrivals: dict[tuple[str, str], float], until: float
+) -> dict[str, Any]:
+    """Latency of the first attempts to the healthy endpoint sent before ``until``."""
+    path = run.path(HEALTHY)
+    samples = [
+        (arrivals[(event_id, path)] - at) * 1000
+        for event_id, at in sent.items()
+        if at <= until and (event_id, path) in arrivals
+    ]
+    counted = sum(1 for at in sent.values() if at <= until)
+    if len(samples) < 2:
+        return {"events": counted, "delivered": len(samples)}
+    return {
+        "events": counted,
+        "delivered": len(samples),
+        **{k: round(v, 1) for k, v in percentiles(samples).items()},
+    }
+
+
+def wait_for(sink: Sink, path: str, ids: set[str], timeout: float) -> dict[str, float]:
+    """Arrival time of each of ``ids`` at ``path`` (those that arrived within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = {i: at for (i, p), at in sink.arrivals(path).items() if p == path and i in ids}
+        if len(seen) >= len(ids) or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.5)
+
+
+def measure(
+    bootstrap: str,
+    tmp: Path,
+    sink: Sink,
+    database: str | None,
+    *,
+    rate: float,
+    seconds: float,
+    retries: int,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    env: dict[str, str] = {}
+    results: dict[str, Any] = {}
+    with Run(bootstrap, tmp, sink, database, env, seeded=[HEALTHY, BACK]) as run:
+        run.settle()
+        made = [make_event("durban") for _ in range(retries)]
+        ids = {event_id for event_id, _ in made}
+        values = [value for _, value in made]
+        asyncio.run(failed_first_attempts(run.database_url, BACK, values))
+        tier = Topics(run.prefix).retry_tier("webhook", 0.0)
+        # one stream of first attempts: a second of warm-up, ``seconds`` quiet, then the
+        # retries come due while it goes on for ``seconds`` more
+        warm, count = int(rate), int(rate * seconds)
+        box: dict[str, dict[str, float]] = {}
+
+        def stream() -> None:
+            box["sent"] = asyncio.run(produce(bootstrap, run.topic, warm + 2 * count, rate))
+
+        producer = threading.Thread(target=stream)
+        producer.start()
+        time.sleep(1 + seconds)
+        spy = None
+        if profile is not None and run.service.proc is not None:  # py-spy, if installed
+            pid, duration = str(run.service.proc.pid), str(int(seconds) + 15)
+            command = ["py-spy", "record", "--pid", pid, "--format", "raw", "--duration"]
+            command += [duration, "--output", str(profile)]
+            spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        started = time.time()
+        asyncio.run(flood(bootstrap, tier, BACK, values))
+        loaded = time.time()
+        producer.join()
+        sent = list(box["sent"].items())[warm:]
+        quiet = {event_id: at for event_id, at in sent if at < started}
+        during = {event_id: at for event_id, at in sent if at >= started}
+        back = wait_for(sink, run.path(BACK), ids, timeout=900)
+        drained = max(back.values()) if back else float("nan")
+        wait_for(sink, run.path(HEALTHY), {event_id for event_id, _ in sent}, timeout=300)
+        if spy is not None:
+            spy.wait()
+        arrivals = sink.arrivals(run.path(HEALTHY))
+        results["quiet"] = first_attempts(run, quiet, arrivals, float("inf"))
+        results["flood"] = first_attempts(run, during, arrivals, drained)
+        results["flood_all"] = first_attempts(run, during, arrivals, float("inf"))
+        results["retries"] = {
+            "records": retries,
+            "put_on_the_tier_seconds": round(loaded - started, 2),
+            "delivered": len(back),
+            "drain_seconds": round(drained - started, 2),
+            "per_second": round(len(back) / (drained - started), 1),
+            "first_attempts_sent_while_draining": sum(1 for a in during.values() if a <= drained),
+        }
+    quiet_p99 = results["quiet"].get("p99")
+    flood_p99 = results["flood"].get("p99")
+    if quiet_p99 and flood_p99:
+        results["ratio"] = {"p99_flood_over_quiet": round(flood_p99 / quiet_p99, 2), "target": 2.0}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=500.0, help="first attempts per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each latency run")
+    parser.add_argument("--retries", type=int, default=50_000, help="retry records due at once")
+    parser.add_argument(
+        "--database-url",
+        default="sqlite",
+        help="'sqlite' (the default store) or a PostgreSQL server (a scratch database)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy's collapsed stacks of the service during the flood"
+    )
+    args = parser.parse_args()
+    database = args.database_url if args.database_url != "sqlite" else None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    tmp = Path(tempfile.mkdtemp(prefix="gnlc-bench-flood-"))
+    sink = start_sink(tmp)
+    load = os.getloadavg()
+    try:
+        results = measure(
+            bootstrap,
+            tmp,
+            sink,
+            database,
+            rate=args.rate,
+            seconds=args.seconds,
+            retries=args.retries,
+            profile=args.profile,
+        )
+    finally:
+        sink.proc.terminate()
+        sink.proc.wait(timeout=10)
+    print(f"machine: {machine()}")
+    print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(
+        f"broker: single-node Kafka on loopback ({bootstrap}); "
+        f"database: {'PostgreSQL' if database else 'SQLite'}"
+    )
+    for name, figures in results.items():
+        print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+    print(json.dumps({"machine": machine(), "load": load, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
