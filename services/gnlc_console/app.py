@@ -52,6 +52,7 @@ def create_app(
     scheduler_transport: httpx.AsyncBaseTransport | None = None,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
     status_transport: httpx.AsyncBaseTransport | None = None,
+    email_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     token = settings.operator_token.get_secret_value() if settings.operator_token else ""
     console = Console(
@@ -59,6 +60,7 @@ def create_app(
         scheduler=Backend("scheduler", settings.console_scheduler_url, token, scheduler_transport),
         webhooks=Backend("webhook service", settings.console_webhook_url, token, webhook_transport),
         status=Backend("status service", settings.console_status_url, token, status_transport),
+        email=Backend("email service", settings.console_email_url, token, email_transport),
         lifetimes=lifetimes(
             settings.console_session_idle_seconds, settings.console_session_max_seconds
         ),
@@ -77,6 +79,7 @@ def create_app(
             await console.webhooks.close()
             await portal.api.close()
             await console.status.close()
+            await console.email.close()
             await console.engine.dispose()
             log.info("service stopped", service="console")
 

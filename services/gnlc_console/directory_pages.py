@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Path, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
 from gnlc_console.backend import Answer
+from gnlc_console.city_panels import contacts_panel, notices_panel
 from gnlc_console.editing import form_values
 from gnlc_console.forms import Errors
 from gnlc_console.sessions import Session
@@ -137,6 +138,7 @@ def directory_router(console: Console) -> APIRouter:
         session: Session,
         city_id: str,
         values: dict[str, Any],
+        zone: str,
         errors: Errors | None = None,
         status: int = 200,
     ) -> Response:
@@ -148,6 +150,9 @@ def directory_router(console: Console) -> APIRouter:
             city_id=city_id,
             values=values,
             errors=errors or {},
+            zone=zone,
+            contacts=await contacts_panel(console.email, city_id),
+            notices=await notices_panel(console.status, city_id),
         )
 
     @router.get("/{city_id}/edit")
@@ -162,17 +167,19 @@ def directory_router(console: Console) -> APIRouter:
             "active": "on" if city.get("active", True) else "",
             "digest": "on" if city.get("digest", False) else "",
         }
-        return await city_form(request, session, city_id, values)
+        return await city_form(request, session, city_id, values, city["timezone"])
 
     @router.post("/{city_id}/edit")
     async def save(
         request: Request, city_id: CityId, session: Annotated[Session, Depends(editor(console))]
     ) -> Response:
-        await api.get(f"/v1/cities/{city_id}")  # 404 before anything else
+        stored = await api.get(f"/v1/cities/{city_id}")  # 404 before anything else
         values = await form_values(request)
         answer = await api.call("POST", "/v1/cities/import", json=[city_payload(values, city_id)])
         if not answer.ok:
-            return await city_form(request, session, city_id, values, city_errors(answer), 422)
+            return await city_form(
+                request, session, city_id, values, stored["timezone"], city_errors(answer), 422
+            )
         console.flash(session, "ok", f"{city_id} saved.")
         return RedirectResponse("/directory", status_code=303)
 

@@ -51,6 +51,7 @@ class Console:
     scheduler: Backend
     webhooks: Backend
     status: Backend
+    email: Backend
     lifetimes: Lifetimes
     secure_cookie: bool
     limiter: SignInLimiter = field(default_factory=SignInLimiter)

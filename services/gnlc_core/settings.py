@@ -267,6 +267,10 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8104",
         description="The status service's API, as the console calls it.",
     )
+    console_email_url: str = Field(
+        default="http://127.0.0.1:8101",
+        description="The email service's API, as the console calls it.",
+    )
     console_cookie_secure: bool = Field(
         default=True,
         description="Session cookies only over HTTPS (false only for plain http on loopback).",

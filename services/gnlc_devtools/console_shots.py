@@ -340,6 +340,7 @@ def main(argv: list[str]) -> int:
             "GNLC_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
             "GNLC_STATUS_WEBHOOK_API_URL": f"http://127.0.0.1:{ports['webhook']}",
             "GNLC_CONSOLE_STATUS_URL": f"http://127.0.0.1:{ports['status']}",
+            "GNLC_CONSOLE_EMAIL_URL": f"http://127.0.0.1:{ports['email']}",
             "GNLC_CONSOLE_PORT": str(ports["console"]),
             "GNLC_CONSOLE_SCHEDULER_URL": f"http://127.0.0.1:{ports['scheduler']}",
             "GNLC_CONSOLE_WEBHOOK_URL": f"http://127.0.0.1:{ports['webhook']}",

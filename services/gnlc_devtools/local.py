@@ -169,6 +169,7 @@ def prepare(state: Path, ports: Ports, environ: Mapping[str, str]) -> dict[str, 
             "GNLC_CONSOLE_SCHEDULER_URL": f"http://127.0.0.1:{ports.scheduler}",
             "GNLC_CONSOLE_WEBHOOK_URL": f"http://127.0.0.1:{ports.webhook}",
             "GNLC_CONSOLE_STATUS_URL": f"http://127.0.0.1:{ports.status}",
+            "GNLC_CONSOLE_EMAIL_URL": f"http://127.0.0.1:{ports.email}",
             # plain http on loopback: the local run's console cookie cannot be Secure
             "GNLC_CONSOLE_COOKIE_SECURE": "false",
             "GNLC_STATUS_PORT": str(ports.status),

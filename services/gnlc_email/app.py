@@ -33,6 +33,7 @@ from gnlc_core.views import DirectoryView, SubmissionView
 from gnlc_email.bounce_service import BounceService
 from gnlc_email.calendar_book import CalendarBook
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
+from gnlc_email.contacts_api import ContactsApiState, contacts_api_router
 from gnlc_email.digest import Timing
 from gnlc_email.digest_store import DigestStore
 from gnlc_email.i18n import Catalogs
@@ -120,6 +121,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     )
     unsubscribe = UnsubscribeState()
     choices = PreferencesState()
+    contacts = ContactsApiState()
     watch_lag(
         metrics,
         settings.kafka_bootstrap_servers,
@@ -164,6 +166,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         ledger = Ledger(engine, CHANNEL, listeners=[notices, receipts])
         await bounces.start(engine, ledger, preferences)
         assert bounces.store is not None
+        contacts.preferences, contacts.bounces = preferences, bounces.store
         consumer.ready(
             Services(
                 ledger,
@@ -215,6 +218,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
             unsubscribe_router(unsubscribe, catalogs),
             preferences_router(choices, catalogs, public_url=settings.email_public_url),
             *bounces.routers(),
+            contacts_api_router(contacts, settings, directory),
         ],
         before_consuming=[start_views],
         on_startup=[start],

@@ -198,6 +198,21 @@ class BounceStore:
                 found.update((r.city_id, r.address) for r in await connection.execute(query))
         return found
 
+    async def marks_of(self, city_id: str, addresses: Iterable[str]) -> dict[str, Bouncing]:
+        """The marks of ``city_id``'s contacts among ``addresses``, by lower-case address."""
+        wanted = sorted({address.lower() for address in addresses})
+        if not wanted:
+            return {}
+        query = select(bouncing).where(
+            bouncing.c.city_id == city_id, bouncing.c.address.in_(wanted)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return {
+            r.address: Bouncing(r.city_id, r.address, r.reason, r.event_id, _aware(r.since))
+            for r in rows
+        }
+
     async def bouncing(self, limit: int = 1000) -> list[Bouncing]:
         query = select(bouncing).order_by(bouncing.c.since.desc()).limit(limit)
         async with self._engine.connect() as connection:

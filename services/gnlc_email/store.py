@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, String, Table, delete, select
@@ -43,6 +44,21 @@ keys = Table(
     Column("value", String(256), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the service keeps of one contact's choices, and when each last changed (None:
+    never made, the default applies)."""
+
+    choice: Choice = DEFAULT
+    choice_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite drops the zone of what it stores: the instants are UTC."""
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
 
 
 def _insert(connection: AsyncConnection) -> type[sqlite.Insert] | type[postgresql.Insert]:
@@ -87,6 +103,29 @@ class Preferences:
             row.address: Choice(decode_categories(row.categories_off), _digest(row.digest_choice))
             for row in rows
         }
+
+    async def recorded(self, addresses: Iterable[str]) -> dict[str, Recorded]:
+        """What is kept of those among ``addresses`` (lower case) who chose anything or
+        unsubscribed, with the moments."""
+        wanted = sorted({address.lower() for address in addresses})
+        if not wanted:
+            return {}
+        chosen = select(choices).where(choices.c.address.in_(wanted))
+        opted = select(unsubscribes).where(unsubscribes.c.address.in_(wanted))
+        async with self._engine.connect() as connection:
+            chosen_rows = (await connection.execute(chosen)).all()
+            opted_rows = (await connection.execute(opted)).all()
+        found = {
+            row.address: Recorded(
+                Choice(decode_categories(row.categories_off), _digest(row.digest_choice)),
+                _aware(row.updated_at),
+            )
+            for row in chosen_rows
+        }
+        for row in opted_rows:
+            kept = found.get(row.address, Recorded())
+            found[row.address] = Recorded(kept.choice, kept.choice_at, _aware(row.unsubscribed_at))
+        return found
 
     async def of(self, address: str) -> tuple[Choice, bool]:
         """(choice, subscribed to announcements) of one contact."""

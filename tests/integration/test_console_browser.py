@@ -90,6 +90,9 @@ def stack(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
                 GNLC_CONSOLE_SCHEDULER_URL=scheduler.url,
                 GNLC_CONSOLE_WEBHOOK_URL=webhook.url,
                 GNLC_CONSOLE_STATUS_URL=status.url,
+                # no email service in this stack (its start costs seconds): a port where
+                # nothing listens, so a city's page says the email service is away
+                GNLC_CONSOLE_EMAIL_URL=f"http://127.0.0.1:{free_port()}",
                 GNLC_CONSOLE_COOKIE_SECURE="false",
             )
             for name, role in (("editor", "editor"), ("viewer", "viewer")):
@@ -279,6 +282,8 @@ def test_an_editor_plans_tracks_and_publishes(stack: Stack, watched: Watched) ->
     accessible(page)
     page.get_by_role("link", name="Edit Kathmandu").click()
     expect(page.get_by_label("Time zone")).to_have_value("Asia/Kathmandu")
+    expect(page.locator("main")).to_contain_text("The email service does not answer")
+    expect(page.get_by_role("heading", name="Recent notices")).to_be_visible()
     accessible(page)
     assert not watched.violations
 

@@ -87,6 +87,7 @@ async def console_harness(
     scheduler_down: bool = False,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
     status_transport: httpx.AsyncBaseTransport | None = None,
+    email_transport: httpx.AsyncBaseTransport | None = None,
     **extra: object,
 ) -> AsyncIterator[ConsoleHarness]:
     async with operator_api(tmp) as scheduler:
@@ -100,6 +101,7 @@ async def console_harness(
             scheduler_transport=transport,
             webhook_transport=webhook_transport or httpx.MockTransport(_webhooks_down),
             status_transport=status_transport or httpx.MockTransport(_webhooks_down),
+            email_transport=email_transport or httpx.MockTransport(_webhooks_down),
         )
         console: Console = app.state.console
         await migrate(console.engine, "console")
@@ -112,4 +114,5 @@ async def console_harness(
             await console.scheduler.close()
             await console.webhooks.close()
             await console.status.close()
+            await console.email.close()
             await console.engine.dispose()

@@ -333,6 +333,7 @@ def test_deployments(helm: Path) -> None:
     assert console["GNLC_CONSOLE_SCHEDULER_URL"] == "http://notify-gnlc-notify-scheduler:8100"
     assert console["GNLC_CONSOLE_WEBHOOK_URL"] == "http://notify-gnlc-notify-webhook:8102"
     assert console["GNLC_CONSOLE_STATUS_URL"] == "http://notify-gnlc-notify-status:8104"
+    assert console["GNLC_CONSOLE_EMAIL_URL"] == "http://notify-gnlc-notify-email:8101"
     assert console["GNLC_CONSOLE_COOKIE_SECURE"] == "true"
     # KEDA owns the consumers' replica counts; the scheduler and the console keep their own
     assert deployments["notify-gnlc-notify-scheduler"]["spec"]["replicas"] == 2
