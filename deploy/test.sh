@@ -11,11 +11,26 @@ export PATH=$root/.venv/bin:$PATH
 echo "== ruff" >&2
 ruff check .
 ruff format --check .
-echo "== mypy" >&2
-mypy
+
+# mypy runs beside the tests (it needs one core for about half a minute, while the tests
+# wait on brokers and clocks much of the time); its verdict counts as much as theirs.
+mypy_log=$(mktemp)
+trap 'rm -f "$mypy_log"' EXIT
+mypy >"$mypy_log" 2>&1 &
+mypy_pid=$!
 
 echo "== pytest" >&2
 # Two workers (one per core): most integration tests wait on wall-clock events (a reminder
 # falling due, a retry's delay, a service starting), so two files at a time share the
 # machine well; a file's tests stay on one worker (--dist loadfile).
-deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 2 --dist loadfile "$@"
+tests=0
+deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 2 --dist loadfile "$@" ||
+  tests=$?
+
+echo "== mypy" >&2
+types=0
+wait "$mypy_pid" || types=$?
+cat "$mypy_log"
+if ((types)); then echo "mypy failed" >&2; fi
+if ((tests)); then echo "pytest failed" >&2; fi
+exit $((tests ? tests : types))

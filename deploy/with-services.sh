@@ -73,14 +73,18 @@ trap "on_signal TERM" TERM
 if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]] && ! "$here/kafka.sh" status 2>/dev/null; then
   started_kafka=1
 fi
-"$here/kafka.sh" start
-export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-19092}}
-
+postgres_pid=
 if ((postgres)) && [[ -z ${GNLC_TEST_POSTGRES_URL:-} ]]; then
   if ! "$here/postgres.sh" status 2>/dev/null; then
     started_postgres=1
   fi
-  "$here/postgres.sh" start
+  "$here/postgres.sh" start & # beside the broker's start: each waits on its own server
+  postgres_pid=$!
+fi
+"$here/kafka.sh" start
+export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-19092}}
+if [[ -n $postgres_pid ]]; then
+  wait "$postgres_pid"
   GNLC_TEST_POSTGRES_URL=$("$here/postgres.sh" url)
   export GNLC_TEST_POSTGRES_URL
 fi
