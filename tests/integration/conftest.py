@@ -190,6 +190,30 @@ def system(
         system.stop()
 
 
+@pytest.fixture(scope="module")
+def module_system(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """One System for a whole module (SQLite, a mailbox and a receiver of its own), for
+    tests that only read or are refused, so they share the services they start."""
+    tmp = tmp_path_factory.mktemp("module")
+    secret = new_secret()
+    inbox = Inbox()
+    with (
+        LocalMailbox() as mailbox,
+        BackgroundServer(receiver_app({"partner-a": [secret]}, inbox)) as server,
+    ):
+        system = System(
+            kafka,
+            tmp,
+            mailbox,
+            Receiver(server, inbox, secret),
+            f"sqlite+aiosqlite:///{tmp / 'state.db'}",
+        )
+        try:
+            yield system
+        finally:
+            system.stop()
+
+
 class PrivateBroker:
     """A broker of this test's own (never the shared one), stopped at the end."""
 

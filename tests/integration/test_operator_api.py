@@ -20,6 +20,12 @@ def scheduler(system: System) -> Service:
     return system.service("scheduler").start()
 
 
+@pytest.fixture(scope="module")
+def refusing(module_system: System) -> Service:
+    """One scheduler for the tests whose requests are refused (they change nothing)."""
+    return module_system.service("scheduler").start()
+
+
 def deadline(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": "survey-2027",
@@ -105,18 +111,18 @@ def test_submission_cancels_that_citys_reminders(system: System, scheduler: Serv
     ],
 )
 def test_bad_deadlines_are_refused(
-    system: System, scheduler: Service, body: dict[str, Any], message: str
+    module_system: System, refusing: Service, body: dict[str, Any], message: str
 ) -> None:
-    response = system.api("POST", "/v1/deadlines", scheduler, json=body)
+    response = module_system.api("POST", "/v1/deadlines", refusing, json=body)
     assert response.status_code == 422
     assert message in detail(response)
 
 
-def test_malformed_json_is_refused(system: System, scheduler: Service) -> None:
-    response = system.api(
+def test_malformed_json_is_refused(module_system: System, refusing: Service) -> None:
+    response = module_system.api(
         "POST",
         "/v1/deadlines",
-        scheduler,
+        refusing,
         content=b'{"id": "x",',
         headers={"content-type": "application/json"},
     )
@@ -197,8 +203,8 @@ def test_announcement_can_be_edited_and_withdrawn_until_it_goes_out(
     assert "is withdrawn" in detail(again)
 
 
-def test_token_is_required(scheduler: Service) -> None:
-    assert httpx.post(f"{scheduler.url}/v1/deadlines", json=deadline()).status_code == 401
+def test_token_is_required(refusing: Service) -> None:
+    assert httpx.post(f"{refusing.url}/v1/deadlines", json=deadline()).status_code == 401
     wrong = {"authorization": "Bearer not-the-token"}
-    assert httpx.get(f"{scheduler.url}/v1/schedule", headers=wrong).status_code == 401
-    assert httpx.get(f"{scheduler.url}/health/live").status_code == 204
+    assert httpx.get(f"{refusing.url}/v1/schedule", headers=wrong).status_code == 401
+    assert httpx.get(f"{refusing.url}/health/live").status_code == 204
