@@ -38,6 +38,11 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> Service:
+        """Start the process and wait until it is ready."""
+        return self.launch().ready(timeout)
+
+    def launch(self) -> Service:
+        """Start the process without waiting (``ready`` waits; see ``start_all``)."""
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", f"gnlc_{self.name}"],
@@ -45,6 +50,11 @@ class Service:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        return self
+
+    def ready(self, timeout: float = 60) -> Service:
+        """Wait until the launched process answers ``/health/ready`` with 200."""
+        assert self.proc is not None, f"{self.name} was not launched"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -58,10 +68,18 @@ class Service:
         raise RuntimeError(f"{self.name} not ready in {timeout}s:\n{self.tail()}")
 
     def stop(self) -> None:
+        self.terminate()
+        self.wait_stopped()
+
+    def terminate(self) -> None:
+        """SIGTERM, without waiting (``wait_stopped`` waits; see ``stop_all``)."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 30) -> None:
+        if self.proc and self.proc.poll() is None:
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -74,6 +92,22 @@ class Service:
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_all(*services: Service, timeout: float = 60) -> tuple[Service, ...]:
+    """Start several services side by side (each takes seconds to import and join its
+    groups), and wait until every one is ready."""
+    for service in services:
+        service.launch()
+    return tuple(service.ready(timeout) for service in services)
+
+
+def stop_all(services: Sequence[Service]) -> None:
+    """SIGTERM to every service at once, then wait for each (they stop side by side)."""
+    for service in services:
+        service.terminate()
+    for service in services:
+        service.wait_stopped()
 
 
 async def _admin(url: str, statement: str) -> None:

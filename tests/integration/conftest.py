@@ -20,7 +20,14 @@ import yaml
 from gnlc_devtools.mailbox import LocalMailbox
 from gnlc_devtools.receiver import BackgroundServer, Inbox, receiver_app
 from gnlc_webhook.partners import new_secret
-from tests.support import Service, free_port, scratch_postgres_database, seed_directory
+from tests.support import (
+    Service,
+    free_port,
+    scratch_postgres_database,
+    seed_directory,
+    stop_all,
+    wait_caught_up,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -174,9 +181,16 @@ class System:
             method, f"{scheduler.url}{path}", headers=headers, timeout=10, **kwargs
         )
 
+    def caught_up(self, *channels: str, timeout: float = 60) -> None:
+        """Each channel's service has committed every record now on the events' topics:
+        all of it handled, so whatever it would send about them has been sent (instead of
+        a quiet period)."""
+        topics = [f"{self.prefix}{t}" for t in ("deadline.reminder", "announcement.published")]
+        for channel in channels:
+            wait_caught_up(self.kafka, f"{self.prefix}{channel}", topics, timeout=timeout)
+
     def stop(self) -> None:
-        for service in reversed(self.services):
-            service.stop()
+        stop_all(list(reversed(self.services)))
 
 
 @pytest.fixture

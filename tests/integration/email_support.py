@@ -82,10 +82,27 @@ def recipients(mailbox: LocalMailbox) -> Counter[str]:
     return Counter(m["To"].addresses[0].addr_spec for m in mailbox.messages)
 
 
-def settle(mailbox: LocalMailbox, count: int, *, timeout: float = 120, quiet: float = 3) -> None:
-    """Wait for ``count`` messages, then a while longer so that any extra would show."""
+def settle(
+    mailbox: LocalMailbox,
+    count: int,
+    *,
+    timeout: float = 120,
+    quiet: float = 0,
+    system: System | None = None,
+) -> None:
+    """Wait for ``count`` messages; then, given the ``system``, until the email service has
+    committed every event on its topics (all handled, so any extra mail has been sent:
+    no quiet period to guess), or for ``quiet`` seconds (what a retry tier still holds is
+    not on those topics)."""
     assert mailbox.wait_for(count, timeout=timeout), f"{mailbox.count} of {count} arrived"
+    if system is not None:
+        caught_up(system)
     time.sleep(quiet)
+
+
+def caught_up(system: System) -> None:
+    """The email service has committed every record now on the events' topics."""
+    system.caught_up("email")
 
 
 def by_address(mailbox: LocalMailbox) -> dict[str, EmailMessage]:

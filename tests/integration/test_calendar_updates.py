@@ -14,7 +14,7 @@ from icalendar import Calendar
 
 from tests.calendar_model import CalendarModel
 from tests.integration.conftest import System
-from tests.support import eventually
+from tests.support import eventually, start_all
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +41,7 @@ def held(system: System) -> dict[str, int]:
 
 
 def test_edit_edit_cancel_reaches_the_city_as_one_entry(system: System) -> None:
-    scheduler = system.service("scheduler").start()
-    system.service("email").start()
+    scheduler, _ = start_all(system.service("scheduler"), system.service("email"))
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=25)
     response = system.api(
         "POST",

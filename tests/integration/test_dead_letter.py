@@ -11,14 +11,14 @@ import pytest
 from gnlc_core.kafka import REASON_HEADER, SOURCE_TOPIC_HEADER
 from tests.integration.conftest import System
 from tests.integration.kafka_io import consume, headers_of, produce
+from tests.support import start_all
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "deadline.reminder"
 
 
 async def test_poison_records_are_parked_and_the_line_keeps_moving(system: System) -> None:
-    system.service("email").start()
-    system.service("webhook").start()
+    start_all(system.service("email"), system.service("webhook"))
     topic = f"{system.prefix}deadline.reminder"
     invalid = json.loads((EXAMPLES / "invalid" / "empty-audience.json").read_text())
     valid = json.loads((EXAMPLES / "valid" / "overdue-minimal.json").read_text())

@@ -109,7 +109,7 @@ def test_reminders_arrive_in_eight_languages(system: System) -> None:
     system.service("email").start()
     events = {days: reminder(days) for days in (21, 5, 2, 1)}
     publish(system, *events.values())
-    settle(system.mailbox, len(events) * len(READERS), timeout=120)
+    settle(system.mailbox, len(events) * len(READERS), timeout=120, system=system)
 
     received: dict[tuple[str, str], EmailMessage] = {}
     for message in system.mailbox.messages:

@@ -8,15 +8,15 @@ import httpx
 import pytest
 
 from tests.integration.conftest import System
-from tests.support import free_port
+from tests.support import free_port, start_all
 
 pytestmark = pytest.mark.integration
 
 
 def test_reminder_reaches_mailbox_and_partner(system: System) -> None:
-    scheduler = system.service("scheduler").start()
-    system.service("email").start()
-    system.service("webhook").start()
+    scheduler, _, _ = start_all(
+        system.service("scheduler"), system.service("email"), system.service("webhook")
+    )
 
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
     response = system.api(
@@ -74,9 +74,9 @@ def test_reminder_reaches_mailbox_and_partner(system: System) -> None:
 
 
 def test_announcement_reaches_region(system: System) -> None:
-    scheduler = system.service("scheduler").start()
-    system.service("email").start()
-    system.service("webhook").start()
+    scheduler, _, _ = start_all(
+        system.service("scheduler"), system.service("email"), system.service("webhook")
+    )
     response = system.api(
         "POST",
         "/v1/announcements",
@@ -130,8 +130,7 @@ def test_unreachable_smtp_server_is_degraded_not_down(system: System) -> None:
 
 
 def test_scheduled_announcement_goes_out_at_its_time(system: System) -> None:
-    scheduler = system.service("scheduler").start()
-    system.service("email").start()
+    scheduler, _ = start_all(system.service("scheduler"), system.service("email"))
     publish_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
     response = system.api(
         "POST",

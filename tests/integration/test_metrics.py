@@ -13,7 +13,7 @@ import pytest
 from tests.integration.conftest import System
 from tests.integration.kafka_io import produce
 from tests.metrics_support import Samples, check_metrics, samples, total
-from tests.support import Service, eventually
+from tests.support import Service, eventually, start_all
 
 pytestmark = pytest.mark.integration
 POISON = b"\xff\xfe this is not JSON"
@@ -40,9 +40,9 @@ def when(
 
 
 def test_every_service_serves_its_metrics_after_real_traffic(system: System) -> None:
-    scheduler = system.service("scheduler").start()
-    email = system.service("email").start()
-    webhook = system.service("webhook").start()
+    scheduler, email, webhook = start_all(
+        system.service("scheduler"), system.service("email"), system.service("webhook")
+    )
 
     cities = ["kathmandu", "clermont-ferrand"]  # one contact each
     answer = system.api(
@@ -148,8 +148,7 @@ def test_email_counts_smtp_failures_by_reason(system: System) -> None:
     and a retry with their bounded reasons, and one dead letter."""
     system.mailbox.script_rcpt("lll@kathmandu.example.org", "550 5.1.1 No such user here")
     system.mailbox.script_rcpt("ville.apprenante@clermont.example.org", "451 4.3.0 try later")
-    scheduler = system.service("scheduler").start()
-    email = system.service("email").start()
+    scheduler, email = start_all(system.service("scheduler"), system.service("email"))
     answer = system.api(
         "POST",
         "/v1/announcements",

@@ -14,6 +14,7 @@ from gnlc_core.events import DeadlineSubmitted, encode_event, submission_event
 from gnlc_core.kafka import REASON_HEADER
 from tests.integration.conftest import System
 from tests.integration.kafka_io import consume, headers_of, produce
+from tests.support import start_all
 
 pytestmark = pytest.mark.integration
 
@@ -97,11 +98,10 @@ def test_a_reminder_already_in_flight_is_dropped_after_a_submission(system: Syst
         "POST", "/v1/deadlines/report/submissions", scheduler, json={"city_id": "laval"}
     )
     assert submitted.status_code == 201
-    system.service("email").start()
-    system.service("webhook").start()
+    start_all(system.service("email"), system.service("webhook"))
     assert system.mailbox.wait_for(1, timeout=60)
     assert system.receiver.inbox.wait_for_unique(1, timeout=30)
-    time.sleep(3)  # anything for Laval would have arrived by now
+    system.caught_up("email", "webhook")  # anything for Laval would have been sent
     assert [str(m["To"]) for m in system.mailbox.messages] == [
         "Kathmandu <lll@kathmandu.example.org>"
     ]

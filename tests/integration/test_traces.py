@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import System
-from tests.support import eventually
+from tests.support import eventually, start_all
 
 pytestmark = pytest.mark.integration
 
@@ -62,9 +62,12 @@ def service_of(span: dict[str, Any]) -> str:
 def test_an_announcement_is_one_trace_from_the_api_call_to_smtp_and_the_partner(
     system: System,
 ) -> None:
-    scheduler = system.service("scheduler", **traced(system, "scheduler")).start()
-    system.service("email", **traced(system, "email")).start()
-    system.service("webhook", **traced(system, "webhook")).start()
+    scheduler, _, _ = start_all(
+        *(
+            system.service(name, **traced(system, name))
+            for name in ("scheduler", "email", "webhook")
+        )
+    )
     response = system.api(
         "POST",
         "/v1/announcements",
