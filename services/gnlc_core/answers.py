@@ -10,6 +10,7 @@ other invalid body.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from fastapi import FastAPI, Request, Response, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
@@ -31,6 +32,19 @@ def _aware(value: datetime) -> datetime:
 
 #: An instant as answered: always with its offset.
 Instant = Annotated[datetime, AfterValidator(_aware)]
+
+_DATE_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def _date_time_text(value: object) -> object:
+    """Only RFC 3339 text (what the documents promise), not a number of seconds."""
+    if not isinstance(value, str) or not _DATE_TIME_TEXT.match(value):
+        raise ValueError("must be a date and time with its offset, like 2027-01-17T09:00:00Z")
+    return value
+
+
+#: An instant asked for (a query parameter): RFC 3339 text with its offset.
+AskedInstant = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
 
 
 class ErrorDetail(BaseModel):

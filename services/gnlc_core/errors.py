@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fastapi import HTTPException, status
+
 _PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
 
 
@@ -20,3 +22,12 @@ def message_of(error: Mapping[str, Any]) -> str:
         if reason and reason not in text:
             text = f"{text}: {reason}"
     return text
+
+
+def invalid_query(name: str, message: str) -> HTTPException:
+    """A 422 about query parameter ``name`` in FastAPI's own shape (``HTTPValidationError``,
+    what the OpenAPI documents say a 422 is), so clients read it like any other."""
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=[{"loc": ["query", name], "msg": message, "type": "value_error"}],
+    )

@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from gnlc_core.answers import ErrorDetail, Instant
+from gnlc_core.errors import invalid_query
 from gnlc_core.events import UtcDatetime
 from gnlc_core.ledger import Status
 from gnlc_core.settings import Settings
@@ -102,9 +103,9 @@ def _window(
     end = (until or datetime.now(UTC)).astimezone(UTC)
     start = (since or end - default).astimezone(UTC)
     if start >= end:
-        raise HTTPException(422, "since must be before until")
+        raise invalid_query("since", "since must be before until")
     if end - start > MAX_WINDOW:
-        raise HTTPException(422, f"the window is at most {MAX_WINDOW.days} days")
+        raise invalid_query("since", f"the window is at most {MAX_WINDOW.days} days")
     return start, end
 
 

@@ -13,6 +13,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from gnlc_core.answers import ErrorDetail, Instant
+from gnlc_core.errors import invalid_query
 from gnlc_core.events import UtcDatetime
 from gnlc_core.kafka import Topics
 from gnlc_core.logs import get_logger
@@ -149,7 +150,7 @@ def dead_letter_router(
         until: datetime | None,
     ) -> store.Filters:
         if since and until and since >= until:
-            raise HTTPException(422, "since must be before until")
+            raise invalid_query("since", "since must be before until")
         return store.Filters(
             channel=channel,
             source_topic=source_topic,

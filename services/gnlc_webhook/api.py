@@ -36,7 +36,7 @@ from pydantic import (
 )
 from starlette.types import Receive, Scope, Send
 
-from gnlc_core.answers import ErrorDetail
+from gnlc_core.answers import AskedInstant, ErrorDetail
 from gnlc_core.answers import Instant as Timestamp
 from gnlc_core.directory import DirectorySource
 from gnlc_core.events import Slug, parse_event
@@ -859,16 +859,20 @@ def api_router(
     async def endpoint_health(
         who: Caller,
         since: Annotated[
-            Timestamp | None, Query(description="From (default: 24 hours ago; at most 7 days).")
+            AskedInstant | None,
+            Query(
+                description=(
+                    "From (default: 24 hours ago); an earlier time counts from 7 days ago, "
+                    "the longest window, and a later one than now gives empty figures."
+                )
+            ),
         ] = None,
     ) -> list[EndpointHealthOut]:
         """Every endpoint's requests, success rate and latency (p50, p95 of its latest
         1000 requests) since ``since`` (operators only)."""
         operator_only(who)
         until = datetime.now(UTC)
-        start = since or until - timedelta(hours=24)
-        if not until - timedelta(days=7) <= start < until:
-            raise HTTPException(422, "since must be within the last 7 days")
+        start = min(max(since or until - timedelta(hours=24), until - timedelta(days=7)), until)
         ids = [row.id for row in await store.endpoints()]
         found = await endpoint_health_of(store.engine, ids, start, until)
         return [EndpointHealthOut.of(h, start) for h in found]

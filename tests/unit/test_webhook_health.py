@@ -83,9 +83,19 @@ async def test_health_of_every_endpoint(tmp_path: Path) -> None:
             params={"since": (now - timedelta(hours=48)).isoformat()},
         )
         assert {h["endpoint_id"]: h["requests"] for h in wider.json()}[ids[0]] == 21
-        for since in (now - timedelta(days=8), now + timedelta(hours=1)):
-            refused = await client.get("/endpoint-health", params={"since": since.isoformat()})
-            assert refused.status_code == 422
+
+        async def requests_since(since: str) -> int:
+            answer = await client.get("/endpoint-health", params={"since": since})
+            assert answer.status_code == 200, answer.text
+            return int({h["endpoint_id"]: h["requests"] for h in answer.json()}[ids[0]])
+
+        longest = await requests_since((now - timedelta(days=7)).isoformat())
+        assert await requests_since((now - timedelta(days=80)).isoformat()) == longest >= 21
+        assert await requests_since((now + timedelta(hours=1)).isoformat()) == 0
+        for text in ("0.5", "yesterday", "2027-01-17T09:00:00"):  # no offset: which zone?
+            refused = await client.get("/endpoint-health", params={"since": text})
+            assert refused.status_code == 422, text
+            assert refused.json()["detail"][0]["loc"] == ["query", "since"]
         async with api_client(api, token) as partner:
             assert (await partner.get("/endpoint-health")).status_code == 403
         async with api_client(api, "nobody") as nobody:
