@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import yaml
@@ -11,7 +12,7 @@ from standardwebhooks.webhooks import Webhook
 from tests.integration.conftest import System
 from tests.integration.kafka_io import produce
 from tests.integration.webhook_support import event, hooks_server, start_webhook
-from tests.support import free_port
+from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +36,12 @@ def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(system: Syst
         assert hit.event["specversion"] == "1.0"
         Webhook(endpoint["secret"]).verify(hit.body.decode(), hit.headers)
 
-        log = api.call("GET", f"/endpoints/{endpoint['id']}/attempts", token)
-        assert log.status_code == 200
-        [row] = log.json()
+        def logged() -> list[dict[str, Any]]:  # written once the answer is in, maybe after
+            answer = api.call("GET", f"/endpoints/{endpoint['id']}/attempts", token)
+            assert answer.status_code == 200
+            return list(answer.json())
+
+        [row] = eventually(logged, timeout=10, what="the attempt in the delivery log")
         assert row["event_id"] == event_id
         assert row["status"] == "delivered"
         assert row["status_code"] == 204

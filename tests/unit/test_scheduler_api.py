@@ -247,7 +247,10 @@ async def test_health_answers_during_a_big_import(api: OperatorApi) -> None:
     assert response.status_code == 422
     assert len(response.json()["detail"]) == MAX_CITIES  # every row's problem
     assert len(waits) >= 3, (took, waits)
-    assert max(waits) < 0.5, (took, max(waits))
+    # the import runs beside the event loop, never in it: no answer waited for a good part
+    # of it (a blocked loop would make one wait about as long as the import; a busy
+    # machine makes every one slower, so no fixed number of milliseconds)
+    assert max(waits) < took / 3, (took, max(waits))
 
 
 @pytest.mark.parametrize("body", [[], {"cities": []}])
