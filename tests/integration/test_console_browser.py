@@ -82,9 +82,10 @@ def stack(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
             f"sqlite+aiosqlite:///{tmp / 'unused.db'}",
         )
         try:
-            scheduler = system.service("scheduler").start()
-            webhook = system.service("webhook").start()
-            status = system.service("status", GNLC_STATUS_WEBHOOK_API_URL=webhook.url).start()
+            # the services start side by side, and the accounts are made meanwhile
+            scheduler = system.service("scheduler").launch()
+            webhook = system.service("webhook").launch()
+            status = system.service("status", GNLC_STATUS_WEBHOOK_API_URL=webhook.url).launch()
             console = system.service(
                 "console",
                 GNLC_CONSOLE_SCHEDULER_URL=scheduler.url,
@@ -113,6 +114,8 @@ def stack(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
                     capture_output=True,
                     timeout=60,
                 )
+            for service in (scheduler, webhook, status):
+                service.ready()
             console.start()
             yield Stack(system, console)
         finally:
