@@ -46,6 +46,23 @@ def test_the_cli_makes_and_changes_an_account(
     assert runner.invoke(app, ["console", "remove-user", "amina"]).exit_code == 1
 
 
+@pytest.mark.production_hashing
+def test_the_console_hashes_with_rfc_9106_parameters() -> None:
+    from argon2 import Parameters, profiles
+    from argon2.low_level import Type
+
+    from gnlc_console import accounts
+
+    hasher = accounts._hasher
+    first_choice: Parameters = profiles.RFC_9106_LOW_MEMORY
+    assert hasher.type is Type.ID
+    assert (hasher.time_cost, hasher.memory_cost) == (
+        first_choice.time_cost,
+        first_choice.memory_cost,
+    )
+    assert accounts._DUMMY_HASH.startswith(f"$argon2id$v=19$m={first_choice.memory_cost},")
+
+
 async def test_passwords_are_argon2_and_checked(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'console.db'}")
     try:
