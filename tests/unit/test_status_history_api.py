@@ -117,7 +117,7 @@ async def test_a_partner_reads_only_its_own_endpoints(client: httpx.AsyncClient)
     ],
 )
 async def test_bad_queries_are_422s_naming_the_field(
-    client: httpx.AsyncClient, params: dict[str, object], field: str
+    client: httpx.AsyncClient, params: dict[str, str | int], field: str
 ) -> None:
     answer = await client.get(PATH, params=params, headers=OPERATOR)
     assert answer.status_code == 422, answer.text
