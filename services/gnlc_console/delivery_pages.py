@@ -33,6 +33,16 @@ async def city_zones(console: Console) -> dict[str, str]:
         return {}
 
 
+async def notice_history(
+    console: Console, event_id: str, channel: str, recipient: str
+) -> list[dict[str, Any]]:
+    """Every state the status view kept of one notice, latest first (its latest 50)."""
+    query = {"event_id": event_id, "channel": channel, "recipient": recipient}
+    answer = await console.status.get("/v1/status/notices/history", **query)
+    items: list[dict[str, Any]] = answer["items"]
+    return items
+
+
 def delivery_router(console: Console) -> APIRouter:
     router = APIRouter(prefix="/deliveries")
 
@@ -91,15 +101,22 @@ def delivery_router(console: Console) -> APIRouter:
         channel: Annotated[str, Query(pattern=r"^(schedule|email|webhook)$")],
         recipient: Annotated[str, Query(min_length=1, max_length=320)],
     ) -> Response:
-        found = await console.status.get(
-            "/v1/status/notices",
-            event=event_id,
-            channel=channel,
-            recipient=recipient,
-            since=(now() - timedelta(days=365)).isoformat(),  # the API's widest window
-            limit=1,
-        )
-        row = found["items"][0] if found["items"] else None
+        row: dict[str, Any] | None = None
+        history: list[dict[str, Any]] | None = None
+        status_problem = None
+        try:
+            found = await console.status.get(
+                "/v1/status/notices",
+                event=event_id,
+                channel=channel,
+                recipient=recipient,
+                since=(now() - timedelta(days=365)).isoformat(),  # the API's widest window
+                limit=1,
+            )
+            row = found["items"][0] if found["items"] else None
+            history = await notice_history(console, event_id, channel, recipient)
+        except BackendError as exc:  # the rest of the page stands without it
+            status_problem = f"The {exc.service} {exc.message}."
         attempts: list[dict[str, Any]] | None = None
         attempts_problem = None
         if channel == "webhook" and not re.match(_SLUG, recipient):
@@ -127,6 +144,8 @@ def delivery_router(console: Console) -> APIRouter:
             recipient=recipient,
             attempts=attempts,
             attempts_problem=attempts_problem,
+            history=history,
+            status_problem=status_problem,
             zone=zones.get((row or {}).get("city_id") or ""),
         )
 

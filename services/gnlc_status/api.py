@@ -22,7 +22,7 @@ from gnlc_core.errors import invalid_query
 from gnlc_core.events import UtcDatetime
 from gnlc_core.ledger import Status
 from gnlc_core.settings import Settings
-from gnlc_status import view
+from gnlc_status import history, view
 from gnlc_status.partners import PartnerDirectory, PartnerUnknown
 
 _bearer = HTTPBearer(auto_error=False)
@@ -70,6 +70,25 @@ class NoticeOut(BaseModel):
 class Page(BaseModel):
     items: list[NoticeOut]
     next_offset: int | None = Field(description="The offset of the next page; null: no more.")
+
+
+class HistoryRow(BaseModel):
+    """One state a notice went through, as its receipt told it."""
+
+    state: Status
+    attempts: int = Field(description="Requests made by then")
+    reason: str | None
+    state_time: Instant = Field(description="When the notice reached this state")
+    received_at: Instant = Field(description="When the status view read the receipt")
+
+
+class History(BaseModel):
+    event_id: str
+    channel: str
+    recipient: str
+    items: list[HistoryRow] = Field(
+        description=f"Latest first; the view keeps the latest {history.KEPT} per notice."
+    )
 
 
 class Summary(BaseModel):
@@ -299,6 +318,44 @@ def status_router(settings: Settings, engine: Any, partners: PartnerDirectory) -
             until=end,
         )
         return await page(filters, limit, offset, order="recent")
+
+    @router.get(
+        "/notices/history",
+        summary=(
+            f"Every state one notice went through, latest first (the latest {history.KEPT} "
+            "kept); partners: their own endpoints'"
+        ),
+        responses={404: {"model": ErrorDetail, "description": "No such endpoint of yours."}},
+    )
+    async def notice_history(
+        who: Who,
+        event_id: Annotated[str, Query(min_length=1, max_length=64, description="The event id.")],
+        channel: Annotated[
+            str, Query(pattern=r"^(schedule|email|webhook)$", description="The notice's channel.")
+        ],
+        recipient: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=320,
+                description="An endpoint id (webhook), city:address (email) or a city.",
+            ),
+        ],
+        limit: Annotated[
+            int,
+            Query(ge=1, le=history.KEPT, description=f"Rows (at most {history.KEPT})."),
+        ] = history.KEPT,
+    ) -> History:
+        if who.endpoints is not None and (channel != "webhook" or recipient not in who.endpoints):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no endpoint {recipient!r} of yours")
+        notice = history.NoticeKey(event_id, channel, recipient)
+        rows = await history.of(engine, notice, limit=limit)
+        return History(
+            event_id=event_id,
+            channel=channel,
+            recipient=recipient,
+            items=[HistoryRow.model_validate(row) for row in rows],
+        )
 
     @router.get(
         "/summary",

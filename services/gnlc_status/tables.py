@@ -1,5 +1,5 @@
 """The status service's tables (migrations: gnlc_core/migrations/versions/0400_status.py,
-0410_dead_letters.py)."""
+0410_dead_letters.py, 0420_status_history.py)."""
 
 from __future__ import annotations
 
@@ -78,4 +78,33 @@ dead_letters = Table(
     UniqueConstraint("topic", "partition", "offset", name="uq_status_dead_letters_record"),
     Index("ix_status_dead_letters_parked", "parked_at"),
     Index("ix_status_dead_letters_twins", "source_topic", "digest"),
+)
+
+#: Every state a notice went through, one row per receipt (migration 0420): the state, the
+#: attempts, the reason, when the state was reached (``state_time``, the receipt's time) and
+#: when the view read it. A receipt read twice is one row (unique on what its id is made
+#: of: the notice, the moment, the state and the attempts); at most
+#: ``gnlc_status.history.KEPT`` rows per notice are kept, the latest (``state_us``).
+status_history = Table(
+    "status_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("state_us", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("state_time", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint(
+        "event_id",
+        "channel",
+        "recipient",
+        "state_us",
+        "state",
+        "attempts",
+        name="uq_status_history_receipt",
+    ),
 )

@@ -4,7 +4,8 @@
 receipt's precedence key (``gnlc_core.receipts.precedence``) is greater, compared in the
 statement itself, so any order of the same receipts, and a replay of the whole topic, ends
 in the same rows. What a receipt says about the event (deadline, step, city ...) is a fact
-that never changes: the first one known is kept.
+that never changes: the first one known is kept. Every receipt is also kept in the
+notice's history (``gnlc_status.history``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gnlc_core.events import NoticeStatus
 from gnlc_core.ledger import Status
 from gnlc_core.receipts import StateAt, precedence, supersedes
+from gnlc_status import history
 from gnlc_status.tables import status_notices as t
 
 KEY = ("event_id", "channel", "recipient")
@@ -83,8 +85,11 @@ def _newer(excluded: Any) -> ColumnElement[bool]:
     )
 
 
-async def apply(engine: AsyncEngine, receipts: Sequence[NoticeStatus]) -> int:
-    """Fold receipts into the view; returns the notices touched."""
+async def apply(
+    engine: AsyncEngine, receipts: Sequence[NoticeStatus], *, received_at: datetime | None = None
+) -> int:
+    """Fold receipts into the view, and add them to their notices' histories; returns the
+    notices touched. ``received_at``: when the view read them (default now)."""
     rows = collapse(receipts)
     if not rows:
         return 0
@@ -100,6 +105,7 @@ async def apply(engine: AsyncEngine, receipts: Sequence[NoticeStatus]) -> int:
         statement = statement.on_conflict_do_update(index_elements=list(KEY), set_=set_)
         for start in range(0, len(rows), _CHUNK):
             await connection.execute(statement, rows[start : start + _CHUNK])
+        await history.append(connection, receipts, received_at or datetime.now(UTC))
     return len(rows)
 
 
