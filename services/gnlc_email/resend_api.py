@@ -104,7 +104,7 @@ def resend_api_router(state: ResendApiState, settings: Settings) -> APIRouter:
         if isinstance(event, str):  # not kept (a kept one is valid: it was read from Kafka)
             raise HTTPException(410, f"event {body.event_id!r} is no longer kept")
         if why := await refusal(event, body.recipient):
-            raise HTTPException(409, f"not resent: {why}")
+            raise HTTPException(409, why)
         request = await store.request(body.event_id, body.recipient, attempts)
         await enqueue(event, value, request)
         log.info("resend queued", event_id=body.event_id, resend=request.id)

@@ -205,3 +205,12 @@ async def test_starting_answers_503() -> None:
     app.include_router(resend_api_router(ResendApiState(), settings))
     answer = await post(app, {"event_id": "e", "recipient": DURBAN})
     assert answer.status_code == 503
+
+
+async def test_documented_in_openapi(engine: Any) -> None:
+    spec = api(wire(engine, resends=True), engine).openapi()
+    operation = spec["paths"]["/v1/notices/resend"]["post"]
+    assert {"202", "401", "404", "409", "410", "422", "503"} <= set(operation["responses"])
+    fields = spec["components"]["schemas"]["ResendIn"]["properties"]
+    assert fields["event_id"]["maxLength"] == 64
+    assert fields["recipient"]["maxLength"] == 400
