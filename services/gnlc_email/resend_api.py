@@ -36,7 +36,7 @@ class ResendIn(BaseModel):
     event_id: str = Field(min_length=1, max_length=64, description="The event's id.")
     recipient: str = Field(
         min_length=3,
-        max_length=400,
+        max_length=320,
         pattern=r"^[a-z0-9][a-z0-9-]*:[^\s:]+@[^\s@]+$",
         description="As the ledger keys it: `city-id:address`.",
     )

@@ -213,4 +213,4 @@ async def test_documented_in_openapi(engine: Any) -> None:
     assert {"202", "401", "404", "409", "410", "422", "503"} <= set(operation["responses"])
     fields = spec["components"]["schemas"]["ResendIn"]["properties"]
     assert fields["event_id"]["maxLength"] == 64
-    assert fields["recipient"]["maxLength"] == 400
+    assert fields["recipient"]["maxLength"] == 320
