@@ -27,6 +27,10 @@ own choice, or its city's) is held for the digest of its local day instead of se
 (``DigestStore.hold``: ``held`` in the ledger); ``send_due_digests``, run every few seconds
 by the service, sends each contact's due digest, through the same checks as a retry, and
 records every notice in it.
+
+Resends (``gnlc_email.resend_api``): each batch's events are kept (``ResendStore.keep``); a
+resend asked for comes from the retry tiers with the recipient ``resend:<id>:<recipient>``
+and is sent although the notice is settled, once per request (``_resend``).
 """
 
 from __future__ import annotations
