@@ -2,7 +2,9 @@
 event (a deadline, an announcement or an event id), endpoint, channel and state; one
 delivery with every attempt the services keep (a webhook's from the webhook API's log;
 an email's state and attempt count from the status view: the email service keeps no
-per-attempt log); and a webhook's resend (the webhook API's). Email has no resend."""
+per-attempt log); a webhook's resend (the webhook API's) and an email's (the email
+service's ``/v1/notices/resend``, which refuses what the contact's choices or a bounce
+forbid: the refusal is shown on the page)."""
 
 # No `from __future__ import annotations` here: FastAPI must see the routes' Depends,
 # made in the router's closure, when the routes are defined.
@@ -168,6 +170,27 @@ def delivery_router(console: Console) -> APIRouter:
         else:
             console.flash(session, "error", f"Not resent: {answer.errors()[0]['msg']}")
         back = urlencode({"event_id": event_id, "channel": "webhook", "recipient": endpoint_id})
+        return RedirectResponse(f"/deliveries/notice?{back}", status_code=303)
+
+    @router.post("/resend-email")
+    async def resend_email(
+        session: Annotated[Session, Depends(editor(console))],
+        event_id: Annotated[str, Form(pattern=_EVENT_ID)],
+        recipient: Annotated[str, Form(min_length=3, max_length=320)],
+    ) -> Response:
+        answer = await console.email.call(
+            "POST", "/v1/notices/resend", json={"event_id": event_id, "recipient": recipient}
+        )
+        if answer.ok:
+            console.flash(
+                session,
+                "ok",
+                f"Resend of {event_id} to {recipient} queued: it goes out within seconds, "
+                "with its outcome in the state above.",
+            )
+        else:
+            console.flash(session, "error", f"Not resent: {answer.errors()[0]['msg']}")
+        back = urlencode({"event_id": event_id, "channel": "email", "recipient": recipient})
         return RedirectResponse(f"/deliveries/notice?{back}", status_code=303)
 
     return router

@@ -46,6 +46,8 @@ from gnlc_email.preference_page import (
     preferences_tokens,
 )
 from gnlc_email.render import Renderer
+from gnlc_email.resend_api import ResendApiState, resend_api_router
+from gnlc_email.resend_store import ResendStore
 from gnlc_email.sender import SmtpPool
 from gnlc_email.store import Preferences, shared_key
 from gnlc_email.unsubscribe import Tokens, UnsubscribeState, unsubscribe_router
@@ -122,6 +124,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     unsubscribe = UnsubscribeState()
     choices = PreferencesState()
     contacts = ContactsApiState()
+    resends = ResendApiState(refusal=consumer.refuse_resend, enqueue=consumer.enqueue_resend)
     watch_lag(
         metrics,
         settings.kafka_bootstrap_servers,
@@ -167,6 +170,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         await bounces.start(engine, ledger, preferences)
         assert bounces.store is not None
         contacts.preferences, contacts.bounces = preferences, bounces.store
+        resends.store = ResendStore(engine, ledger)
         consumer.ready(
             Services(
                 ledger,
@@ -176,6 +180,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
                 CalendarBook(engine),
                 preference_tokens=choices.tokens,
                 digests=DigestStore(engine, ledger),
+                resends=resends.store,
             )
         )
         digests.add(asyncio.create_task(send_digests()))
@@ -219,6 +224,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
             preferences_router(choices, catalogs, public_url=settings.email_public_url),
             *bounces.routers(),
             contacts_api_router(contacts, settings, directory),
+            resend_api_router(resends, settings),
         ],
         before_consuming=[start_views],
         on_startup=[start],

@@ -27,6 +27,10 @@ own choice, or its city's) is held for the digest of its local day instead of se
 (``DigestStore.hold``: ``held`` in the ledger); ``send_due_digests``, run every few seconds
 by the service, sends each contact's due digest, through the same checks as a retry, and
 records every notice in it.
+
+Resends (``gnlc_email.resend_api``): each batch's events are kept (``ResendStore.keep``); a
+resend asked for comes from the retry tiers with the recipient ``resend:<id>:<recipient>``
+and is sent although the notice is settled, once per request (``_resend``).
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from gnlc_email.message import Recipient, compose
 from gnlc_email.preference_page import preferences_url
 from gnlc_email.render import Event as Event  # the events it handles
 from gnlc_email.render import RenderedEmail, Renderer, render_digest
+from gnlc_email.resend_store import Resend, ResendStore
 from gnlc_email.sender import SEND_ERRORS, Failure, SmtpPool, classify
 from gnlc_email.sendgrid import smtpapi_header
 from gnlc_email.store import Preferences
@@ -108,10 +113,19 @@ class Job:
     #: attempt's span (``traceparent``) for a retry.
     trace: Context | None = None
     first_attempt: str | None = None
+    #: A resend's: its own Message-ID, and its retries carry it.
+    resend: Resend | None = None
+    #: The attempts the ledger counted before this one's series (a resend's: the notice's).
+    before: int = 0
 
     @property
     def key(self) -> str:
         return recipient_key(self.city, self.address)
+
+    @property
+    def counted(self) -> int:
+        """The ledger's attempts once this one is made."""
+        return self.before + self.attempt
 
 
 @dataclass
@@ -127,6 +141,8 @@ class Services:
     preference_tokens: Tokens | None = None
     #: Where notices wait for their digests (none: no digests, every notice goes at once).
     digests: DigestStore | None = None
+    #: The events kept for resends and the resends asked for (none: no resends).
+    resends: ResendStore | None = None
 
 
 def category_of(event: Event) -> str | None:
@@ -263,6 +279,8 @@ class EmailConsumer:
                     )
                     if trace is not None:
                         traces[event.id] = trace
+            if services.resends is not None:
+                await services.resends.keep([(e.id, encoded(e)) for e in events])
             writer = await self._deliver(events, services, traces=traces)
             await self._follow_up(writer.recorded, services)
         counts = {status.value: n for status, n in writer.counts.items() if n}
@@ -527,6 +545,7 @@ class EmailConsumer:
             unsubscribe_url=url,
             extra_headers=extra,
             preferences_url=links,
+            message_id_of=None if job.resend is None else f"{job.event.id}/resend/{job.resend.id}",
         )
         return sender, (self._dkim.sign(raw) if self._dkim is not None else raw)
 
@@ -554,7 +573,7 @@ class EmailConsumer:
             job.event.id,
             job.key,
             Status.DELIVERED,
-            job.attempt,
+            job.counted,
             language=job.rendered.language,
             event_time=job.event.time,
         )
@@ -568,7 +587,7 @@ class EmailConsumer:
             scheduled = await self._retrier.retry_or_give_up(
                 encode_event(job.event),
                 key=job.event.partitionkey.encode(),
-                recipient=job.key,
+                recipient=job.key if job.resend is None else job.resend.tier_recipient,
                 failed_attempt=job.attempt,
                 reason=failure.reason,
                 source_topic=source_topic,
@@ -586,7 +605,7 @@ class EmailConsumer:
                 job.event.id,
                 job.key,
                 status,
-                job.attempt,
+                job.counted,
                 failure.reason,
                 event_time=job.event.time,
             )
@@ -606,7 +625,7 @@ class EmailConsumer:
             job.event.id,
             job.key,
             Status.FAILED,
-            job.attempt,
+            job.counted,
             failure.reason,
             event_time=job.event.time,
         )
@@ -667,6 +686,9 @@ class EmailConsumer:
             )
             return
         self.subjects.remember(event)
+        if (resend := Resend.parse(recipient)) is not None:
+            await self._resend(services, event, resend, attempt, trace, first_attempt)
+            return
         city_id, _, address = recipient.partition(":")
         city = self._directory.directory.by_id.get(city_id)
         if await services.ledger.settled_many([(event.id, recipient)]):
@@ -691,6 +713,83 @@ class EmailConsumer:
                 return
         await services.ledger.record_many([outcome])
 
+    async def _resend(
+        self,
+        services: Services,
+        event: Event,
+        resend: Resend,
+        attempt: int,
+        trace: Context | None,
+        first_attempt: str | None,
+    ) -> None:
+        """A resend asked for (``resend_refusal``): sent even though the notice is settled,
+        once (its row is marked done with the outcome), unless the contact's choices or a
+        bounce now refuse it (then nothing is sent and the ledger keeps what it has)."""
+        store = services.resends
+        if store is None or (asked := await store.pending(resend)) is None:
+            return  # done already (a record read again)
+        resend = asked
+        city_id, _, address = resend.recipient.partition(":")
+        city = self._directory.directory.by_id.get(city_id)
+        if refusal := await self.resend_refusal(services, event, city, address):
+            log.info("resend refused", event_id=event.id, resend=resend.id, why=refusal)
+            await store.finish(resend, None)
+            return
+        assert city is not None
+        try:
+            rendered = self._renderer.render(event, city)
+        except Exception as exc:
+            await self._park(event, city.id, f"render: {type(exc).__name__}: {exc}")
+            await store.finish(resend, None)
+            return
+        job = Job(
+            event, city, address, rendered, attempt, trace, first_attempt, resend, resend.before
+        )
+        outcome = await self._send(job)
+        if (receipt := receipt_of(job, outcome)) is not None:
+            await services.calendar.record([receipt])
+        if outcome.status is Status.RETRYING:  # its retry carries the same request
+            await services.ledger.record_many([outcome])
+        else:
+            await store.finish(resend, outcome)
+        log.info("email resent", event_id=event.id, resend=resend.id, state=outcome.status)
+
+    async def refuse_resend(self, event: Event, recipient: str) -> str | None:
+        """Why a resend of ``event`` to ``recipient`` (``city:address``) is refused now."""
+        services = await self._wait_ready()
+        city_id, _, address = recipient.partition(":")
+        city = self._directory.directory.by_id.get(city_id)
+        return await self.resend_refusal(services, event, city, address)
+
+    async def enqueue_resend(self, event: Event, value: bytes, resend: Resend) -> None:
+        """Put ``resend`` on the retry tiers, due now (``value``: the event as on Kafka)."""
+        await self._retrier.schedule(
+            value,
+            key=event.partitionkey.encode(),
+            recipient=resend.tier_recipient,
+            attempt=1,
+            delay=0.0,
+            reason="resend requested",
+        )
+
+    async def resend_refusal(
+        self, services: Services, event: Event, city: City | None, address: str
+    ) -> str | None:
+        """Why a resend of ``event`` to this contact is refused now, or None: it left the
+        directory, or its choices (unsubscribed, the category off: announcements only) or a
+        bounce say no. ``should_send`` is not asked: an operator asked for it."""
+        if city is None or not city.active or address not in city.contacts:
+            return "no longer in the directory"
+        return await self._contact_refusal(services, event, city, address)
+
+    async def _contact_refusal(
+        self, services: Services, event: Event, city: City, address: str
+    ) -> str | None:
+        """Why this contact must not get ``event`` now (its latest choices, a bounce)."""
+        if reason := await self._unwanted(services, event, address):
+            return reason
+        return drop_reason(bool(await services.bounces.bouncing_among([(city.id, address)])))
+
     async def _refusal(
         self, services: Services, event: Event, city: City | None, address: str
     ) -> tuple[Status, str] | None:
@@ -701,9 +800,7 @@ class EmailConsumer:
             return Status.DROPPED, "no longer in the directory"
         if not await self._should_send(event, city):
             return Status.DROPPED, "not needed: should_send said no"
-        if (reason := await self._unwanted(services, event, address)) or (
-            reason := drop_reason(bool(await services.bounces.bouncing_among([(city.id, address)])))
-        ):
+        if reason := await self._contact_refusal(services, event, city, address):
             return not_sent(reason), reason
         return None
 

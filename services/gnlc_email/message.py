@@ -142,10 +142,12 @@ def compose(
     unsubscribe_url: str | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
     preferences_url: str | None = None,
+    message_id_of: str | None = None,
 ) -> bytes:
     """The whole message as bytes for SMTP ``DATA`` (CRLF line ends, no dot-stuffing);
-    ``extra_headers`` (ASCII) go last, before the MIME structure."""
-    msg_id = message_id(event_id, recipient.key, message_id_domain)
+    ``extra_headers`` (ASCII) go last, before the MIME structure. ``message_id_of``: what
+    the Message-ID derives from instead of the event id (a resend's own request)."""
+    msg_id = message_id(message_id_of or event_id, recipient.key, message_id_domain)
     seed = hashlib.sha256(msg_id.encode()).hexdigest()[:24]
     personal = rendered.for_recipient(
         unsubscribe_url, (recipient.address, recipient.name), preferences_url

@@ -28,6 +28,7 @@ from gnlc_email.choices import Choice
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services
 from gnlc_email.digest_store import DigestStore
 from gnlc_email.render import Renderer
+from gnlc_email.resend_store import ResendStore
 from gnlc_email.sender import SmtpPool
 from gnlc_email.store import Preferences
 from gnlc_email.unsubscribe import Tokens
@@ -67,6 +68,7 @@ def wire(
     directory: Directory | None = None,
     clock: Callable[[], datetime] | None = None,
     digests: bool = False,
+    resends: bool = False,
 ) -> Wired:
     # nothing listens on this port: a send would fail, so a test that expects none proves it
     settings = Settings(smtp_port=smtp_port or free_port(), smtp_timeout_seconds=2)
@@ -97,6 +99,7 @@ def wire(
             CalendarBook(engine),
             preference_tokens=Tokens(["unit"], salt="preferences") if digests else None,
             digests=DigestStore(engine, ledger) if digests else None,
+            resends=ResendStore(engine, ledger) if resends else None,
         )
     )
     broker.subscriber(
