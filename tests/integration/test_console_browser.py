@@ -600,7 +600,9 @@ def test_an_operator_follows_deliveries_and_redrives_a_dead_letter(
     accessible(page)
     page.get_by_role("link", name="Attempts of webhook to partner-a").click()
     expect(page.get_by_role("heading", name="Delivery: webhook to partner-a")).to_be_visible()
-    expect(page.locator("main table")).to_contain_text("delivered · HTTP 204")
+    attempts = page.get_by_role("table", name="Attempts")
+    expect(attempts).to_contain_text("delivered · HTTP 204")
+    expect(page.get_by_role("table", name="History")).to_contain_text("delivered")
     expect(page.get_by_role("button", name="Resend to partner-a")).to_be_visible()
     accessible(page)
 
