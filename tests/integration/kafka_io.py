@@ -39,5 +39,31 @@ async def consume(
     return records
 
 
+async def read_all(
+    bootstrap: str, topic: str, wait_seconds: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on ``topic`` now: from the start up to the end offsets read first (so
+    "and no more" is exact once whatever writes to it has settled, not a quiet period)."""
+    from gnlc_core.kafka import partitions_of
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        partitions = await partitions_of(consumer, [topic])
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + wait_seconds
+        while [p for p in partitions if await consumer.position(p) < ends[p]]:
+            assert time.monotonic() < deadline, f"{topic} not read to its end"
+            batch = await consumer.getmany(*partitions, timeout_ms=500)
+            for partition, part in batch.items():
+                records.extend(r for r in part if r.offset < ends[partition])
+    finally:
+        await consumer.stop()
+    return records
+
+
 def headers_of(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
     return {k: v.decode() for k, v in record.headers}

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.integration.conftest import PrivateBroker, System
-from tests.integration.kafka_io import consume
+from tests.integration.kafka_io import consume, read_all
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,15 @@ def test_reminders_due_during_a_broker_restart_go_out_once(
     private_broker.run("start")
     topic = f"{system.prefix}deadline.reminder"
     assert len(asyncio.run(consume(system.kafka, topic, 6, wait_seconds=90))) == 6
-    records = asyncio.run(consume(system.kafka, topic, 7, wait_seconds=3))  # and no more
+    eventually(  # settled: every step emitted (or skipped), so nothing more will come
+        lambda: (
+            system.api("GET", "/v1/schedule", scheduler, params={"deadline_id": "report"}).json()
+            == []
+        ),
+        timeout=30,
+        what="the plan to settle",
+    )
+    records = asyncio.run(read_all(system.kafka, topic))  # and no more
     ids = Counter(json.loads(r.value)["id"] for r in records if r.value is not None)
     assert len(ids) == 6, scheduler.tail()
     assert max(ids.values()) == 1
