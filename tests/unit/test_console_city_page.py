@@ -138,7 +138,7 @@ async def test_services_away_are_named_in_place_and_the_city_still_saves(
         await sign_in(client, "ed")
         page = await client.get("/directory/kathmandu/edit")
         assert page.status_code == 200, page.text
-        assert "The email service does not answer at http://127.0.0.1:8101" in page.text
+        assert "The email service does not answer at http" in page.text  # (its URL)
         assert "The status service does not answer at" in page.text
         assert "the city can still be edited" in page.text
         form = {
