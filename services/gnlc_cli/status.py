@@ -98,16 +98,8 @@ def deadline(
         )
         output.line(f"{len(missing)} cities have not submitted")
         return
-    client = Api.connect(status_api, token, name="status")
-    with output.working("reading the notices"):
-        rows = _pages(
-            client,
-            f"/v1/status/deadlines/{deadline_id}",
-            {"city": city} if city else {},
-            limit,
-        )
-        zones = _zones(api, token)
-    _notices(rows, zones, what="step")
+    where = (status_api, api, token)
+    _show(where, f"/v1/status/deadlines/{deadline_id}", {"city": city}, limit, what="step")
 
 
 @status.command("announcement")
@@ -120,16 +112,9 @@ def announcement(
     token: Token = "",
 ) -> None:
     """An announcement's notices per city."""
-    client = Api.connect(status_api, token, name="status")
-    with output.working("reading the notices"):
-        rows = _pages(
-            client,
-            f"/v1/status/announcements/{announcement_id}",
-            {"city": city} if city else {},
-            limit,
-        )
-        zones = _zones(api, token)
-    _notices(rows, zones, what="announcement")
+    where = (status_api, api, token)
+    path = f"/v1/status/announcements/{announcement_id}"
+    _show(where, path, {"city": city}, limit, what="announcement")
 
 
 @status.command("city")
@@ -142,10 +127,24 @@ def city_notices(
     token: Token = "",
 ) -> None:
     """A city's notices over time, latest first (default: the last 30 days)."""
+    where = (status_api, api, token)
+    _show(where, f"/v1/status/cities/{city_id}", {"since": since}, limit, what="deadline")
+
+
+def _show(
+    where: tuple[str, str, str],
+    path: str,
+    params: dict[str, str | None],
+    limit: int,
+    *,
+    what: str,
+) -> None:
+    """Read every page of ``path`` from the status API (the options given) and print the
+    notices with each city's local time (its zone from the scheduler's API)."""
+    status_api, api, token = where
     client = Api.connect(status_api, token, name="status")
     with output.working("reading the notices"):
-        rows = _pages(
-            client, f"/v1/status/cities/{city_id}", {"since": since} if since else {}, limit
-        )
+        given = {name: value for name, value in params.items() if value}
+        rows = _pages(client, path, given, limit)
         zones = _zones(api, token)
-    _notices(rows, zones, what="deadline")
+    _notices(rows, zones, what=what)
