@@ -10,7 +10,7 @@ import pytest
 from tests.integration.conftest import System
 from tests.support import free_port, start_all
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 
 def test_reminder_reaches_mailbox_and_partner(system: System) -> None:

@@ -12,7 +12,7 @@ import pytest
 from tests.integration.conftest import System
 from tests.support import Service
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tests.integration.hooks import Answer
 from tests.integration.kafka_io import consume, headers_of, produce
 from tests.integration.webhook_support import SCALED, event, hooks_server, start_webhook
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 DEFAULT_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
 
