@@ -20,11 +20,12 @@ mypy >"$mypy_log" 2>&1 &
 mypy_pid=$!
 
 echo "== pytest" >&2
-# Two workers (one per core): most integration tests wait on wall-clock events (a reminder
-# falling due, a retry's delay, a service starting), so two files at a time share the
-# machine well; a file's tests stay on one worker (--dist loadfile).
+# Three workers on two cores: most integration tests wait on wall-clock events (a reminder
+# falling due, a retry's delay, a service starting, a broker restarting), and with two
+# workers the cores were idle about 40 % of the run; a file's tests stay on one worker
+# (--dist loadfile), and the long files go first (the `long` marker, tests/conftest.py).
 tests=0
-deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 2 --dist loadfile "$@" ||
+deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 3 --dist loadfile "$@" ||
   tests=$?
 
 echo "== mypy" >&2
