@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.conftest import System
 from tests.integration.kafka_io import read_all
-from tests.support import Service
+from tests.support import Service, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
@@ -30,13 +30,6 @@ def post_deadline(system: System, scheduler: Service, **fields: Any) -> list[dic
 def pending(system: System, scheduler: Service) -> int:
     response = system.api("GET", "/v1/schedule", scheduler, params={"limit": 10000})
     return len(response.json())
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def every_reminder(system: System) -> list[dict[str, Any]]:
@@ -57,11 +50,13 @@ def test_restart_mid_plan_loses_nothing_and_repeats_nothing(system: System) -> N
         reminders=["-12s", "-9s", "-6s", "-3s", "0d"],
     )
     assert len(scheduled) == 15
-    wait_until(lambda: pending(system, scheduler) <= 12, 30, "the first step to go out")
+    eventually(
+        lambda: pending(system, scheduler) <= 12, timeout=30, what="the first step to go out"
+    )
     scheduler.kill()  # a crash between two steps
     time.sleep(4)  # a step falls due while nobody runs
     restarted = system.service("scheduler").start()
-    wait_until(lambda: pending(system, restarted) == 0, 40, "every step to go out")
+    eventually(lambda: pending(system, restarted) == 0, timeout=40, what="every step to go out")
 
     events = every_reminder(system)
     ids = Counter(event["id"] for event in events)
@@ -84,7 +79,7 @@ def test_after_the_due_moment_no_before_reminder_goes_out(system: System) -> Non
     scheduler.kill()  # down before anything fired, back after the due moment
     time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 3)
     restarted = system.service("scheduler").start()
-    wait_until(lambda: pending(system, restarted) == 0, 30, "the plan to settle")
+    eventually(lambda: pending(system, restarted) == 0, timeout=30, what="the plan to settle")
     events = every_reminder(system)
     assert sorted(e["data"]["step"] for e in events) == ["2s-overdue", "due"]
 
@@ -106,7 +101,11 @@ def test_two_instances_emit_each_reminder_once_even_when_one_dies(system: System
     assert total >= 200
     time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) - 6)
     first.kill()  # mid-run: the other instance carries on and takes over its claims
-    wait_until(lambda: pending(system, second) == 0, 40, "the other instance to finish the plan")
+    eventually(
+        lambda: pending(system, second) == 0,
+        timeout=40,
+        what="the other instance to finish the plan",
+    )
     events = every_reminder(system)
     ids = Counter(event["id"] for event in events)
     assert len(ids) == total

@@ -17,6 +17,7 @@ from tests.integration.conftest import System
 from tests.integration.hooks import Answer
 from tests.integration.kafka_io import consume, headers_of, produce
 from tests.integration.webhook_support import SCALED, event, hooks_server, start_webhook
+from tests.support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 DEFAULT_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -24,16 +25,6 @@ DEFAULT_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
 def send(system: System, *values: bytes) -> None:
     asyncio.run(produce(system.kafka, f"{system.prefix}deadline.reminder", *values))
-
-
-def poll(check: Any, timeout: float) -> Any:
-    """``check()`` until it is truthy (bounded in time)."""
-    deadline = time.monotonic() + timeout
-    result = check()
-    while not result and time.monotonic() < deadline:
-        time.sleep(0.3)
-        result = check()
-    return result
 
 
 def test_retries_follow_the_schedule_then_the_notice_is_parked(system: System) -> None:
@@ -62,13 +53,14 @@ def test_retries_follow_the_schedule_then_the_notice_is_parked(system: System) -
         assert headers_of(parked[0])[REASON_HEADER] == "gave up after 8 attempts: http 500"
         time.sleep(1)
         assert len(hooks.of("down")) == 8  # nothing after the last attempt
-        rows = poll(
+        rows = eventually(
             lambda: [
                 r
                 for r in api.call("GET", f"/endpoints/{endpoint['id']}/attempts", token).json()
                 if r["status"] == "failed"
             ],
-            30,
+            timeout=30,
+            what="the failed attempt in the log",
         )
         assert rows[0]["attempt"] == 8
         log = api.call("GET", f"/endpoints/{endpoint['id']}/attempts", token).json()
@@ -94,13 +86,13 @@ def test_retry_after_is_honoured_and_410_disables_the_endpoint(system: System) -
         assert b.at - a.at >= 3 - 0.05  # the schedule alone would retry after 1 ms
         assert hooks.wait("gone", 1, timeout=60)
 
-        state = poll(
+        eventually(
             lambda: (
                 api.call("GET", f"/endpoints/{gone['id']}", token).json()["state"] == "disabled"
             ),
-            30,
+            timeout=30,
+            what="the endpoint to be disabled",
         )
-        assert state
         detail = api.call("GET", f"/endpoints/{gone['id']}", token).json()
         assert "410" in detail["state_reason"]
         operations = asyncio.run(consume(system.kafka, f"{system.prefix}webhook.operations", 1))
@@ -115,11 +107,12 @@ def test_retry_after_is_honoured_and_410_disables_the_endpoint(system: System) -
         second_id, second = event()
         send(system, second)
         assert hooks.wait("busy", 3, timeout=60)
-        dropped = poll(
+        dropped = eventually(
             lambda: api.call(
                 "GET", f"/endpoints/{gone['id']}/attempts?event_id={second_id}", token
             ).json(),
-            30,
+            timeout=30,
+            what="the dropped delivery in the log",
         )
         assert dropped[0]["status"] == "dropped"
         assert "disabled" in dropped[0]["error"]
@@ -146,11 +139,12 @@ def test_deliveries_during_a_slow_down_wait_for_it_without_using_an_attempt(
         hits = {h.webhook_id: h.at for h in hooks.of("calm")[1:]}
         assert set(hits) == {first_id, second_id}
         assert min(hits.values()) - asked_at >= 4 - 0.05
-        log = poll(
+        log = eventually(
             lambda: api.call(
                 "GET", f"/endpoints/{calm['id']}/attempts?event_id={second_id}", token
             ).json(),
-            30,
+            timeout=30,
+            what="the delivery in the log",
         )
         assert [(row["attempt"], row["status"]) for row in log] == [(1, "delivered")]
 
@@ -184,7 +178,9 @@ def test_deliveries_for_a_hanging_endpoint_are_held_then_released_when_it_answer
         def delivered() -> set[str]:
             return {row["event_id"] for row in log() if row["status"] == "delivered"}
 
-        assert poll(lambda: delivered() >= ids, 60), len(delivered())
+        eventually(
+            lambda: delivered() >= ids, timeout=60, what="every delivery of the stuck endpoint"
+        )
         rows: dict[str, list[tuple[int, str]]] = {}
         for row in log():
             rows.setdefault(row["event_id"], []).append((row["attempt"], row["status"]))
@@ -267,13 +263,13 @@ def test_pause_drops_then_replay_and_resend_deliver_again(system: System) -> Non
         )
         paused = [event() for _ in range(3)]
         send(system, *(v for _, v in paused))
-        dropped = poll(
+        eventually(
             lambda: (
                 len(api.call("GET", f"/endpoints/{endpoint['id']}/attempts", token).json()) >= 3
             ),
-            60,
+            timeout=60,
+            what="the three dropped deliveries",
         )
-        assert dropped
         assert hooks.of("p", verified=False) == []
 
         assert api.call("POST", f"/endpoints/{endpoint['id']}/resume", token).json()["state"] == (
