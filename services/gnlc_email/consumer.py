@@ -49,7 +49,7 @@ from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.context import Context
 
 from gnlc_core import tracing
-from gnlc_core.consumer import always, dead_letter
+from gnlc_core.consumer import always, read_batch
 from gnlc_core.consumer import decode_any as decode
 from gnlc_core.directory import City, DirectorySource
 from gnlc_core.events import (
@@ -63,7 +63,7 @@ from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
 from gnlc_core.notices import Step, after_failure, notice
 from gnlc_core.receipts import Subjects
-from gnlc_core.retry import Retrier
+from gnlc_core.retry import Due, Retrier, concurrently
 from gnlc_core.settings import Settings
 from gnlc_email.bounce_store import BounceStore
 from gnlc_email.bounces import drop_reason
@@ -247,6 +247,7 @@ class EmailConsumer:
         self._timing = digest_timing or Timing()
         self._services: Services | None = None
         self._ready = asyncio.Event()
+        self._due = concurrently(self.deliver_one, limit=settings.smtp_connections)
         #: The events being handled, for the receipts the ledger's listeners publish.
         self.subjects = Subjects()
 
@@ -263,6 +264,7 @@ class EmailConsumer:
     # -- the main line ---------------------------------------------------------------
 
     async def handle_batch(self, message: KafkaMessage) -> None:
+        """A batch from the domain topics (``gnlc_core.channel.Channel``)."""
         services = await self._wait_ready()
         raw = message.raw_message
         records: Sequence[ConsumerRecord[Any, Any]] = (
@@ -272,13 +274,15 @@ class EmailConsumer:
         events: list[Event] = []
         with tracing.Processing(self._topics.group(CHANNEL)) as spans:
             traces: dict[str, Context] = {}
-            for record in records:
-                event = decode(record.value or b"")
-                if isinstance(event, str):  # why it is not an event
-                    await dead_letter(self._broker, self._topics.email_dead_letter, record, event)
-                    continue
+            read = await read_batch(
+                records,
+                broker=self._broker,
+                dead_letter_topic=self._topics.email_dead_letter,
+                subjects=self.subjects,
+                decode=decode,
+            )
+            for record, event in ((r.record, r.event) for r in read):
                 events.append(event)
-                self.subjects.remember(event)
                 if tracing.enabled() and event.id not in traces:
                     trace = spans.start(
                         event, topic=record.topic, partition=record.partition, offset=record.offset
@@ -632,6 +636,11 @@ class EmailConsumer:
                 "gnlc.attempt": job.attempt,
             },
         )
+
+    async def deliver_due(self, due: Sequence[Due]) -> None:
+        """Records of the retry tiers, due now (``gnlc_core.channel.Channel``): each through
+        ``deliver_one``, as many at a time as the SMTP pool has connections."""
+        await self._due(due)
 
     async def deliver_one(
         self, value: bytes, recipient: str, attempt: int, first_attempt: str | None = None

@@ -53,7 +53,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from gnlc_core import tracing
-from gnlc_core.consumer import always, dead_letter, decode
+from gnlc_core.consumer import Read, always, decode, read_batch
 from gnlc_core.events import encode_event
 from gnlc_core.fence import Fence
 from gnlc_core.kafka import Topics
@@ -169,8 +169,10 @@ class WebhookConsumer:
         limits: Limits | None = None,
         should_send: ShouldSend = always,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fence: Fence | None = None,
     ) -> None:
         self._broker = broker
+        self._fence = fence  # which records of a batch may have been handled before
         self._topics = topics
         self._store = store
         self._ledger = Ledger(store.engine, CHANNEL)
@@ -197,7 +199,9 @@ class WebhookConsumer:
 
     async def handle_batch(self, message: KafkaMessage, fence: Fence | None = None) -> None:
         """A batch from the domain topics. Only the deliveries of records that ``fence``
-        says may have been handled before are looked up in the ledger (all without one)."""
+        (default: the consumer's) says may have been handled before are looked up in the
+        ledger (all without one)."""
+        fence = fence or self._fence
         records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
         if fence is not None:
             consumer = cast("AIOKafkaConsumer", message.consumer)
@@ -216,14 +220,15 @@ class WebhookConsumer:
         results = Results(first=True)
         jobs: list[Job] = []
         to_check: list[Job] = []
-        parked: list[Awaitable[None]] = []
-        dead_letters = self._topics.webhook_dead_letter
-        for record, handled_before in zip(records, maybe_handled, strict=True):
-            event = decode(record.value or b"")
-            if isinstance(event, str):  # why it is not an event: parked with the batch
-                parked.append(dead_letter(self._broker, dead_letters, record, event))
-                continue
-            self.subjects.remember(event)
+        read: list[Read[Event]] = await read_batch(
+            records,
+            broker=self._broker,
+            dead_letter_topic=self._topics.webhook_dead_letter,
+            subjects=self.subjects,
+            decode=decode,
+        )
+        for index, record, event in ((r.index, r.record, r.event) for r in read):
+            handled_before = maybe_handled[index]
             subscribed = self._registry.subscribed(event)
             if not subscribed:
                 continue
@@ -238,8 +243,6 @@ class WebhookConsumer:
             jobs.extend(added)
             if handled_before:
                 to_check.extend(added)
-        if parked:
-            await asyncio.gather(*parked)
         settled = await self._ledger.settled_many((j.event.id, j.endpoint_id) for j in to_check)
         jobs = [j for j in jobs if (j.event.id, j.endpoint_id) not in settled]
         jobs = await self._in_order(jobs, results, number=True)
