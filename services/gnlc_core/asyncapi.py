@@ -19,7 +19,7 @@ from gnlc_core.events import (
     DeadlineUpdatedEvent,
     NoticeStatusEvent,
 )
-from gnlc_core.kafka import Topics
+from gnlc_core.kafka import CHANNELS, Topics
 
 _DEAD_LETTER = (
     "Records a consumer could not handle: the original value and key, with headers "
@@ -86,7 +86,7 @@ def specification(topics: Topics, *, server: str = "127.0.0.1:19092") -> str:
             "the scheduler owns it, the consumers keep a view of it."
         ),
     )
-    for channel in ("email", "webhook"):
+    for channel in CHANNELS:
 
         async def handler(event: DeadlineReminderEvent | AnnouncementPublishedEvent) -> None:
             """Documentation only: the real handlers live in the services."""
@@ -114,10 +114,10 @@ def specification(topics: Topics, *, server: str = "127.0.0.1:19092") -> str:
             "stands per notice."
         ),
     )(on_receipt)
-    broker.publisher(topics.email_dead_letter, title="email.dead-letter", description=_DEAD_LETTER)
-    broker.publisher(
-        topics.webhook_dead_letter, title="webhook.dead-letter", description=_DEAD_LETTER
-    )
+    for channel in CHANNELS:
+        broker.publisher(
+            topics.dead_letter(channel), title=f"{channel}.dead-letter", description=_DEAD_LETTER
+        )
     document = AsyncAPI(
         broker,
         title="GNLC Notify events",

@@ -1,13 +1,17 @@
 """What every channel's consumer does with a record before its own work: decode it, or park
 it on the channel's dead-letter topic with the reason. Also the default ``should_send``.
 
-``decode`` is pure (the event, or why the record is not one) so a consumer can park the
-records of a batch concurrently; ``dead_letter`` parks one.
+``decode`` is pure (the event, or why the record is not one); ``dead_letter`` parks one
+record; ``read_batch`` does both for a batch (the records that are no events parked
+concurrently) and remembers each event for the receipts.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
@@ -23,10 +27,12 @@ from gnlc_core.events import (
 )
 from gnlc_core.kafka import publish_dead_letter
 from gnlc_core.logs import get_logger
+from gnlc_core.receipts import Subjects
 
 log = get_logger(__name__)
 
 Event = DeadlineReminderEvent | AnnouncementPublishedEvent
+E = TypeVar("E", bound=AnyEvent)
 NOT_UTF8 = "invalid event: record value is not UTF-8 JSON"
 
 
@@ -71,6 +77,40 @@ async def dead_letter(
         source_topic=record.topic,
     )
     log.warning("record dead-lettered", topic=record.topic, offset=record.offset, reason=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[E]):
+    """A record of a batch that is an event: its place in the batch, the record, the event."""
+
+    index: int
+    record: ConsumerRecord[Any, Any]
+    event: E
+
+
+async def read_batch(
+    records: Sequence[ConsumerRecord[Any, Any]],
+    *,
+    broker: KafkaBroker,
+    dead_letter_topic: str,
+    subjects: Subjects,
+    decode: Callable[[bytes], E | str],
+) -> list[Read[E]]:
+    """The events of a batch, in order; every record that is not one parked on
+    ``dead_letter_topic`` with the reason (concurrently, before this returns). Each event
+    is remembered in ``subjects`` (what the receipts say of it)."""
+    read: list[Read[E]] = []
+    parked = []
+    for index, record in enumerate(records):
+        event = decode(record.value or b"")
+        if isinstance(event, str):  # why it is not an event
+            parked.append(dead_letter(broker, dead_letter_topic, record, event))
+            continue
+        subjects.remember(event)
+        read.append(Read(index, record, event))
+    if parked:
+        await asyncio.gather(*parked)
+    return read
 
 
 async def always(_event: Any, _recipient: Any) -> bool:

@@ -54,6 +54,12 @@ RECIPIENT_HEADER = "x-gnlc-recipient"
 SOURCE_TOPIC_HEADER = "x-gnlc-source-topic"
 
 
+#: The delivery channels, each a package ``gnlc_<channel>`` running in a
+#: ``gnlc_core.channel.ChannelRuntime``: their dead-letter topics are created and
+#: documented from this (README: "Adding a channel").
+CHANNELS: tuple[str, ...] = ("email", "webhook")
+
+
 @dataclass(frozen=True)
 class Topics:
     """Every topic the system uses, under one prefix."""
@@ -106,13 +112,17 @@ class Topics:
     def compacted(self) -> tuple[str, ...]:
         return (self.deadline_submitted, self.directory)
 
+    def dead_letter(self, channel: str) -> str:
+        """Where ``channel`` parks what it cannot deliver (``<prefix><channel>.dead-letter``)."""
+        return f"{self.prefix}{channel}.dead-letter"
+
     @property
     def email_dead_letter(self) -> str:
-        return f"{self.prefix}email.dead-letter"
+        return self.dead_letter("email")
 
     @property
     def webhook_dead_letter(self) -> str:
-        return f"{self.prefix}webhook.dead-letter"
+        return self.dead_letter("webhook")
 
     @property
     def domain(self) -> tuple[str, ...]:
@@ -126,8 +136,7 @@ class Topics:
             *self.compacted,
             self.notice_status,
             self.scheduler_dead_letter,
-            self.email_dead_letter,
-            self.webhook_dead_letter,
+            *(self.dead_letter(channel) for channel in CHANNELS),
         )
 
     def for_event_type(self, event_type: str) -> str:

@@ -33,6 +33,7 @@ from gnlc_core.events import MAX_TRACEPARENT_CHARS
 from gnlc_core.kafka import PRODUCER_BATCH_BYTES, RECIPIENT_HEADER, Topics, publish_dead_letter
 from gnlc_core.ladder import LADDER, tier_for
 from gnlc_core.logs import get_logger
+from gnlc_core.notices import AfterFailure, Step, after_failure
 from gnlc_core.priority import Share
 from gnlc_core.tier_reader import (
     ATTEMPT_HEADER,
@@ -124,6 +125,10 @@ class Retrier:
     def _topic_for(self, delay: float) -> str:
         return self._tier_topic(tier_of_delay(delay, self._ladder))
 
+    @property
+    def retry_schedule(self) -> RetrySchedule:
+        return self._schedule
+
     async def retry_or_give_up(
         self,
         value: bytes,
@@ -141,29 +146,58 @@ class Retrier:
         already scaled) overrides the schedule's, e.g. from a ``Retry-After``.
         ``first_attempt`` (a ``traceparent``) goes with the record: the retry's span links
         to the first attempt's."""
-        next_attempt = failed_attempt + 1
-        planned = self._schedule.delay_before(next_attempt)
-        if planned is None:
+        after = after_failure(failed_attempt, self._schedule, retry_after=delay)
+        await self.follow(
+            after,
+            value,
+            key=key,
+            recipient=recipient,
+            attempt=failed_attempt,
+            reason=reason,
+            source_topic=source_topic,
+            first_attempt=first_attempt,
+        )
+        return after.step is Step.RETRY
+
+    async def follow(
+        self,
+        after: AfterFailure,
+        value: bytes,
+        *,
+        key: bytes | None,
+        recipient: str,
+        attempt: int,
+        reason: str,
+        source_topic: str,
+        first_attempt: str | None = None,
+    ) -> None:
+        """Carry out what follows the failed request of ``attempt``
+        (``gnlc_core.notices.after_failure``): RETRY schedules the next attempt after its
+        delay; GIVE_UP parks the notice with the requests made; REFUSED parks it with
+        ``reason``. Every channel settles a failure through here."""
+        if after.step is Step.RETRY:
+            await self.schedule(
+                value,
+                key=key,
+                recipient=recipient,
+                attempt=attempt + 1,
+                delay=after.delay,
+                reason=reason,
+                first_attempt=first_attempt,
+            )
+        elif after.step is Step.GIVE_UP:
             await self.give_up(
                 value,
                 key=key,
                 recipient=recipient,
-                attempts=failed_attempt,
+                attempts=attempt,
                 reason=reason,
                 source_topic=source_topic,
             )
-            return False
-        wait = planned if delay is None else max(delay, 0.0)
-        await self.schedule(
-            value,
-            key=key,
-            recipient=recipient,
-            attempt=next_attempt,
-            delay=wait,
-            reason=reason,
-            first_attempt=first_attempt,
-        )
-        return True
+        else:
+            await self.park(
+                value, key=key, recipient=recipient, reason=reason, source_topic=source_topic
+            )
 
     async def give_up(
         self,
@@ -176,12 +210,24 @@ class Retrier:
         source_topic: str,
     ) -> None:
         """Park the notice on the dead-letter topic after ``attempts`` requests."""
+        await self.park(
+            value,
+            key=key,
+            recipient=recipient,
+            reason=f"gave up after {attempts} attempts: {reason}",
+            source_topic=source_topic,
+        )
+
+    async def park(
+        self, value: bytes, *, key: bytes | None, recipient: str, reason: str, source_topic: str
+    ) -> None:
+        """Park the notice on the channel's dead-letter topic with ``reason``."""
         await publish_dead_letter(
             self._broker,
             self._dead_letter_topic,
             value=value,
             key=key,
-            reason=f"gave up after {attempts} attempts: {reason}",
+            reason=reason,
             source_topic=source_topic,
             recipient=recipient,
         )

@@ -4,32 +4,20 @@ preferences, held notices)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
 from email.utils import parseaddr
 
 from fastapi import FastAPI
 
+from gnlc_core.channel import ChannelRuntime
 from gnlc_core.db import create_engine, database_url, migrate
 from gnlc_core.directory import City
-from gnlc_core.kafka import (
-    AT_LEAST_ONCE,
-    GROUP_HEARTBEAT_MS,
-    GROUP_SESSION_MS,
-    make_broker,
-    topics_for,
-)
-from gnlc_core.lag import Group, watch_lag
 from gnlc_core.ledger import Ledger
 from gnlc_core.logs import get_logger
-from gnlc_core.membership import Membership
-from gnlc_core.metrics import NoticeMetrics, ServiceMetrics
-from gnlc_core.receipts import ReceiptPublisher, email_recipient
-from gnlc_core.retry import Retrier, RetrySchedule, concurrently
-from gnlc_core.service import build_app, health_router, tcp_check
+from gnlc_core.receipts import email_recipient
+from gnlc_core.retry import RetrySchedule
+from gnlc_core.service import tcp_check
 from gnlc_core.settings import Settings
-from gnlc_core.views import DirectoryView, SubmissionView
 from gnlc_email.bounce_service import BounceService
 from gnlc_email.calendar_book import CalendarBook
 from gnlc_email.consumer import CHANNEL, EmailConsumer, Event, Services, ShouldSend
@@ -63,11 +51,11 @@ def retry_schedule(settings: Settings) -> RetrySchedule:
 
 
 def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> FastAPI:
-    metrics = ServiceMetrics("email")
-    broker = make_broker(settings, client_id="gnlc-email", middlewares=metrics.broker_middlewares())
-    topics = topics_for(settings)
-    directory = DirectoryView(settings.kafka_bootstrap_servers, topics.directory)
-    submissions = SubmissionView(settings.kafka_bootstrap_servers, topics.deadline_submitted)
+    runtime = ChannelRuntime(
+        settings, CHANNEL, retry_schedule(settings), title="GNLC Notify email consumer"
+    )
+    broker, topics, directory = runtime.broker, runtime.topics, runtime.directory
+    submissions, metrics = runtime.submissions, runtime.metrics
 
     async def not_submitted(event: Event, city: City) -> bool:
         """Issue-3 rule: a reminder for a city that has submitted is dropped, even in flight."""
@@ -77,22 +65,14 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
     engine = create_engine(database_url(settings, "email"))
     pool = SmtpPool(settings)
     SmtpPoolMetrics(pool).register(metrics.registry)
-    notices = NoticeMetrics(metrics.registry)
     catalogs = Catalogs()
-    retrier = Retrier(
-        broker,
-        topics,
-        CHANNEL,
-        retry_schedule(settings),
-        dead_letter_topic=topics.email_dead_letter,
-    )
     consumer = EmailConsumer(
         settings,
         broker,
         topics,
         directory,
         pool,
-        retrier=retrier,
+        retrier=runtime.retrier,
         renderer=Renderer(
             catalogs,
             domain=settings.message_id_domain,
@@ -104,49 +84,16 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         ),
         **bounces.consumer_options(),
     )
-    membership = Membership()
-    broker.subscriber(
-        *topics.domain,
-        *topics.changes,
-        group_id=topics.group(CHANNEL),
-        ack_policy=AT_LEAST_ONCE,
-        auto_offset_reset="earliest",
-        batch=True,
-        max_records=settings.email_batch_size,
-        listener=membership,
-        session_timeout_ms=GROUP_SESSION_MS,
-        heartbeat_interval_ms=GROUP_HEARTBEAT_MS,
-    )(consumer.handle_batch)
-    retrier.subscribe(
-        concurrently(consumer.deliver_one, limit=settings.smtp_connections),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+    runtime.consume(
+        consumer, topics=[*topics.domain, *topics.changes], batch_size=settings.email_batch_size
     )
+    runtime.every(settings.email_digest_poll_seconds, consumer.send_due_digests, "digests")
     unsubscribe = UnsubscribeState()
     choices = PreferencesState()
     contacts = ContactsApiState()
     resends = ResendApiState(refusal=consumer.refuse_resend, enqueue=consumer.enqueue_resend)
-    watch_lag(
-        metrics,
-        settings.kafka_bootstrap_servers,
-        [
-            Group(topics.group(CHANNEL), topics.domain),
-            Group(topics.group(f"{CHANNEL}-retry"), retrier.topic_names, retry_channel=CHANNEL),
-        ],
-    )
-
-    digests: set[asyncio.Task[None]] = set()
-
-    async def send_digests() -> None:
-        """Every ``GNLC_EMAIL_DIGEST_POLL_SECONDS``, the digests that are due."""
-        while True:
-            try:
-                await consumer.send_due_digests()
-            except Exception:  # the database or the broker away: try again next time
-                log.exception("digests not sent this time")
-            await asyncio.sleep(settings.email_digest_poll_seconds)
 
     async def start() -> None:
-        tiers = asyncio.create_task(retrier.start())  # joins its group meanwhile
         await migrate(engine, "email")
         secrets = [s.get_secret_value() for s in settings.email_unsubscribe_secrets]
         if not secrets:
@@ -159,14 +106,9 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
         preferences = Preferences(engine)
         unsubscribe.tokens, unsubscribe.preferences = tokens, preferences
         choices.tokens, choices.preferences = preferences_tokens(secrets), preferences
-        receipts = ReceiptPublisher(
-            broker,
-            topics,
-            source="/gnlc-notify/email",
-            subjects=consumer.subjects,
-            recipient_facts=email_recipient,
+        ledger = Ledger(
+            engine, CHANNEL, listeners=runtime.listeners(consumer.subjects, email_recipient)
         )
-        ledger = Ledger(engine, CHANNEL, listeners=[notices, receipts])
         await bounces.start(engine, ledger, preferences)
         assert bounces.store is not None
         contacts.preferences, contacts.bounces = preferences, bounces.store
@@ -183,53 +125,23 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
                 resends=resends.store,
             )
         )
-        digests.add(asyncio.create_task(send_digests()))
-        await tiers
-
-    async def start_views() -> None:
-        await directory.start()
-        await submissions.start()
-
-    def views_ready() -> bool:
-        return directory.ready and submissions.ready
-
-    def consuming() -> bool:
-        return membership.joined and retrier.joined
 
     async def stop() -> None:
-        for task in digests:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         await bounces.stop()
-        await retrier.stop()  # its deliveries in flight finish first (briefly)
-        await directory.stop()
-        await submissions.stop()
         await pool.close()
         await engine.dispose()
 
-    return build_app(
-        title="GNLC Notify email consumer",
-        settings=settings,
-        broker=broker,
+    return runtime.app(
         routers=[
-            health_router(
-                broker,
-                views_ready,
-                consuming,
-                database=engine,
-                degraded={"smtp": tcp_check(settings.smtp_host, settings.smtp_port)},
-            ),
             unsubscribe_router(unsubscribe, catalogs),
             preferences_router(choices, catalogs, public_url=settings.email_public_url),
             *bounces.routers(),
             contacts_api_router(contacts, settings, directory),
             resend_api_router(resends, settings),
         ],
-        before_consuming=[start_views],
-        on_startup=[start],
-        on_shutdown=[stop],
-        extra_topics=retrier.topic_names,
+        start=start,
+        stop=stop,
+        database=engine,
+        degraded={"smtp": tcp_check(settings.smtp_host, settings.smtp_port)},
         body_limit=lambda path: MAX_FORM_BYTES if path == PATH else bounces.body_limit(path),
-        metrics=metrics,
     )

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import get_args
 
 from gnlc_core.events import AnnouncementPublished
-from gnlc_core.ledger import Status
+from gnlc_core.notices import Step
 
 #: The categories operators give announcements (``AnnouncementPublished.category``).
 CATEGORIES: tuple[str, ...] = get_args(AnnouncementPublished.model_fields["category"].annotation)
@@ -72,6 +72,7 @@ def unwanted(category: str | None, *, unsubscribed: bool, choice: Choice = DEFAU
     return None
 
 
-def not_sent(reason: str) -> Status:
-    """The state of a notice not sent because the contact does not want it."""
-    return Status.UNSUBSCRIBED if reason == UNSUBSCRIBED else Status.DROPPED
+def not_sent(reason: str) -> Step:
+    """The step of a notice not sent because the contact does not want it
+    (``gnlc_core.notices``: unsubscribed, or dropped with the reason)."""
+    return Step.UNSUBSCRIBED if reason == UNSUBSCRIBED else Step.DROPPED

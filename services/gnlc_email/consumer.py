@@ -49,7 +49,7 @@ from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.context import Context
 
 from gnlc_core import tracing
-from gnlc_core.consumer import always, dead_letter
+from gnlc_core.consumer import always, read_batch
 from gnlc_core.consumer import decode_any as decode
 from gnlc_core.directory import City, DirectorySource
 from gnlc_core.events import (
@@ -61,8 +61,9 @@ from gnlc_core.events import (
 from gnlc_core.kafka import Topics, publish_dead_letter
 from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
+from gnlc_core.notices import Step, after_failure, notice
 from gnlc_core.receipts import Subjects
-from gnlc_core.retry import Retrier
+from gnlc_core.retry import Due, Retrier, concurrently
 from gnlc_core.settings import Settings
 from gnlc_email.bounce_store import BounceStore
 from gnlc_email.bounces import drop_reason
@@ -87,6 +88,11 @@ log = get_logger(__name__)
 CHANNEL = "email"
 ShouldSend = Callable[[Event, City], Awaitable[bool]]
 FLUSH_SECONDS = 0.1
+_FAILURE_LOG = {
+    Step.RETRY: "email retrying",
+    Step.GIVE_UP: "email gave up",
+    Step.REFUSED: "email refused",
+}
 #: Per event, the cities (and which of their contacts) still to send to.
 Plan = list[tuple[Event, list[tuple[City, list[str]]]]]
 
@@ -241,6 +247,7 @@ class EmailConsumer:
         self._timing = digest_timing or Timing()
         self._services: Services | None = None
         self._ready = asyncio.Event()
+        self._due = concurrently(self.deliver_one, limit=settings.smtp_connections)
         #: The events being handled, for the receipts the ledger's listeners publish.
         self.subjects = Subjects()
 
@@ -257,6 +264,7 @@ class EmailConsumer:
     # -- the main line ---------------------------------------------------------------
 
     async def handle_batch(self, message: KafkaMessage) -> None:
+        """A batch from the domain topics (``gnlc_core.channel.Channel``)."""
         services = await self._wait_ready()
         raw = message.raw_message
         records: Sequence[ConsumerRecord[Any, Any]] = (
@@ -266,13 +274,15 @@ class EmailConsumer:
         events: list[Event] = []
         with tracing.Processing(self._topics.group(CHANNEL)) as spans:
             traces: dict[str, Context] = {}
-            for record in records:
-                event = decode(record.value or b"")
-                if isinstance(event, str):  # why it is not an event
-                    await dead_letter(self._broker, self._topics.email_dead_letter, record, event)
-                    continue
+            read = await read_batch(
+                records,
+                broker=self._broker,
+                dead_letter_topic=self._topics.email_dead_letter,
+                subjects=self.subjects,
+                decode=decode,
+            )
+            for record, event in ((r.record, r.event) for r in read):
                 events.append(event)
-                self.subjects.remember(event)
                 if tracing.enabled() and event.id not in traces:
                     trace = spans.start(
                         event, topic=record.topic, partition=record.partition, offset=record.offset
@@ -356,11 +366,11 @@ class EmailConsumer:
                 else:
                     for address in city.contacts:
                         writer.add(
-                            Notice(
+                            notice(
                                 event.id,
                                 recipient_key(city, address),
-                                Status.DROPPED,
-                                0,
+                                Step.DROPPED,
+                                1,
                                 "not needed: should_send said no",
                             )
                         )
@@ -404,7 +414,7 @@ class EmailConsumer:
                     if (event.id, key) in settled:
                         continue
                     if reason := drop_reason((city.id, address.lower()) in bouncing):
-                        writer.add(Notice(event.id, key, Status.DROPPED, 0, reason))
+                        writer.add(notice(event.id, key, Step.DROPPED, 1, reason))
                         continue
                     lower = address.lower()
                     if reason := unwanted(
@@ -412,7 +422,7 @@ class EmailConsumer:
                         unsubscribed=lower in opted_out,
                         choice=chosen.get(lower, DEFAULT),
                     ):
-                        writer.add(Notice(event.id, key, not_sent(reason), 0, reason))
+                        writer.add(notice(event.id, key, not_sent(reason), 1, reason))
                         continue
                     if services.digests and chosen.get(lower, DEFAULT).digest.wanted(city.digest):
                         if unknown:
@@ -569,62 +579,45 @@ class EmailConsumer:
                 job, failure, trace.first if trace is not None else job.first_attempt
             )
         # no log line per message: at a thousand a second it would cost more than the send
-        return Notice(
+        return notice(
             job.event.id,
             job.key,
-            Status.DELIVERED,
+            Step.DELIVERED,
             job.counted,
             language=job.rendered.language,
             event_time=job.event.time,
         )
 
     async def _failed(self, job: Job, failure: Failure, first_attempt: str | None) -> Notice:
-        """The outcome of a failed send of ``job``: a transient failure goes to the retry
-        tier (``retrying``, or ``failed`` once they are exhausted); a permanent one is
-        parked on the dead-letter topic (``failed``)."""
-        source_topic = self._topics.for_event_type(job.event.type)
-        if failure.transient:
-            scheduled = await self._retrier.retry_or_give_up(
-                encode_event(job.event),
-                key=job.event.partitionkey.encode(),
-                recipient=job.key if job.resend is None else job.resend.tier_recipient,
-                failed_attempt=job.attempt,
-                reason=failure.reason,
-                source_topic=source_topic,
-                first_attempt=first_attempt,
-            )
-            status = Status.RETRYING if scheduled else Status.FAILED
-            log.warning(
-                "email retrying" if scheduled else "email gave up",
-                event_id=job.event.id,
-                recipient=job.key,
-                attempt=job.attempt,
-                reason=failure.reason,
-            )
-            return Notice(
-                job.event.id,
-                job.key,
-                status,
-                job.counted,
-                failure.reason,
-                event_time=job.event.time,
-            )
-        await publish_dead_letter(
-            self._broker,
-            self._topics.email_dead_letter,
-            value=encode_event(job.event),
+        """The outcome of a failed send of ``job`` (``gnlc_core.notices.after_failure``): a
+        transient failure goes to the retry tier (``retrying``, or ``failed`` and parked
+        once they are exhausted); a permanent one is parked on the dead-letter topic
+        (``failed``)."""
+        after = after_failure(
+            job.attempt, self._retrier.retry_schedule, permanent=not failure.transient
+        )
+        refused = after.step is Step.REFUSED
+        await self._retrier.follow(
+            after,
+            encode_event(job.event),
             key=job.event.partitionkey.encode(),
-            reason=f"permanent failure: {failure.reason}",
-            source_topic=source_topic,
-            recipient=job.key,
+            recipient=job.key if job.resend is None or refused else job.resend.tier_recipient,
+            attempt=job.attempt,
+            reason=f"permanent failure: {failure.reason}" if refused else failure.reason,
+            source_topic=self._topics.for_event_type(job.event.type),
+            first_attempt=first_attempt,
         )
         log.warning(
-            "email refused", event_id=job.event.id, recipient=job.key, reason=failure.reason
+            _FAILURE_LOG[after.step],
+            event_id=job.event.id,
+            recipient=job.key,
+            attempt=job.attempt,
+            reason=failure.reason,
         )
-        return Notice(
+        return notice(
             job.event.id,
             job.key,
-            Status.FAILED,
+            after.step,
             job.counted,
             failure.reason,
             event_time=job.event.time,
@@ -643,6 +636,11 @@ class EmailConsumer:
                 "gnlc.attempt": job.attempt,
             },
         )
+
+    async def deliver_due(self, due: Sequence[Due]) -> None:
+        """Records of the retry tiers, due now (``gnlc_core.channel.Channel``): each through
+        ``deliver_one``, as many at a time as the SMTP pool has connections."""
+        await self._due(due)
 
     async def deliver_one(
         self, value: bytes, recipient: str, attempt: int, first_attempt: str | None = None
@@ -695,7 +693,7 @@ class EmailConsumer:
             return
         outcome: Notice | None = None
         if refusal := await self._refusal(services, event, city, address):
-            outcome = Notice(event.id, recipient, refusal[0], attempt - 1, refusal[1])
+            outcome = notice(event.id, recipient, refusal[0], attempt, refusal[1])
         if outcome is None:
             assert city is not None
             try:
@@ -792,14 +790,14 @@ class EmailConsumer:
 
     async def _refusal(
         self, services: Services, event: Event, city: City | None, address: str
-    ) -> tuple[Status, str] | None:
+    ) -> tuple[Step, str] | None:
         """Why a notice due now (a retry, a digest's) is not sent after all, with its state;
         None if it goes: the directory, ``should_send``, the contact's latest choices and
         bounces are asked again."""
         if city is None or not city.active or address not in city.contacts:
-            return Status.DROPPED, "no longer in the directory"
+            return Step.DROPPED, "no longer in the directory"
         if not await self._should_send(event, city):
-            return Status.DROPPED, "not needed: should_send said no"
+            return Step.DROPPED, "not needed: should_send said no"
         if reason := await self._contact_refusal(services, event, city, address):
             return not_sent(reason), reason
         return None
@@ -851,13 +849,13 @@ class EmailConsumer:
             event = decode(held.event.encode())
             if isinstance(event, str):  # it was valid when held; be safe
                 outcomes.append(
-                    Notice(held.event_id, held.recipient, Status.FAILED, 0, f"held: {event}")
+                    notice(held.event_id, held.recipient, Step.UNSENDABLE, 1, f"held: {event}")
                 )
                 continue
             self.subjects.remember(event)
             address = held.recipient.partition(":")[2]
             if refusal := await self._refusal(services, event, city, address):
-                outcomes.append(Notice(event.id, held.recipient, refusal[0], 0, refusal[1]))
+                outcomes.append(notice(event.id, held.recipient, refusal[0], 1, refusal[1]))
                 continue
             assert city is not None
             try:
@@ -865,7 +863,7 @@ class EmailConsumer:
             except Exception as exc:
                 reason = f"render: {type(exc).__name__}: {exc}"
                 await self._park(event, city.id, reason)
-                outcomes.append(Notice(event.id, held.recipient, Status.FAILED, 0, reason))
+                outcomes.append(notice(event.id, held.recipient, Step.UNSENDABLE, 1, reason))
                 continue
             jobs.append(Job(event, city, address, rendered))
         if len(jobs) == 1:  # a day of one notice: its own mail
@@ -910,11 +908,11 @@ class EmailConsumer:
         failure = await self._transmit(sender, first.address, raw)
         if failure is None:
             return [
-                Notice(
+                notice(
                     job.event.id,
                     job.key,
-                    Status.DELIVERED,
-                    job.attempt,
+                    Step.DELIVERED,
+                    job.counted,
                     language=mail.language,
                     event_time=job.event.time,
                 )

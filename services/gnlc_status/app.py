@@ -16,6 +16,7 @@ from gnlc_core.db import create_engine, database_url, migrate
 from gnlc_core.events import NoticeStatus, NoticeStatusEvent
 from gnlc_core.kafka import (
     AT_LEAST_ONCE,
+    CHANNELS,
     GROUP_HEARTBEAT_MS,
     GROUP_SESSION_MS,
     make_broker,
@@ -116,7 +117,8 @@ def create_app(settings: Settings) -> FastAPI:
         log.info("dead letters kept", records=len(rows))
 
     broker.subscriber(
-        *(topics.scheduler_dead_letter, topics.email_dead_letter, topics.webhook_dead_letter),
+        topics.scheduler_dead_letter,
+        *(topics.dead_letter(channel) for channel in CHANNELS),
         group_id=topics.group(f"{SERVICE}-dead-letters"),
         ack_policy=AT_LEAST_ONCE,  # committed after the rows are written
         auto_offset_reset="earliest",

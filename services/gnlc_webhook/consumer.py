@@ -28,7 +28,7 @@ tiers also keep a smaller share while the domain consumer has work: ``gnlc_core.
 
 Every decision is taken by ``gnlc_webhook.policy`` (pure functions, table-driven tests);
 this module carries them out. The ledger's ``attempts`` is the number of requests actually
-made (``policy.requests_made``).
+made (``gnlc_core.notices``: the notices' one state machine, ``policy.step_of``).
 
 ``should_send(event, endpoint)`` is awaited before each delivery (default: always True);
 False drops the delivery (e.g. the event no longer applies).
@@ -53,12 +53,13 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from gnlc_core import tracing
-from gnlc_core.consumer import always, dead_letter, decode
+from gnlc_core.consumer import Read, always, decode, read_batch
 from gnlc_core.events import encode_event
 from gnlc_core.fence import Fence
-from gnlc_core.kafka import Topics, publish_dead_letter
+from gnlc_core.kafka import Topics
 from gnlc_core.ledger import TERMINAL, Ledger, Notice, Status
 from gnlc_core.logs import get_logger
+from gnlc_core.notices import AfterFailure, Step, notice
 from gnlc_core.priority import PriorityLock
 from gnlc_core.receipts import Subjects
 from gnlc_core.retry import Due, Retrier, RetrySchedule
@@ -66,7 +67,7 @@ from gnlc_webhook import policy
 from gnlc_webhook.lanes import Lane
 from gnlc_webhook.operations import endpoint_disabled
 from gnlc_webhook.outcome import Outcome, Verdict, classify, transport_failure
-from gnlc_webhook.policy import Action, Decision, requests_made
+from gnlc_webhook.policy import Action, Decision, step_of
 from gnlc_webhook.policy import Limits as Limits
 from gnlc_webhook.registry import Event, Registry
 from gnlc_webhook.signing import signed_headers
@@ -168,8 +169,10 @@ class WebhookConsumer:
         limits: Limits | None = None,
         should_send: ShouldSend = always,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fence: Fence | None = None,
     ) -> None:
         self._broker = broker
+        self._fence = fence  # which records of a batch may have been handled before
         self._topics = topics
         self._store = store
         self._ledger = Ledger(store.engine, CHANNEL)
@@ -196,7 +199,9 @@ class WebhookConsumer:
 
     async def handle_batch(self, message: KafkaMessage, fence: Fence | None = None) -> None:
         """A batch from the domain topics. Only the deliveries of records that ``fence``
-        says may have been handled before are looked up in the ledger (all without one)."""
+        (default: the consumer's) says may have been handled before are looked up in the
+        ledger (all without one)."""
+        fence = fence or self._fence
         records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
         if fence is not None:
             consumer = cast("AIOKafkaConsumer", message.consumer)
@@ -215,14 +220,15 @@ class WebhookConsumer:
         results = Results(first=True)
         jobs: list[Job] = []
         to_check: list[Job] = []
-        parked: list[Awaitable[None]] = []
-        dead_letters = self._topics.webhook_dead_letter
-        for record, handled_before in zip(records, maybe_handled, strict=True):
-            event = decode(record.value or b"")
-            if isinstance(event, str):  # why it is not an event: parked with the batch
-                parked.append(dead_letter(self._broker, dead_letters, record, event))
-                continue
-            self.subjects.remember(event)
+        read: list[Read[Event]] = await read_batch(
+            records,
+            broker=self._broker,
+            dead_letter_topic=self._topics.webhook_dead_letter,
+            subjects=self.subjects,
+            decode=decode,
+        )
+        for index, record, event in ((r.index, r.record, r.event) for r in read):
+            handled_before = maybe_handled[index]
             subscribed = self._registry.subscribed(event)
             if not subscribed:
                 continue
@@ -237,8 +243,6 @@ class WebhookConsumer:
             jobs.extend(added)
             if handled_before:
                 to_check.extend(added)
-        if parked:
-            await asyncio.gather(*parked)
         settled = await self._ledger.settled_many((j.event.id, j.endpoint_id) for j in to_check)
         jobs = [j for j in jobs if (j.event.id, j.endpoint_id) not in settled]
         jobs = await self._in_order(jobs, results, number=True)
@@ -577,40 +581,37 @@ class WebhookConsumer:
         decision = policy.settle(outcome, job.attempt, job.handed_off, self._schedule)
         action = decision.action
         if action is Action.DELIVERED:
-            self._record(job, attempt, Status.DELIVERED, None, results)
+            self._record(job, attempt, Step.DELIVERED, None, results)
             return
         reason = outcome.error or "failed"
+        step = step_of(action)
         if action is Action.PARK:
             await self._disable(endpoint, decision.reason or reason, results)
-            await self._park(job, reason, results, attempt)
-        elif action is Action.SCHEDULED:
-            self._record(job, attempt, Status.RETRYING, reason, results)
-        elif action is Action.RETRY:
-            await self._retrier.schedule(
+        if action is not Action.SCHEDULED:  # a hand-off's retry is scheduled already
+            await self._retrier.follow(
+                AfterFailure(step, decision.delay),
                 job.body,
                 key=job.key,
                 recipient=job.endpoint_id,
-                attempt=job.attempt + 1,
-                delay=decision.delay,
+                attempt=job.attempt,
                 reason=reason,
+                source_topic=self._topics.for_event_type(job.event.type),
                 first_attempt=job.first_attempt,
             )
-            self._record(job, attempt, Status.RETRYING, reason, results)
-        else:  # GIVE_UP
-            await self._park_given_up(job, reason)
-            self._record(job, attempt, Status.FAILED, f"gave up: {reason}", results)
+        error = f"gave up: {reason}" if step is Step.GIVE_UP else reason
+        self._record(job, attempt, step, error, results)
 
     def _record(
-        self, job: Job, attempt: Attempt, status: Status, error: str | None, results: Results
+        self, job: Job, attempt: Attempt, step: Step, error: str | None, results: Results
     ) -> None:
         """A request's outcome: its log row and the notice (``attempt`` requests made)."""
-        row = Attempt(**{**attempt.__dict__, "status": status, "error": error})
-        results.attempts.append(row)
-        results.notices.append(
-            Notice(
-                job.event.id, job.endpoint_id, status, job.attempt, error, event_time=job.event.time
-            )
+        row = notice(
+            job.event.id, job.endpoint_id, step, job.attempt, error, event_time=job.event.time
         )
+        results.attempts.append(
+            Attempt(**{**attempt.__dict__, "status": row.status, "error": error})
+        )
+        results.notices.append(row)
 
     def _drop(
         self, job: Job, endpoint: EndpointRow | None, decision: Decision, results: Results
@@ -623,21 +624,10 @@ class WebhookConsumer:
                 job.event.id, job.endpoint_id, partner, job.attempt, Status.DROPPED, error=reason
             )
         )
-        made = requests_made(job.attempt, Action.DROP)
-        results.notices.append(Notice(job.event.id, job.endpoint_id, Status.DROPPED, made, reason))
-        log.info("webhook dropped", event_id=job.event.id, endpoint=job.endpoint_id, reason=reason)
-
-    async def _park(self, job: Job, reason: str, results: Results, attempt: Attempt) -> None:
-        await publish_dead_letter(
-            self._broker,
-            self._topics.webhook_dead_letter,
-            value=job.body,
-            key=job.key,
-            reason=reason,
-            source_topic=self._topics.for_event_type(job.event.type),
-            recipient=job.endpoint_id,
+        results.notices.append(
+            notice(job.event.id, job.endpoint_id, Step.DROPPED, job.attempt, reason)
         )
-        self._record(job, attempt, Status.FAILED, reason, results)
+        log.info("webhook dropped", event_id=job.event.id, endpoint=job.endpoint_id, reason=reason)
 
     async def _give_up(self, job: Job, decision: Decision, results: Results) -> None:
         """The final check after a handed-off last attempt that did not succeed (``job`` is
@@ -646,13 +636,20 @@ class WebhookConsumer:
         endpoint = self._registry.get(job.endpoint_id)
         partner = endpoint.partner_id if endpoint else ""
         reason = decision.reason or "failed"
-        made = requests_made(job.attempt, decision.action)
-        await self._park_given_up(job, reason, attempts=made)
         error = f"gave up: {reason}"
-        results.finished.append(
-            Attempt(job.event.id, job.endpoint_id, partner, made, Status.FAILED, error=error)
+        row = notice(job.event.id, job.endpoint_id, step_of(decision.action), job.attempt, error)
+        await self._retrier.give_up(
+            job.body,
+            key=job.key,
+            recipient=job.endpoint_id,
+            attempts=row.attempts,
+            reason=reason,
+            source_topic=self._topics.for_event_type(job.event.type),
         )
-        results.notices.append(Notice(job.event.id, job.endpoint_id, Status.FAILED, made, error))
+        results.finished.append(
+            Attempt(job.event.id, job.endpoint_id, partner, row.attempts, row.status, error=error)
+        )
+        results.notices.append(row)
 
     def _put_aside(self, job: Job, decision: Decision, results: Results) -> None:
         """Send the same attempt later, no request made: HOLD (a ledger row, no Kafka
@@ -660,15 +657,14 @@ class WebhookConsumer:
         longer active, to be dropped), or DEFER / BUSY (published with the batch's other
         deferrals, one Kafka batch per endpoint, attempt and reason)."""
         reason = decision.reason or ""
-        made = requests_made(job.attempt, decision.action)
-        if decision.action is Action.HOLD:
-            notice = Notice(job.event.id, job.endpoint_id, Status.HELD, made, f"held: {reason}")
+        step = step_of(decision.action)
+        if step is Step.HELD:
+            reason = f"held: {reason}"
         else:
             key = (job.endpoint_id, job.attempt, reason)
             _, jobs = results.deferred.setdefault(key, (decision.delay, []))
             jobs.append(job)
-            notice = Notice(job.event.id, job.endpoint_id, Status.RETRYING, made, reason)
-        results.notices.append(notice)
+        results.notices.append(notice(job.event.id, job.endpoint_id, step, job.attempt, reason))
         job.release()
 
     @property
@@ -735,17 +731,6 @@ class WebhookConsumer:
                 log.info("held webhook deliveries released", endpoint=endpoint_id, count=len(rows))
             if len(rows) < policy.RELEASE_ROWS:
                 return
-
-    async def _park_given_up(self, job: Job, reason: str, *, attempts: int | None = None) -> None:
-        """The notice on the dead-letter topic once its schedule is exhausted."""
-        await self._retrier.give_up(
-            job.body,
-            key=job.key,
-            recipient=job.endpoint_id,
-            attempts=job.attempt if attempts is None else attempts,
-            reason=reason,
-            source_topic=self._topics.for_event_type(job.event.type),
-        )
 
     async def _flush_spills(self, results: Results) -> None:
         """Publish the batch's deferrals: one Kafka batch per endpoint, attempt and reason."""

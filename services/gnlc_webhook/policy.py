@@ -9,11 +9,13 @@ limits, the outcome of a request and a clock value. Each returns a ``Decision`` 
 decisions are module constants, so the path of a delivery that goes well allocates nothing
 here.
 
-``attempts`` in the ledger is the number of requests actually made for the notice
-(``requests_made``): a delivery at attempt *n* that makes its request records *n*; one that
-makes none (dropped, held, deferred, busy, expired: the final check of a handed-off last
-attempt) records *n - 1*. So only a request moves a notice to the next attempt: holding,
-deferring and being over the endpoint's rate limit send the same attempt later.
+What an action records in the ledger is the notices' one state machine
+(``gnlc_core.notices``): ``step_of`` names the step an action is, so ``attempts`` is the
+number of requests actually made, as in every channel (``requests_made``): a delivery at
+attempt *n* that makes its request records *n*; one that makes none (dropped, held,
+deferred, busy, expired: the final check of a handed-off last attempt) records *n - 1*.
+So only a request moves a notice to the next attempt: holding, deferring and being over
+the endpoint's rate limit send the same attempt later.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
+from gnlc_core import notices
+from gnlc_core.notices import Step
 from gnlc_core.retry import RetrySchedule
 from gnlc_webhook.outcome import Outcome, Verdict
 from gnlc_webhook.store import EndpointRow, State
@@ -98,15 +102,31 @@ RECOVERED = Decision(Action.RECOVERED)
 MARK_FAILING = Decision(Action.MARK_FAILING)
 
 
+#: The step of the notices' state machine each settling action is.
+STEPS: dict[Action, Step] = {
+    Action.DELIVERED: Step.DELIVERED,
+    Action.RETRY: Step.RETRY,
+    Action.SCHEDULED: Step.RETRY,  # failed after a hand-off: its retry is scheduled already
+    Action.GIVE_UP: Step.GIVE_UP,
+    Action.PARK: Step.REFUSED,
+    Action.EXPIRE: Step.EXPIRED,
+    Action.DROP: Step.DROPPED,
+    Action.HOLD: Step.HELD,
+    Action.DEFER: Step.DEFERRED,
+    Action.BUSY: Step.DEFERRED,
+}
+
+
+def step_of(action: Action) -> Step:
+    """The state machine's step of a settling ``action`` (KeyError for the others: SEND,
+    WAIT and the endpoint's health settle no notice)."""
+    return STEPS[action]
+
+
 def requests_made(attempt: int, action: Action) -> int:
     """What ``attempts`` records for a delivery at ``attempt`` settled by ``action``: the
     requests actually made (its own counts only if it was made)."""
-    return attempt if action in _AFTER_A_REQUEST else attempt - 1
-
-
-_AFTER_A_REQUEST = frozenset(
-    {Action.DELIVERED, Action.RETRY, Action.GIVE_UP, Action.PARK, Action.SCHEDULED}
-)
+    return notices.requests_made(attempt, step_of(action))
 
 
 def _in_flight(lane: LaneState) -> Decision:
@@ -244,10 +264,10 @@ def next_attempt(
 ) -> Decision:
     """After attempt ``failed``: RETRY after the schedule's delay (or ``Retry-After``), or
     GIVE_UP once the schedule is exhausted."""
-    planned = schedule.delay_before(failed + 1)
-    if planned is None:
+    after = notices.after_failure(failed, schedule, retry_after=retry_after)
+    if after.step is Step.GIVE_UP:
         return Decision(Action.GIVE_UP, reason)
-    return Decision(Action.RETRY, reason, planned if retry_after is None else max(retry_after, 0))
+    return Decision(Action.RETRY, reason, after.delay)
 
 
 def on_due(attempt: int, schedule: RetrySchedule, last_error: str | None) -> Decision:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import pytest
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
 
-from gnlc_core.consumer import always, decode
+from gnlc_core.consumer import always, decode, read_batch
 from gnlc_core.events import DeadlineReminderEvent
+from gnlc_core.kafka import REASON_HEADER, SOURCE_TOPIC_HEADER
+from gnlc_core.receipts import Subjects
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2]
@@ -39,3 +45,52 @@ def test_anything_else_is_the_reason_it_is_not_an_event(value: bytes, reason: st
 
 async def test_the_default_should_send_says_yes() -> None:
     assert await always(object(), object()) is True
+
+
+@dataclass
+class Broker:
+    """What ``read_batch`` publishes (the dead letters), kept."""
+
+    published: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+
+    async def publish(
+        self, value: bytes, *, topic: str, key: bytes | None = None, headers: dict[str, str]
+    ) -> None:
+        self.published.append((topic, value, headers))
+
+
+def _record(offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        "t.deadline.reminder", 0, offset, 0, 0, None, value, None, len(value), 0, ()
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "read", "parked"),
+    [
+        ([], [], 0),
+        ([EXAMPLE.read_bytes()], [0], 0),
+        ([b"{not json"], [], 1),
+        ([b"{not json", EXAMPLE.read_bytes(), b"[]", EXAMPLE.read_bytes()], [1, 3], 2),
+    ],
+)
+async def test_a_batch_is_read_its_poison_parked_and_its_events_remembered(
+    values: list[bytes], read: list[int], parked: int
+) -> None:
+    broker, subjects = Broker(), Subjects()
+    found = await read_batch(
+        [_record(offset, value) for offset, value in enumerate(values)],
+        broker=cast("KafkaBroker", broker),
+        dead_letter_topic="t.email.dead-letter",
+        subjects=subjects,
+        decode=decode,
+    )
+    assert [r.index for r in found] == read
+    assert [r.record.offset for r in found] == read
+    assert len(broker.published) == parked
+    for topic, _value, headers in broker.published:
+        assert topic == "t.email.dead-letter"
+        assert headers[REASON_HEADER].startswith("invalid event: ")
+        assert headers[SOURCE_TOPIC_HEADER] == "t.deadline.reminder"
+    for r in found:
+        assert subjects.get(r.event.id) is not None

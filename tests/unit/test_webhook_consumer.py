@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import select
 
 from gnlc_core.db import create_engine, migrate
-from gnlc_core.kafka import REASON_HEADER, Topics
+from gnlc_core.kafka import REASON_HEADER, Topics, publish_dead_letter
 from gnlc_core.ledger import Ledger, Status, notices
 from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_webhook.consumer import RELEASED, WebhookConsumer
@@ -89,10 +89,27 @@ class Scheduled:
 
 @dataclass
 class FakeRetrier:
-    """What the consumer asks of the retry tiers, kept."""
+    """What the consumer asks of the retry tiers, kept; what it parks for good goes to
+    ``broker``'s dead-letter topic."""
 
+    broker: FakeBroker
     scheduled: list[Scheduled] = field(default_factory=list)
     given_up: list[tuple[str, int, str]] = field(default_factory=list)
+
+    follow = Retrier.follow  # what follows a failure: the real decision, carried out here
+
+    async def park(
+        self, value: bytes, *, key: bytes | None, recipient: str, reason: str, source_topic: str
+    ) -> None:
+        await publish_dead_letter(
+            cast("KafkaBroker", self.broker),
+            TOPICS.webhook_dead_letter,
+            value=value,
+            key=key,
+            reason=reason,
+            source_topic=source_topic,
+            recipient=recipient,
+        )
 
     async def schedule(
         self,
@@ -256,7 +273,8 @@ def rig(engine: Any) -> RigOf:
     ) -> Rig:
         partner = Partner(answer)
         poster = Poster(httpx.MockTransport(partner), connect_timeout=1.0, timeout=5.0)
-        broker, retrier, clock = FakeBroker(), FakeRetrier(), Clock()
+        broker, clock = FakeBroker(), Clock()
+        retrier = FakeRetrier(broker)
         registry = FakeRegistry(row or endpoint())
         consumer = WebhookConsumer(
             cast("KafkaBroker", broker),
