@@ -131,18 +131,12 @@ def image() -> Iterator[Image]:
         subprocess.run(
             [interpreter(), "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60
         )
+        # the same wheel and the same dependency ranges as the image's `pip install`; uv
+        # (the project's installer, beside this interpreter) resolves and installs them in
+        # about 3 s where pip takes about 20 s of CPU
+        uv = Path(sys.executable).with_name("uv")
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "--python",
-                str(venv / "bin" / "python"),
-                "install",
-                "-q",
-                "--no-input",
-                str(wheel),
-            ],
+            [str(uv), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(wheel)],
             check=True,
             timeout=600,
         )
