@@ -21,6 +21,7 @@ from gnlc_devtools.mailbox import LocalMailbox
 from gnlc_devtools.receiver import BackgroundServer, Inbox, receiver_app
 from gnlc_webhook.partners import new_secret
 from tests.support import (
+    HTTP,
     Service,
     free_port,
     scratch_postgres_database,
@@ -173,13 +174,11 @@ class System:
 
     def api_at(self, method: str, base: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        return httpx.request(method, f"{base}{path}", headers=headers, timeout=10, **kwargs)
+        return HTTP.request(method, f"{base}{path}", headers=headers, timeout=10, **kwargs)
 
     def api(self, method: str, path: str, scheduler: Service, **kwargs: Any) -> httpx.Response:
         headers = {"authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        return httpx.request(
-            method, f"{scheduler.url}{path}", headers=headers, timeout=10, **kwargs
-        )
+        return HTTP.request(method, f"{scheduler.url}{path}", headers=headers, timeout=10, **kwargs)
 
     def caught_up(self, *channels: str, timeout: float = 60) -> None:
         """Each channel's service has committed every record now on the events' topics:

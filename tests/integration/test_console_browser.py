@@ -28,7 +28,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -46,7 +45,7 @@ from gnlc_webhook.partners import new_secret
 from tests.integration.conftest import Receiver, System
 from tests.integration.hooks import Hooks, serving
 from tests.integration.kafka_io import produce
-from tests.support import Service, eventually, free_port
+from tests.support import HTTP, Service, eventually, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
@@ -409,7 +408,7 @@ def _partner_with_endpoint(stack: Stack, partner_id: str, url: str) -> tuple[str
     )
     assert made.status_code == 201, made.text
     token = str(made.json()["token"])
-    endpoint = httpx.post(
+    endpoint = HTTP.post(
         f"{webhook.url}/v1/endpoints",
         json={"url": url, "event_types": ["deadline.reminder", "announcement.published"]},
         headers={"authorization": f"Bearer {token}"},
@@ -485,7 +484,7 @@ def test_a_partner_sees_only_its_own_endpoints_and_receives_its_test_event(
         page.get_by_role("button", name="Rotate secret").click()
         expect(page.locator(".flash.ok")).to_contain_text("shown this once")
         shown = page.locator(".flash.ok li").text_content() or ""
-        keys = httpx.get(
+        keys = HTTP.get(
             f"{webhook.url}/v1/endpoints/{mine['id']}/secret",
             headers={"authorization": f"Bearer {token}"},
             timeout=10,

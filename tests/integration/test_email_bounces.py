@@ -27,7 +27,7 @@ from tests.integration.email_support import (
     reminder,
     wait_for_status,
 )
-from tests.support import Service, free_port
+from tests.support import HTTP, Service, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +151,7 @@ def sendgrid_post(
     body = json.dumps(events).encode()
     timestamp = str(int(time.time()))
     signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-    return httpx.post(
+    return HTTP.post(
         f"{url}/bounces/sendgrid",
         content=body,
         headers={

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
-import httpx
 import pytest
 from icalendar import Calendar
 
@@ -26,6 +25,7 @@ from tests.integration.email_support import (
     reminder,
     settle,
 )
+from tests.support import HTTP
 
 pytestmark = pytest.mark.integration
 
@@ -199,7 +199,7 @@ def test_one_click_unsubscribe_end_to_end(system: System) -> None:
     assert link.replace("&", "&amp;") in html
 
     # GET only asks; it changes nothing
-    page = httpx.get(link, timeout=10)
+    page = HTTP.get(link, timeout=10)
     assert page.status_code == 200
     assert "focal.point@durban.example.org" in page.text
     assert 'method="post"' in page.text
@@ -207,18 +207,18 @@ def test_one_click_unsubscribe_end_to_end(system: System) -> None:
     # a link somebody altered is refused, with the reason
     token = link.split("token=", 1)[1]
     forged = link.replace(token, token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB"))
-    refused = httpx.post(forged, data={"List-Unsubscribe": "One-Click"}, timeout=10)
+    refused = HTTP.post(forged, data={"List-Unsubscribe": "One-Click"}, timeout=10)
     assert refused.status_code == 400
     assert refused.headers["content-type"].startswith("text/html")
     assert "bad signature" in refused.text
-    assert httpx.get(forged, timeout=10).status_code == 400
-    missing = httpx.post(f"{email.url}/unsubscribe", timeout=10)
+    assert HTTP.get(forged, timeout=10).status_code == 400
+    missing = HTTP.post(f"{email.url}/unsubscribe", timeout=10)
     assert missing.status_code == 400
     assert "the link has no token" in missing.text
 
     # what a mail client's one-click button sends; twice is the same as once
     for _ in range(2):
-        done = httpx.post(link, data={"List-Unsubscribe": "One-Click"}, timeout=10)
+        done = HTTP.post(link, data={"List-Unsubscribe": "One-Click"}, timeout=10)
         assert done.status_code == 200
         assert "will no longer receive" in done.text
 

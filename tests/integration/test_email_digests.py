@@ -11,7 +11,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 from sqlalchemy import update
 
@@ -34,6 +33,7 @@ from tests.integration.email_support import (
     wait_for_status,
 )
 from tests.integration.kafka_io import consume, produce
+from tests.support import HTTP
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +114,7 @@ def test_a_digest_city_gets_one_mail_and_a_changed_choice_counts_from_the_next(
     token = preferences_tokens([SECRET]).sign(Subscriber(DURBAN, "durban", "en"))
     form = [("token", token), ("subscribed", "on"), ("digest", "off")]
     form += [("category", c) for c in CATEGORIES]
-    saved = httpx.post(
+    saved = HTTP.post(
         f"{email.url}/preferences",
         content=urlencode(form),
         headers={"content-type": "application/x-www-form-urlencoded", "origin": email.url},

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
 import pytest
 
 from gnlc_core.events import (
@@ -28,6 +27,7 @@ from tests.integration.email_support import (
     wait_for_status,
 )
 from tests.integration.test_email_delivery import parts
+from tests.support import HTTP
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ def test_a_category_turned_off_on_the_page_drops_the_next_announcement_of_it(
     token = link.split("token=", 1)[1]
     assert token not in str(mail["List-Unsubscribe"])  # a token of its own purpose
 
-    page = httpx.get(link, timeout=10)
+    page = HTTP.get(link, timeout=10)
     assert page.status_code == 200
     assert ADDRESS in page.text
     assert page.text.count('name="category"') == len(CATEGORIES)
@@ -85,14 +85,14 @@ def test_a_category_turned_off_on_the_page_drops_the_next_announcement_of_it(
     form = [("token", parse_qs(urlsplit(link).query)["token"][0]), ("subscribed", "on")]
     form += [("category", c) for c in wanted]
     # a form posted from another site changes nothing
-    refused = httpx.post(
+    refused = HTTP.post(
         f"{email.url}/preferences",
         data=dict(form[:2]),
         headers={"origin": "https://elsewhere.example", "sec-fetch-site": "cross-site"},
         timeout=10,
     )
     assert refused.status_code == 403
-    saved = httpx.post(
+    saved = HTTP.post(
         f"{email.url}/preferences",
         content=urlencode(form),
         headers={

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from tests.integration.conftest import System
-from tests.support import free_port, start_all
+from tests.support import HTTP, free_port, start_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
@@ -98,8 +97,8 @@ def test_announcement_reaches_region(system: System) -> None:
 
 def test_health_reports_kafka_database_and_smtp(system: System) -> None:
     email = system.service("email").start()
-    assert httpx.get(f"{email.url}/health/live").status_code == 204
-    ready = httpx.get(f"{email.url}/health/ready").json()
+    assert HTTP.get(f"{email.url}/health/live").status_code == 204
+    ready = HTTP.get(f"{email.url}/health/ready").json()
     assert ready == {
         "ready": True,
         "checks": {
@@ -114,7 +113,7 @@ def test_health_reports_kafka_database_and_smtp(system: System) -> None:
 
 def test_unreachable_smtp_server_is_degraded_not_down(system: System) -> None:
     email = system.service("email", GNLC_SMTP_PORT=str(free_port())).start()
-    answer = httpx.get(f"{email.url}/health/ready")
+    answer = HTTP.get(f"{email.url}/health/ready")
     assert answer.status_code == 200
     assert answer.json() == {
         "ready": True,

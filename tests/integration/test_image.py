@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.deploy_support import TOKEN, compose_config
-from tests.support import free_port
+from tests.support import HTTP, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
@@ -240,7 +240,7 @@ def wait_ready(service: Running, timeout: float = 90) -> dict[str, Any]:
         if service.proc.poll() is not None:
             pytest.fail(f"{service.name} exited at start:\n{service.log.read_text()[-4000:]}")
         try:
-            answer = httpx.get(f"{service.url}/health/ready", timeout=5)
+            answer = HTTP.get(f"{service.url}/health/ready", timeout=5)
             if answer.status_code == 200:
                 body: dict[str, Any] = answer.json()
                 return body
@@ -301,16 +301,16 @@ def test_installed_image_starts_each_service_unprivileged(image: Image, kafka: s
         scheduler, _email, webhook, console, _status = running
         assert ready["console"]["checks"]["scheduler"] is True
         # the console's templates and static files are in the wheel
-        assert "Sign in" in httpx.get(f"{console.url}/signin", timeout=10).text
-        htmx = httpx.get(f"{console.url}/static/htmx-2.0.11.min.js", timeout=10)
+        assert "Sign in" in HTTP.get(f"{console.url}/signin", timeout=10).text
+        htmx = HTTP.get(f"{console.url}/static/htmx-2.0.11.min.js", timeout=10)
         assert htmx.status_code == 200
         assert htmx.headers["content-type"].startswith(
             ("text/javascript", "application/javascript")
         )
-        cities = httpx.get(f"{scheduler.url}/v1/cities", headers=token, timeout=10)
+        cities = HTTP.get(f"{scheduler.url}/v1/cities", headers=token, timeout=10)
         assert cities.status_code == 200
         assert len(cities.json()) > 20  # the sample directory shipped in the wheel
-        endpoints = httpx.get(f"{webhook.url}/v1/endpoints", headers=token, timeout=10)
+        endpoints = HTTP.get(f"{webhook.url}/v1/endpoints", headers=token, timeout=10)
         assert [e["id"] for e in endpoints.json()] == ["demo-partner"]  # from the init step
     finally:
         for service in running:

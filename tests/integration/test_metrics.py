@@ -7,20 +7,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import httpx
 import pytest
 
 from tests.integration.conftest import System
 from tests.integration.kafka_io import produce
 from tests.metrics_support import Samples, check_metrics, samples, total
-from tests.support import Service, eventually, start_all
+from tests.support import HTTP, Service, eventually, start_all
 
 pytestmark = pytest.mark.integration
 POISON = b"\xff\xfe this is not JSON"
 
 
 def scrape(service: Service) -> tuple[str, Samples]:
-    answer = httpx.get(f"{service.url}/metrics", timeout=10)
+    answer = HTTP.get(f"{service.url}/metrics", timeout=10)
     assert answer.status_code == 200, answer.text
     return answer.text, samples(answer.text)
 
@@ -139,7 +138,7 @@ def test_every_service_serves_its_metrics_after_real_traffic(system: System) -> 
 
     # readiness asks each service's database
     for service in (scheduler, email, webhook):
-        ready = httpx.get(f"{service.url}/health/ready", timeout=10).json()
+        ready = HTTP.get(f"{service.url}/health/ready", timeout=10).json()
         assert ready["checks"]["database"] is True, (service.name, ready)
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import System
-from tests.support import Service
+from tests.support import HTTP, Service
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
@@ -204,7 +204,7 @@ def test_announcement_can_be_edited_and_withdrawn_until_it_goes_out(
 
 
 def test_token_is_required(refusing: Service) -> None:
-    assert httpx.post(f"{refusing.url}/v1/deadlines", json=deadline()).status_code == 401
+    assert HTTP.post(f"{refusing.url}/v1/deadlines", json=deadline()).status_code == 401
     wrong = {"authorization": "Bearer not-the-token"}
-    assert httpx.get(f"{refusing.url}/v1/schedule", headers=wrong).status_code == 401
-    assert httpx.get(f"{refusing.url}/health/live").status_code == 204
+    assert HTTP.get(f"{refusing.url}/v1/schedule", headers=wrong).status_code == 401
+    assert HTTP.get(f"{refusing.url}/health/live").status_code == 204

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
@@ -25,7 +24,7 @@ from gnlc_core.events import AnnouncementPublished, Audience, announcement_event
 from gnlc_devtools.mailbox import LocalMailbox
 from tests.integration.conftest import System
 from tests.perf.bench_webhook import start_sink
-from tests.support import Service, eventually, free_port
+from tests.support import HTTP, Service, eventually, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 EVENTS = 200  # announcements to all 29 members: 5,800 emails
@@ -271,10 +270,10 @@ def test_a_deadlines_receipts_reach_the_view_api_and_cli(system: System) -> None
     # the partner sees its own endpoint, with its own token, and nothing else
     token = system.api_at("POST", webhook.url, "/v1/partners/institute-a/token").json()["token"]
     partner = {"authorization": f"Bearer {token}"}
-    own = httpx.get(f"{status.url}/v1/status/endpoints/partner-a", headers=partner, timeout=10)
+    own = HTTP.get(f"{status.url}/v1/status/endpoints/partner-a", headers=partner, timeout=10)
     assert {i["state"] for i in own.json()["items"]} == {"delivered"}
     assert len(own.json()["items"]) == 2
-    refused = httpx.get(f"{status.url}/v1/status/deadlines/progress-report", headers=partner)
+    refused = HTTP.get(f"{status.url}/v1/status/deadlines/progress-report", headers=partner)
     assert refused.status_code == 403
     summary = system.api_at("GET", status.url, "/v1/status/summary").json()["counts"]
     assert summary["email"] == {"delivered": 2}

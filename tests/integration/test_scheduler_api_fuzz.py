@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, seed, settings
@@ -26,7 +25,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 
 from gnlc_core.settings import Settings
 from gnlc_scheduler.app import create_app
-from tests.support import Service, free_port, seed_directory
+from tests.support import HTTP, Service, free_port, seed_directory
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +79,7 @@ schema = schemathesis.openapi.from_dict(_document(), config=CONFIG).include(path
 
 
 def test_the_served_document_is_the_one_fuzzed(scheduler: Service) -> None:
-    assert httpx.get(f"{scheduler.url}/openapi.json").json() == _document()
+    assert HTTP.get(f"{scheduler.url}/openapi.json").json() == _document()
 
 
 def _all_checks() -> list[schemathesis.CheckFunction]:

@@ -14,7 +14,7 @@ import httpx
 
 from tests.integration.conftest import System
 from tests.integration.hooks import Hooks, serving
-from tests.support import Service
+from tests.support import HTTP, Service
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "schemas" / "examples" / "deadline.reminder" / "valid" / "overdue-minimal.json"
@@ -39,7 +39,7 @@ class Api:
 
     def call(self, method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
         headers = {"authorization": f"Bearer {token or self.token}"}
-        return httpx.request(
+        return HTTP.request(
             method, f"{self.service.url}/v1{path}", headers=headers, timeout=30, **kw
         )
 
