@@ -201,8 +201,12 @@ def eventually(check: Callable[[], T], *, timeout: float, what: str, every: floa
         time.sleep(every)
 
 
-async def _lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
-    """Records of ``topics`` that consumer ``group`` has not committed yet."""
+async def _wait_caught_up(
+    bootstrap: str, group: str, topics: Sequence[str], seconds: float, what: str
+) -> None:
+    """Poll the records of ``topics`` that ``group`` has not committed yet until there are
+    none (one admin client and one reader for the whole wait: starting them is most of
+    the cost of a poll)."""
     from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -212,17 +216,23 @@ async def _lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await admin.start()
     await reader.start()
+    deadline = time.monotonic() + seconds
     try:
-        # (the consumer's partitions_for_topic is not a coroutine, and knows no topic it
-        # has not subscribed to: fresh metadata instead)
-        partitions = await partitions_of(reader, topics)
-        ends = await reader.end_offsets(partitions)
-        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-        lag = 0
-        for partition in partitions:
-            offset = committed.get(partition)
-            lag += ends[partition] - (max(offset.offset, 0) if offset is not None else 0)
-        return lag
+        while True:
+            # (the consumer's partitions_for_topic is not a coroutine, and knows no topic it
+            # has not subscribed to: fresh metadata instead)
+            partitions = await partitions_of(reader, topics)
+            ends = await reader.end_offsets(partitions)
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            lag = 0
+            for partition in partitions:
+                offset = committed.get(partition)
+                lag += ends[partition] - (max(offset.offset, 0) if offset is not None else 0)
+            if lag == 0:
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"timed out after {seconds:g}s waiting for {what}")
+            await asyncio.sleep(0.25)
     finally:
         await reader.stop()
         await admin.close()
@@ -231,9 +241,5 @@ async def _lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
 def wait_caught_up(bootstrap: str, group: str, topics: Sequence[str], *, timeout: float) -> None:
     """Wait until consumer ``group`` has committed every record now on ``topics``: all of it
     handled, so anything it would do about them is done (instead of a quiet period)."""
-    eventually(
-        lambda: asyncio.run(_lag(bootstrap, group, topics)) == 0,
-        timeout=timeout,
-        what=f"group {group} to commit everything on {', '.join(topics)}",
-        every=0.25,
-    )
+    what = f"group {group} to commit everything on {', '.join(topics)}"
+    asyncio.run(_wait_caught_up(bootstrap, group, topics, timeout, what))
