@@ -222,8 +222,10 @@ async def _wait_caught_up(
             # (the consumer's partitions_for_topic is not a coroutine, and knows no topic it
             # has not subscribed to: fresh metadata instead)
             partitions = await partitions_of(reader, topics)
-            ends = await reader.end_offsets(partitions)
+            # committed first, then the ends: a record the group writes before it commits
+            # the one it came from (a retry moved to a tier) is then always counted
             committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            ends = await reader.end_offsets(partitions)
             lag = 0
             for partition in partitions:
                 offset = committed.get(partition)

@@ -188,6 +188,20 @@ class System:
         for channel in channels:
             wait_caught_up(self.kafka, f"{self.prefix}{channel}", topics, timeout=timeout)
 
+    def settled(self, *channels: str, timeout: float = 60) -> None:
+        """As ``caught_up``, and each channel's retry tiers are empty too: every record on
+        them committed (a retry waiting on its tier is committed only once it has been
+        sent, moved on or parked), so nothing more will be sent (instead of a quiet period
+        longer than the retry schedule)."""
+        from gnlc_core.kafka import Topics
+        from gnlc_core.ladder import LADDER
+
+        self.caught_up(*channels, timeout=timeout)
+        topics = Topics(self.prefix)
+        for channel in channels:
+            tiers = [topics.retry_tier(channel, seconds) for seconds in (0.0, *LADDER)]
+            wait_caught_up(self.kafka, topics.group(f"{channel}-retry"), tiers, timeout=timeout)
+
     def stop(self) -> None:
         stop_all(list(reversed(self.services)))
 

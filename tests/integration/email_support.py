@@ -87,17 +87,14 @@ def settle(
     count: int,
     *,
     timeout: float = 120,
-    quiet: float = 0,
     system: System | None = None,
 ) -> None:
     """Wait for ``count`` messages; then, given the ``system``, until the email service has
-    committed every event on its topics (all handled, so any extra mail has been sent:
-    no quiet period to guess), or for ``quiet`` seconds (what a retry tier still holds is
-    not on those topics)."""
+    committed every event on its topics and every record on its retry tiers (all handled,
+    so any extra mail has been sent: no quiet period to guess)."""
     assert mailbox.wait_for(count, timeout=timeout), f"{mailbox.count} of {count} arrived"
     if system is not None:
-        caught_up(system)
-    time.sleep(quiet)
+        system.settled("email")
 
 
 def caught_up(system: System) -> None:
