@@ -65,7 +65,7 @@ def test_two_workers_share_the_work_and_a_dead_one_is_replaced(system: System) -
         first = [event() for _ in range(40)]
         asyncio.run(produce(system.kafka, topic, *(v for _, v in first)))
         assert hooks.wait("w", len(first), timeout=60, unique=True), service.tail()
-        time.sleep(2)
+        system.caught_up("webhook")  # all handled: anything sent twice has arrived
         assert len(hooks.of("w", verified=False)) == len(first)  # no worker sent one twice
 
         workers = children(service.proc.pid)
