@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from tests.integration.conftest import System
 from tests.integration.kafka_io import produce
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "deadline.reminder"
@@ -27,10 +27,12 @@ def test_killed_mid_send_then_restarted_delivers_once(system: System) -> None:
         produce(system.kafka, f"{system.prefix}deadline.reminder", json.dumps(event).encode())
     )
 
-    deadline = time.monotonic() + 30
-    while system.mailbox.recipients_seen < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert system.mailbox.recipients_seen >= 1, email.tail()
+    eventually(
+        lambda: system.mailbox.recipients_seen >= 1,
+        timeout=30,
+        what="the send to begin",
+        every=0.05,
+    )
     email.kill()  # crash in the middle of the send: nothing was accepted yet
     assert system.mailbox.count == 0
 

@@ -15,6 +15,7 @@ from gnlc_core.db import create_engine
 from gnlc_core.events import AnnouncementPublished, Audience, stable_id
 from gnlc_scheduler.tables import outbox
 from tests.integration.conftest import System
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +53,11 @@ async def insert(url: str, row: dict[str, Any]) -> None:
 def test_an_event_kafka_refuses_is_parked_with_the_reason(system: System) -> None:
     scheduler = system.service("scheduler").start()
     asyncio.run(insert(system.database_url_for("scheduler"), oversized_row("too-large")))
-    deadline = time.monotonic() + 30
-    parked: list[dict[str, Any]] = []
-    while not parked and time.monotonic() < deadline:
-        response = system.api("GET", "/v1/outbox", scheduler, params={"state": "parked"})
-        parked = response.json()
-        time.sleep(0.2)
+    parked: list[dict[str, Any]] = eventually(
+        lambda: system.api("GET", "/v1/outbox", scheduler, params={"state": "parked"}).json(),
+        timeout=30,
+        what="the oversized event to be parked",
+    )
     assert [row["announcement_id"] for row in parked] == ["too-large"], scheduler.tail()
     assert parked[0]["attempts"] == 1
     assert "MessageSizeTooLarge" in parked[0]["last_error"]
@@ -70,13 +70,14 @@ def test_an_event_kafka_refuses_is_parked_with_the_reason(system: System) -> Non
         "audience": {"cities": ["kathmandu"]},
     }
     assert system.api("POST", "/v1/announcements", scheduler, json=body).status_code == 202
-    deadline = time.monotonic() + 30
-    state = None
-    while state != "emitted" and time.monotonic() < deadline:
-        found = system.api("GET", "/v1/announcements/after", scheduler).json()
-        state = found["outbox"]["state"]
-        time.sleep(0.2)
-    assert state == "emitted"
+    eventually(
+        lambda: (
+            system.api("GET", "/v1/announcements/after", scheduler).json()["outbox"]["state"]
+            == "emitted"
+        ),
+        timeout=30,
+        what="the next announcement to be emitted",
+    )
     time.sleep(2)  # several sweeps later, still one attempt
     again = system.api("GET", "/v1/outbox", scheduler, params={"state": "parked"}).json()
     assert again[0]["attempts"] == 1

@@ -33,7 +33,7 @@ from tests.integration.conftest import System
 from tests.integration.hooks import Answer
 from tests.integration.kafka_io import consume, headers_of
 from tests.integration.webhook_support import event, hooks_server, start_webhook
-from tests.support import free_port
+from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.integration
 FIRST_ATTEMPT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -172,12 +172,11 @@ def test_no_retry_is_late_beside_an_endpoint_that_refuses_connections(system: Sy
             rows: list[dict[str, Any]] = api.call("GET", path, token).json()
             return rows
 
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        def all_attempted() -> bool:
             counts = Counter(row["event_id"] for row in attempted())
-            if len(counts) == len(ids) and min(counts.values()) >= wanted_attempts:
-                break
-            time.sleep(0.5)
+            return len(counts) == len(ids) and min(counts.values()) >= wanted_attempts
+
+        eventually(all_attempted, timeout=30, what="every event's attempts in the log")
 
         # the flaky endpoint: its one retry per event, 25 ms (± 10 %) after the 500
         for event_id in ids:
