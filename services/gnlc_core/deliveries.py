@@ -283,7 +283,8 @@ class DeliveryLoop(Generic[E, J, W]):
         or whose last attempt expired (EXPIRED) parked. ``reason``: what the retry or the
         parking says (default ``error``). Not written: ``settle`` adds it to the writes."""
         target = self._channel.target(job)
-        status, attempts = next_state(step, target.before + target.attempt)
+        row = self._notice(target, step, error, language)
+        attempts = row.attempts
         why = reason or error or step.value
         source = self._source_topic(target.event.type)
         if step in FOLLOWED and not scheduled:
@@ -318,6 +319,18 @@ class DeliveryLoop(Generic[E, J, W]):
                 source_topic=source,
             )
             log.warning("notice parked", channel=self._name, event_id=target.event.id, reason=why)
+        return row
+
+    def notice(self, job: J, step: Step, error: str | None = None) -> Notice:
+        """The notice of ``step`` at ``job``'s attempt, no more (for a step that is
+        carried out by the channel: held, deferred)."""
+        return self._notice(self._channel.target(job), step, error)
+
+    @staticmethod
+    def _notice(
+        target: Target, step: Step, error: str | None, language: str | None = None
+    ) -> Notice:
+        status, attempts = next_state(step, target.before + target.attempt)
         return Notice(
             target.event.id,
             target.recipient,
