@@ -2,16 +2,18 @@
 event's audience, each notice settled exactly once in the ledger.
 
 For a batch of records (at-least-once: the batch's offsets are committed only after this
-returns, so a crash replays it):
+returns, so a crash replays it), through the delivery loop (``gnlc_core.deliveries``):
 
 1. parse each record; an invalid one goes to the dead-letter topic, the rest go on;
 2. resolve each event's cities and ask ``should_send(event, city)`` (issue 3 plugs "this
-   city has already submitted" in here); a "no" is recorded as dropped;
-3. ask the ledger, in one go, which (event, recipient) notices are settled already
-   (redelivery, rebalance, restart): those are skipped; announcements to addresses that
-   unsubscribed, or that turned the announcement's category off on the preference page
-   (``choices.unwanted``), are recorded as dropped with the reason;
+   city has already submitted" in here); a "no" is recorded as dropped (``jobs``);
+3. the loop asks the ledger, in one go, which (event, recipient) notices are settled
+   already (redelivery, rebalance, restart): those are skipped; then (``send``)
+   announcements to addresses that unsubscribed, or that turned the announcement's
+   category off on the preference page (``choices.unwanted``), and bouncing contacts are
+   recorded as dropped with the reason (``_screen``);
 4. render each event once per language, then fill in each city (``Renderer.render_many``);
+   a contact of a city whose mail does not render is ``failed`` and parked;
 5. send over the SMTP pool with as many workers as connections; record each outcome in the
    ledger within a fraction of a second of the server's answer (so a crash right after
    leaves little to send twice), and before the batch is committed:
@@ -19,8 +21,8 @@ returns, so a crash replays it):
    and is recorded as retrying; a permanent one (5xx) is recorded as failed and parked on
    the dead-letter topic with its reason; so is a notice whose retries are exhausted.
 
-The retry tiers call ``deliver_one`` for one notice when it is due, which goes through the
-same checks.
+The retry tiers' records due now go through the same loop (``deliver_due``); each is
+checked again (directory, ``should_send``, choices, bounces) just before it is sent.
 
 Digests (``gnlc_email.digest``): in step 3, a notice to a contact whose digest is on (its
 own choice, or its city's) is held for the digest of its local day instead of sent

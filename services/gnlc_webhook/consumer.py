@@ -1,10 +1,13 @@
 """The webhook consumer: events in by batches, one signed POST per subscribed endpoint.
 
-How a batch goes: every record is parsed (a poison record goes to the dead-letter topic),
-each event fans out to the endpoints that subscribe to it, the ledger drops the deliveries
-already settled (a redelivery after a crash), and the rest run concurrently, each in its
-endpoint's lane. The batch is committed once every delivery in it is *settled*:
-delivered, failed for good, dropped, or scheduled on a retry tier, which is a Kafka write.
+How a batch goes (the delivery loop, ``gnlc_core.deliveries``): every record is parsed (a
+poison record goes to the dead-letter topic), each event fans out to the endpoints that
+subscribe to it (``jobs``), the ledger drops the deliveries already settled (a redelivery
+after a crash; looked up only for the records the fence says may have been handled), and
+the rest run concurrently, each in its endpoint's lane (``send``); each outcome becomes the
+notice's state, and its retry or parking, through the loop. The batch is committed once
+every delivery in it is *settled*: delivered, failed for good, dropped, or scheduled on a
+retry tier, which is a Kafka write.
 
 A slow endpoint never holds the batch for long: a request still in flight after
 ``webhook_handoff_seconds`` (at once, for an endpoint whose last request was that slow) is handed
