@@ -3,10 +3,10 @@ runtime in which every channel runs.
 
 A channel is a ``Channel``: the events it is reading (``subjects``, what its receipts say
 about them), a handler for a batch of records from the domain topics (``handle_batch``)
-and one for the records its retry tiers hand back when due (``deliver_due``). Inside, it
-uses the shared steps: ``gnlc_core.consumer.read_batch`` (decode, or park on the dead-letter
-topic), the ledger's ``settled_many``, ``gnlc_core.notices`` (each outcome a step of the
-one state machine; ``after_failure``) and ``Retrier.follow`` (retry or park).
+and one for the records its retry tiers hand back when due (``deliver_due``). Both hand
+over to the channel's ``gnlc_core.deliveries.DeliveryLoop``, the one loop that decodes (or
+parks), asks the channel for its recipients, skips what the ledger has settled, has the
+channel send, and turns each outcome into the notice's state and its retry or parking.
 
 ``ChannelRuntime`` does the rest, the same for every channel: the broker and its metrics,
 the directory and submission views, the retry tiers (``Retrier`` and its reader), the

@@ -2,16 +2,18 @@
 event's audience, each notice settled exactly once in the ledger.
 
 For a batch of records (at-least-once: the batch's offsets are committed only after this
-returns, so a crash replays it):
+returns, so a crash replays it), through the delivery loop (``gnlc_core.deliveries``):
 
 1. parse each record; an invalid one goes to the dead-letter topic, the rest go on;
 2. resolve each event's cities and ask ``should_send(event, city)`` (issue 3 plugs "this
-   city has already submitted" in here); a "no" is recorded as dropped;
-3. ask the ledger, in one go, which (event, recipient) notices are settled already
-   (redelivery, rebalance, restart): those are skipped; announcements to addresses that
-   unsubscribed, or that turned the announcement's category off on the preference page
-   (``choices.unwanted``), are recorded as dropped with the reason;
+   city has already submitted" in here); a "no" is recorded as dropped (``jobs``);
+3. the loop asks the ledger, in one go, which (event, recipient) notices are settled
+   already (redelivery, rebalance, restart): those are skipped; then (``send``)
+   announcements to addresses that unsubscribed, or that turned the announcement's
+   category off on the preference page (``choices.unwanted``), and bouncing contacts are
+   recorded as dropped with the reason (``_screen``);
 4. render each event once per language, then fill in each city (``Renderer.render_many``);
+   a contact of a city whose mail does not render is ``failed`` and parked;
 5. send over the SMTP pool with as many workers as connections; record each outcome in the
    ledger within a fraction of a second of the server's answer (so a crash right after
    leaves little to send twice), and before the batch is committed:
@@ -19,8 +21,8 @@ returns, so a crash replays it):
    and is recorded as retrying; a permanent one (5xx) is recorded as failed and parked on
    the dead-letter topic with its reason; so is a notice whose retries are exhausted.
 
-The retry tiers call ``deliver_one`` for one notice when it is due, which goes through the
-same checks.
+The retry tiers' records due now go through the same loop (``deliver_due``); each is
+checked again (directory, ``should_send``, choices, bounces) just before it is sent.
 
 Digests (``gnlc_email.digest``): in step 3, a notice to a contact whose digest is on (its
 own choice, or its city's) is held for the digest of its local day instead of sent
@@ -37,10 +39,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from email.utils import parseaddr
+from itertools import chain
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -49,8 +52,9 @@ from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.context import Context
 
 from gnlc_core import tracing
-from gnlc_core.consumer import always, read_batch
+from gnlc_core.consumer import Read, always
 from gnlc_core.consumer import decode_any as decode
+from gnlc_core.deliveries import Batch, DeliveryLoop, Target
 from gnlc_core.directory import City, DirectorySource
 from gnlc_core.events import (
     AnnouncementPublishedEvent,
@@ -58,12 +62,12 @@ from gnlc_core.events import (
     DeadlineUpdatedEvent,
     encode_event,
 )
-from gnlc_core.kafka import Topics, publish_dead_letter
+from gnlc_core.kafka import Topics
 from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
-from gnlc_core.notices import Step, after_failure, notice
+from gnlc_core.notices import Step, notice
 from gnlc_core.receipts import Subjects
-from gnlc_core.retry import Due, Retrier, concurrently
+from gnlc_core.retry import Due, Retrier
 from gnlc_core.settings import Settings
 from gnlc_email.bounce_store import BounceStore
 from gnlc_email.bounces import drop_reason
@@ -88,11 +92,7 @@ log = get_logger(__name__)
 CHANNEL = "email"
 ShouldSend = Callable[[Event, City], Awaitable[bool]]
 FLUSH_SECONDS = 0.1
-_FAILURE_LOG = {
-    Step.RETRY: "email retrying",
-    Step.GIVE_UP: "email gave up",
-    Step.REFUSED: "email refused",
-}
+_FAILURE_LOG = {Status.RETRYING: "email retrying", Status.FAILED: "email failed"}
 #: Per event, the cities (and which of their contacts) still to send to.
 Plan = list[tuple[Event, list[tuple[City, list[str]]]]]
 
@@ -104,6 +104,30 @@ def encoded(event: Event) -> str:
 
 def recipient_key(city: City, address: str) -> str:
     return f"{city.id}:{address}"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A notice to send, not rendered yet: an event for one contact (``recipient``:
+    ``city:address``) of a city (None: the city left the directory)."""
+
+    event: Event
+    recipient: str
+    city: City | None
+    address: str
+    #: The event as on Kafka (its retry and its parking carry it).
+    value: bytes
+    attempt: int = 1
+    #: Tracing on: the event's process span, and the first attempt's span for a retry.
+    trace: Context | None = None
+    first_attempt: str | None = None
+    #: From the retry tiers: every check (directory, ``should_send``, choices, bounces)
+    #: asked again when it goes.
+    due: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.recipient
 
 
 @dataclass(frozen=True)
@@ -123,6 +147,8 @@ class Job:
     resend: Resend | None = None
     #: The attempts the ledger counted before this one's series (a resend's: the notice's).
     before: int = 0
+    #: The event as on Kafka (None: encoded when needed).
+    value: bytes | None = None
 
     @property
     def key(self) -> str:
@@ -132,6 +158,39 @@ class Job:
     def counted(self) -> int:
         """The ledger's attempts once this one is made."""
         return self.before + self.attempt
+
+    @classmethod
+    def of(cls, pending: Pending, city: City, rendered: RenderedEmail) -> Job:
+        return cls(
+            pending.event,
+            city,
+            pending.address,
+            rendered,
+            pending.attempt,
+            pending.trace,
+            pending.first_attempt,
+            value=pending.value,
+        )
+
+
+#: What goes through the delivery loop (``gnlc_core.deliveries``).
+Notified = Pending | Job
+
+
+def target_of(job: Notified) -> Target:
+    """What the delivery loop needs of a notice of this channel."""
+    resend = job.resend if isinstance(job, Job) else None
+    return Target(
+        job.event,
+        job.key,
+        job.attempt,
+        job.value if job.value is not None else encode_event(job.event),
+        job.event.partitionkey.encode(),
+        job.first_attempt,
+        forced=resend is not None,
+        retry_recipient=None if resend is None else resend.tier_recipient,
+        before=job.before if isinstance(job, Job) else 0,
+    )
 
 
 @dataclass
@@ -183,8 +242,9 @@ class LedgerWriter:
         self._lock = asyncio.Lock()
         self.counts: dict[Status, int] = dict.fromkeys(Status, 0)
 
-    def add(self, notice: Notice, receipt: Receipt | None = None) -> None:
+    def add(self, notice: Notice, job: Notified | None = None) -> None:
         self._pending.append(notice)
+        receipt = receipt_of(job, notice) if isinstance(job, Job) else None
         if receipt is not None:
             self._receipts.append(receipt)
         self.counts[notice.status] += 1
@@ -247,9 +307,24 @@ class EmailConsumer:
         self._timing = digest_timing or Timing()
         self._services: Services | None = None
         self._ready = asyncio.Event()
-        self._due = concurrently(self.deliver_one, limit=settings.smtp_connections)
         #: The events being handled, for the receipts the ledger's listeners publish.
         self.subjects = Subjects()
+        self._loop: DeliveryLoop[Event, Notified, LedgerWriter] = DeliveryLoop(
+            self,
+            name=CHANNEL,
+            broker=broker,
+            retrier=retrier,
+            ledger=lambda: self._ledger,
+            dead_letter_topic=topics.email_dead_letter,
+            subjects=self.subjects,
+            source_topic=topics.for_event_type,
+            group=topics.group(CHANNEL),
+        )
+
+    @property
+    def _ledger(self) -> Ledger:
+        assert self._services is not None  # the entries wait until the service is ready
+        return self._services.ledger
 
     def ready(self, services: Services) -> None:
         """Called once the database is migrated and the unsubscribe secret known."""
@@ -261,7 +336,7 @@ class EmailConsumer:
         assert self._services is not None
         return self._services
 
-    # -- the main line ---------------------------------------------------------------
+    # -- the main line (through ``gnlc_core.deliveries``) -------------------------------
 
     async def handle_batch(self, message: KafkaMessage) -> None:
         """A batch from the domain topics (``gnlc_core.channel.Channel``)."""
@@ -271,56 +346,114 @@ class EmailConsumer:
             raw if isinstance(raw, tuple | list) else (raw,)  # a list on the test broker
         )
         started = time.monotonic()
-        events: list[Event] = []
-        with tracing.Processing(self._topics.group(CHANNEL)) as spans:
-            traces: dict[str, Context] = {}
-            read = await read_batch(
-                records,
-                broker=self._broker,
-                dead_letter_topic=self._topics.email_dead_letter,
-                subjects=self.subjects,
-                decode=decode,
-            )
-            for record, event in ((r.record, r.event) for r in read):
-                events.append(event)
-                if tracing.enabled() and event.id not in traces:
-                    trace = spans.start(
-                        event, topic=record.topic, partition=record.partition, offset=record.offset
-                    )
-                    if trace is not None:
-                        traces[event.id] = trace
-            if services.resends is not None:
-                await services.resends.keep([(e.id, encoded(e)) for e in events])
-            writer = await self._deliver(events, services, traces=traces)
-            await self._follow_up(writer.recorded, services)
+        batch = await self._loop.handle(records)
+        writer = batch.writes
+        await self._follow_up(writer.recorded, services)
         counts = {status.value: n for status, n in writer.counts.items() if n}
-        if counts or len(events) != len(records):
+        if counts or batch.unreadable:
             log.info(
                 "batch handled",
                 records=len(records),
-                events=len(events),
+                events=len(records) - batch.unreadable,
                 seconds=round(time.monotonic() - started, 3),
                 **counts,
             )
 
-    async def _deliver(
+    # the channel's side of the delivery loop (``gnlc_core.deliveries.Deliveries``)
+
+    def decode(self, value: bytes) -> Event | str:
+        return decode(value)
+
+    def writes(self, *, first: bool) -> LedgerWriter:
+        assert self._services is not None  # the entries wait until the service is ready
+        return LedgerWriter(self._services.ledger, self._services.calendar)
+
+    def target(self, job: Notified) -> Target:
+        return target_of(job)
+
+    async def jobs(self, batch: Batch[Notified, LedgerWriter], read: Read[Event]) -> list[Pending]:
+        """An event's notices: a contact of each city of its audience that ``should_send``
+        does not refuse (a refused city's contacts are dropped at once)."""
+        event, record = read.event, read.record
+        trace = batch.trace(
+            event, topic=record.topic, partition=record.partition, offset=record.offset
+        )
+        return await self._event_jobs(batch, event, trace)
+
+    async def _event_jobs(
         self,
-        events: list[Event],
-        services: Services,
-        only: dict[str, set[str]] | None = None,
-        *,
-        traces: Mapping[str, Context] | None = None,
-    ) -> LedgerWriter:
-        """Plan, render and send ``events`` (to the cities in ``only`` for the events it
-        names); every outcome is in the ledger when this returns. ``traces``: each event's
-        process span, when tracing is on."""
-        writer = LedgerWriter(services.ledger, services.calendar)
-        try:
-            plan = await self._plan(events, services, writer, only)
-            await self._send_all(self._jobs(plan, traces or {}), writer)
-        finally:
-            await writer.close()
-        return writer
+        batch: Batch[Notified, LedgerWriter],
+        event: Event,
+        trace: Context | None = None,
+        only: set[str] | None = None,
+    ) -> list[Pending]:
+        """``jobs`` (to the cities in ``only``, when given)."""
+        services = await self._wait_ready()
+        value = encode_event(event)
+        pending: list[Pending] = []
+        for city in await self._targets(event, services):
+            if only is not None and city.id not in only:
+                continue
+            if await self._should_send(event, city):
+                pending += (
+                    Pending(event, recipient_key(city, address), city, address, value, trace=trace)
+                    for address in city.contacts
+                )
+            else:
+                for address in city.contacts:
+                    await self._loop.settle(
+                        batch,
+                        Pending(event, recipient_key(city, address), city, address, value),
+                        Step.DROPPED,
+                        "not needed: should_send said no",
+                    )
+        return pending
+
+    async def due_job(
+        self, batch: Batch[Notified, LedgerWriter], due: Due, event: Event
+    ) -> Pending | None:
+        """A retry due now (a resend asked for is sent here: ``_resend``)."""
+        services = await self._wait_ready()
+        trace = batch.trace(event, topic=self._retry_destination, attempt=due.attempt)
+        if (resend := Resend.parse(due.recipient)) is not None:
+            await self._resend(services, event, resend, due.attempt, trace, due.first_attempt)
+            return None
+        city_id, _, address = due.recipient.partition(":")
+        city = self._directory.directory.by_id.get(city_id)
+        return Pending(
+            event,
+            due.recipient,
+            city,
+            address,
+            due.value,
+            due.attempt,
+            trace,
+            due.first_attempt,
+            due=True,
+        )
+
+    async def send(self, batch: Batch[Notified, LedgerWriter], jobs: Sequence[Notified]) -> None:
+        """The notices not settled yet: first attempts are screened together (bounces,
+        choices, digests: ``_screen``), rendered one event at a time and sent over the SMTP
+        pool with as many workers as connections; a retry is checked again and rendered by
+        the worker that sends it. Each outcome is written within ``FLUSH_SECONDS``."""
+        services = await self._wait_ready()
+        if batch.first and services.resends is not None:
+            await services.resends.keep([(e.id, encoded(e)) for e in batch.events])
+        pending = [job for job in jobs if isinstance(job, Pending)]
+        fresh = await self._screen(batch, [p for p in pending if not p.due], services)
+        due = iter([p for p in pending if p.due])
+        await self._send_all(batch, chain(self._rendered(batch, fresh), due))
+
+    async def _deliver(self, events: list[Event], only: dict[str, set[str]]) -> LedgerWriter:
+        """Send ``events`` again to the cities in ``only`` for each; every outcome is in the
+        ledger when this returns."""
+        batch = self._loop.batch(first=False)
+        jobs: list[tuple[Notified, bool]] = []
+        for event in events:
+            jobs += ((p, True) for p in await self._event_jobs(batch, event, None, only[event.id]))
+        await self._loop.run(batch, jobs)
+        return batch.writes
 
     async def _follow_up(self, receipts: Sequence[Receipt], services: Services) -> None:
         """Cities that were just delivered an entry older than its deadline's latest change
@@ -341,108 +474,57 @@ class EmailConsumer:
                 self.subjects.remember(event)
                 only.setdefault(event.id, set()).add(city_id)
             log.info("calendar entries brought up to date", cities=len(behind))
-            receipts = (await self._deliver(list(events.values()), services, only)).recorded
+            receipts = (await self._deliver(list(events.values()), only)).recorded
 
-    async def _plan(
-        self,
-        events: list[Event],
-        services: Services,
-        writer: LedgerWriter,
-        only: dict[str, set[str]] | None = None,
-    ) -> Plan:
-        """Per event, the cities and their contacts still to send to."""
-        wanted: list[tuple[Event, list[City]]] = []
-        seen_events: set[str] = set()
-        for event in events:
-            if event.id in seen_events:  # the same event twice in one batch: once is enough
-                continue
-            seen_events.add(event.id)
-            cities = []
-            for city in await self._targets(event, services):
-                if only is not None and city.id not in only.get(event.id, set()):
-                    continue
-                if await self._should_send(event, city):
-                    cities.append(city)
-                else:
-                    for address in city.contacts:
-                        writer.add(
-                            notice(
-                                event.id,
-                                recipient_key(city, address),
-                                Step.DROPPED,
-                                1,
-                                "not needed: should_send said no",
-                            )
-                        )
-            wanted.append((event, cities))
-        pairs = [
-            (event.id, recipient_key(city, address))
-            for event, cities in wanted
-            for city in cities
-            for address in city.contacts
-        ]
-        settled = await services.ledger.settled_many(pairs)
-        optional = {
-            address
-            for event, cities in wanted
-            if isinstance(event, AnnouncementPublishedEvent)
-            for city in cities
-            for address in city.contacts
-        }
+    async def _screen(
+        self, batch: Batch[Notified, LedgerWriter], pending: list[Pending], services: Services
+    ) -> list[Pending]:
+        """The first attempts that go now: a contact bouncing, unsubscribed from an
+        announcement or that turned its category off is dropped with the reason; one whose
+        digest is on is held for the digest of its local day (``DigestStore.hold``)."""
+        if not pending:
+            return []
+        writer = batch.writes
+        contacts = {(p.city.id, p.address) for p in pending if p.city is not None}
+        optional = {p.address for p in pending if isinstance(p.event, AnnouncementPublishedEvent)}
         opted_out = await services.preferences.unsubscribed(optional)
-        chosen = await services.preferences.choices(
-            address for _event, cities in wanted for city in cities for address in city.contacts
-        )
-        bouncing = await services.bounces.bouncing_among(
-            (city.id, address)
-            for _event, cities in wanted
-            for city in cities
-            for address in city.contacts
-        )
-        plan: Plan = []
+        chosen = await services.preferences.choices(address for _city, address in contacts)
+        bouncing = await services.bounces.bouncing_among(contacts)
         held: list[Held] = []
         now = self._clock()
-        for event, cities in wanted:
-            todo = []
-            for city in cities:
-                addresses = []
-                # the city's digest day for this event: worked out once, only when wanted
-                digest_day: tuple[date, datetime] | None = None
-                unknown = True
-                for address in city.contacts:
-                    key = recipient_key(city, address)
-                    if (event.id, key) in settled:
-                        continue
-                    if reason := drop_reason((city.id, address.lower()) in bouncing):
-                        writer.add(notice(event.id, key, Step.DROPPED, 1, reason))
-                        continue
-                    lower = address.lower()
-                    if reason := unwanted(
-                        category_of(event),
-                        unsubscribed=lower in opted_out,
-                        choice=chosen.get(lower, DEFAULT),
-                    ):
-                        writer.add(notice(event.id, key, not_sent(reason), 1, reason))
-                        continue
-                    if services.digests and chosen.get(lower, DEFAULT).digest.wanted(city.digest):
-                        if unknown:
-                            digest_day, unknown = self._digest_day(event, city, now), False
-                        if digest_day is not None:
-                            day, close = digest_day
-                            held.append(
-                                Held(event.id, key, city.id, lower, day, close, encoded(event), now)
-                            )
-                            continue
-                    addresses.append(address)
-                if addresses:
-                    todo.append((city, addresses))
-            if todo:
-                plan.append((event, todo))
+        # each city's digest day for an event: worked out once, only when wanted
+        digest_days: dict[tuple[str, str], tuple[date, datetime] | None] = {}
+        fresh: list[Pending] = []
+        for p in pending:
+            city, event = p.city, p.event
+            assert city is not None  # a first attempt's city is in the directory
+            if reason := drop_reason((city.id, p.address.lower()) in bouncing):
+                await self._loop.settle(batch, p, Step.DROPPED, reason)
+                continue
+            lower = p.address.lower()
+            if reason := unwanted(
+                category_of(event),
+                unsubscribed=lower in opted_out,
+                choice=chosen.get(lower, DEFAULT),
+            ):
+                await self._loop.settle(batch, p, not_sent(reason), reason)
+                continue
+            if services.digests and chosen.get(lower, DEFAULT).digest.wanted(city.digest):
+                day_of = (event.id, city.id)
+                if day_of not in digest_days:
+                    digest_days[day_of] = self._digest_day(event, city, now)
+                if (digest_day := digest_days[day_of]) is not None:
+                    day, close = digest_day
+                    held.append(
+                        Held(event.id, p.key, city.id, lower, day, close, encoded(event), now)
+                    )
+                    continue
+            fresh.append(p)
         if held:
             assert services.digests is not None
             await services.digests.hold(held)
             writer.counts[Status.HELD] += len(held)  # for the batch's log line
-        return plan
+        return fresh
 
     def _digest_day(self, event: Event, city: City, now: datetime) -> tuple[date, datetime] | None:
         """(local day, its digest's close) of ``event`` for ``city`` handled ``now``, if
@@ -486,32 +568,69 @@ class EmailConsumer:
                     rendered.append(exc)
             return rendered
 
-    def _jobs(self, plan: Plan, traces: Mapping[str, Context]) -> Iterator[Job | Awaitable[None]]:
+    def _rendered(
+        self, batch: Batch[Notified, LedgerWriter], pending: list[Pending]
+    ) -> Iterator[Job | Awaitable[Notice]]:
         """Render lazily, one event at a time, so a batch never holds all its mail at
-        once. A city whose rendering failed is parked (an awaitable the worker runs).
-        ``traces``: each event's process span, when tracing is on."""
-        for event, todo in plan:
-            mails = self._render(event, [city for city, _ in todo])
-            trace = traces.get(event.id)
-            for (city, addresses), mail in zip(todo, mails, strict=True):
-                if isinstance(mail, Exception):
-                    yield self._park(event, city.id, f"render: {type(mail).__name__}: {mail}")
-                    continue
-                for address in addresses:
-                    yield Job(event, city, address, mail, trace=trace)
+        once. A contact of a city whose rendering failed is unsendable: parked, with its
+        ``failed`` row (an awaitable the worker runs)."""
+        plan: dict[str, dict[str, list[Pending]]] = {}  # event -> city -> its notices
+        for p in pending:
+            assert p.city is not None
+            plan.setdefault(p.event.id, {}).setdefault(p.city.id, []).append(p)
+        for by_city in plan.values():
+            firsts = [notices[0] for notices in by_city.values()]
+            event = firsts[0].event
+            mails = self._render(event, [p.city for p in firsts if p.city is not None])
+            for notices, mail in zip(by_city.values(), mails, strict=True):
+                for p in notices:
+                    assert p.city is not None
+                    if isinstance(mail, Exception):
+                        yield self._unsendable(batch, p, mail)
+                    else:
+                        yield Job.of(p, p.city, mail)
 
-    async def _send_all(self, jobs: Iterator[Job | Awaitable[None]], writer: LedgerWriter) -> None:
+    def _unsendable(
+        self, batch: Batch[Notified, LedgerWriter], pending: Notified, error: Exception
+    ) -> Awaitable[Notice]:
+        """A notice whose mail does not render: parked, and ``failed`` in the ledger."""
+        reason = f"render: {type(error).__name__}: {error}"
+        return self._loop.settle(batch, pending, Step.UNSENDABLE, reason)
+
+    async def _send_all(
+        self,
+        batch: Batch[Notified, LedgerWriter],
+        jobs: Iterator[Job | Pending | Awaitable[Notice]],
+    ) -> None:
+        writer = batch.writes
+
         async def worker() -> None:
-            for job in jobs:  # shared iterator: each job goes to exactly one worker
+            for item in jobs:  # shared iterator: each job goes to exactly one worker
+                job = await self._due_one(batch, item) if isinstance(item, Pending) else item
                 if isinstance(job, Job):
-                    notice = await self._send(job)
-                    writer.add(notice, receipt_of(job, notice))
-                else:
+                    writer.add(await self._send(job), job)
+                elif job is not None:
                     await job
 
         async with asyncio.TaskGroup() as group:  # one failing worker stops the others
             for _ in range(self._pool.size):
                 group.create_task(worker())
+
+    async def _due_one(self, batch: Batch[Notified, LedgerWriter], pending: Pending) -> Job | None:
+        """A retry due now, asked again whether it goes (``_refusal``) and rendered; its
+        message, or None (dropped, or unsendable: settled)."""
+        services = await self._wait_ready()
+        city = pending.city
+        if refusal := await self._refusal(services, pending.event, city, pending.address):
+            await self._loop.settle(batch, pending, refusal[0], refusal[1])
+            return None
+        assert city is not None
+        try:
+            rendered = self._renderer.render(pending.event, city)
+        except Exception as exc:
+            await self._unsendable(batch, pending, exc)
+            return None
+        return Job.of(pending, city, rendered)
 
     # -- one notice -------------------------------------------------------------------
 
@@ -589,39 +708,20 @@ class EmailConsumer:
         )
 
     async def _failed(self, job: Job, failure: Failure, first_attempt: str | None) -> Notice:
-        """The outcome of a failed send of ``job`` (``gnlc_core.notices.after_failure``): a
-        transient failure goes to the retry tier (``retrying``, or ``failed`` and parked
-        once they are exhausted); a permanent one is parked on the dead-letter topic
-        (``failed``)."""
-        after = after_failure(
-            job.attempt, self._retrier.retry_schedule, permanent=not failure.transient
-        )
-        refused = after.step is Step.REFUSED
-        await self._retrier.follow(
-            after,
-            encode_event(job.event),
-            key=job.event.partitionkey.encode(),
-            recipient=job.key if job.resend is None or refused else job.resend.tier_recipient,
-            attempt=job.attempt,
-            reason=f"permanent failure: {failure.reason}" if refused else failure.reason,
-            source_topic=self._topics.for_event_type(job.event.type),
-            first_attempt=first_attempt,
+        """The outcome of a failed send of ``job`` (the delivery loop's ``failed``: a
+        transient failure goes to the retry tier, ``retrying``, or ``failed`` and parked
+        once they are exhausted; a permanent one is parked, ``failed``)."""
+        row = await self._loop.failed(
+            job, failure.reason, permanent=not failure.transient, first_attempt=first_attempt
         )
         log.warning(
-            _FAILURE_LOG[after.step],
+            _FAILURE_LOG[row.status],
             event_id=job.event.id,
             recipient=job.key,
             attempt=job.attempt,
             reason=failure.reason,
         )
-        return notice(
-            job.event.id,
-            job.key,
-            after.step,
-            job.counted,
-            failure.reason,
-            event_time=job.event.time,
-        )
+        return row
 
     @staticmethod
     def _attempt(job: Job) -> tracing.Attempt | None:
@@ -638,78 +738,22 @@ class EmailConsumer:
         )
 
     async def deliver_due(self, due: Sequence[Due]) -> None:
-        """Records of the retry tiers, due now (``gnlc_core.channel.Channel``): each through
-        ``deliver_one``, as many at a time as the SMTP pool has connections."""
-        await self._due(due)
+        """Records of the retry tiers, due now (``gnlc_core.channel.Channel``): through
+        the delivery loop, as many sent at a time as the SMTP pool has connections."""
+        services = await self._wait_ready()
+        batch = await self._loop.deliver_due(due)
+        await self._follow_up(batch.writes.recorded, services)
 
     async def deliver_one(
         self, value: bytes, recipient: str, attempt: int, first_attempt: str | None = None
     ) -> None:
-        """A retry that has come due (called by the retry tiers); ``first_attempt``: the
-        first attempt's span, which this attempt's span links to."""
-        services = await self._wait_ready()
-        event = decode(value)
-        if isinstance(event, str) or not tracing.enabled():
-            await self._deliver_one(services, event, value, recipient, attempt, None, first_attempt)
-            return
-        with tracing.Processing(self._topics.group(f"{CHANNEL}-retry")) as spans:
-            trace = spans.start(event, topic=self._retry_destination, attempt=attempt)
-            await self._deliver_one(
-                services, event, value, recipient, attempt, trace, first_attempt
-            )
+        """One retry that has come due; ``first_attempt``: the first attempt's span, which
+        this attempt's span links to."""
+        await self.deliver_due([Due(value, recipient, attempt, first_attempt)])
 
     @property
     def _retry_destination(self) -> str:
         return f"{self._topics.prefix}{CHANNEL}.retry"
-
-    async def _deliver_one(
-        self,
-        services: Services,
-        event: Event | str,
-        value: bytes,
-        recipient: str,
-        attempt: int,
-        trace: Context | None,
-        first_attempt: str | None,
-    ) -> None:
-        if isinstance(event, str):
-            await publish_dead_letter(
-                self._broker,
-                self._topics.email_dead_letter,
-                value=value,
-                key=None,
-                reason="invalid event in a retry record",
-                source_topic="retry",
-                recipient=recipient,
-            )
-            return
-        self.subjects.remember(event)
-        if (resend := Resend.parse(recipient)) is not None:
-            await self._resend(services, event, resend, attempt, trace, first_attempt)
-            return
-        city_id, _, address = recipient.partition(":")
-        city = self._directory.directory.by_id.get(city_id)
-        if await services.ledger.settled_many([(event.id, recipient)]):
-            return
-        outcome: Notice | None = None
-        if refusal := await self._refusal(services, event, city, address):
-            outcome = notice(event.id, recipient, refusal[0], attempt, refusal[1])
-        if outcome is None:
-            assert city is not None
-            try:
-                rendered = self._renderer.render(event, city)
-            except Exception as exc:
-                await self._park(event, city.id, f"render: {type(exc).__name__}: {exc}")
-                return
-            job = Job(event, city, address, rendered, attempt, trace, first_attempt)
-            outcome = await self._send(job)
-            receipt = receipt_of(job, outcome)
-            if receipt is not None:
-                await services.calendar.record([receipt])
-                await services.ledger.record_many([outcome])
-                await self._follow_up([receipt], services)
-                return
-        await services.ledger.record_many([outcome])
 
     async def _resend(
         self,
@@ -736,9 +780,10 @@ class EmailConsumer:
         assert city is not None
         try:
             rendered = self._renderer.render(event, city)
-        except Exception as exc:
-            await self._park(event, city.id, f"render: {type(exc).__name__}: {exc}")
-            await store.finish(resend, None)
+        except Exception as exc:  # parked, and the notice failed (with its receipt)
+            reason = f"render: {type(exc).__name__}: {exc}"
+            pending = Pending(event, resend.recipient, city, address, encode_event(event))
+            await store.finish(resend, await self._loop.outcome(pending, Step.UNSENDABLE, reason))
             return
         job = Job(
             event, city, address, rendered, attempt, trace, first_attempt, resend, resend.before
@@ -860,10 +905,10 @@ class EmailConsumer:
             assert city is not None
             try:
                 rendered = self._renderer.render(event, city)
-            except Exception as exc:
+            except Exception as exc:  # parked, and failed in the ledger with the digest
                 reason = f"render: {type(exc).__name__}: {exc}"
-                await self._park(event, city.id, reason)
-                outcomes.append(notice(event.id, held.recipient, Step.UNSENDABLE, 1, reason))
+                pending = Pending(event, held.recipient, city, address, encode_event(event))
+                outcomes.append(await self._loop.outcome(pending, Step.UNSENDABLE, reason))
                 continue
             jobs.append(Job(event, city, address, rendered))
         if len(jobs) == 1:  # a day of one notice: its own mail
@@ -919,15 +964,3 @@ class EmailConsumer:
                 for job in jobs
             ]
         return [await self._failed(job, failure, None) for job in jobs]
-
-    async def _park(self, event: Event, recipient: str, reason: str) -> None:
-        await publish_dead_letter(
-            self._broker,
-            self._topics.email_dead_letter,
-            value=encode_event(event),
-            key=event.partitionkey.encode(),
-            reason=reason,
-            source_topic=self._topics.for_event_type(event.type),
-            recipient=recipient,
-        )
-        log.warning("email parked", event_id=event.id, recipient=recipient, reason=reason)

@@ -1,10 +1,13 @@
 """The webhook consumer: events in by batches, one signed POST per subscribed endpoint.
 
-How a batch goes: every record is parsed (a poison record goes to the dead-letter topic),
-each event fans out to the endpoints that subscribe to it, the ledger drops the deliveries
-already settled (a redelivery after a crash), and the rest run concurrently, each in its
-endpoint's lane. The batch is committed once every delivery in it is *settled*:
-delivered, failed for good, dropped, or scheduled on a retry tier, which is a Kafka write.
+How a batch goes (the delivery loop, ``gnlc_core.deliveries``): every record is parsed (a
+poison record goes to the dead-letter topic), each event fans out to the endpoints that
+subscribe to it (``jobs``), the ledger drops the deliveries already settled (a redelivery
+after a crash; looked up only for the records the fence says may have been handled), and
+the rest run concurrently, each in its endpoint's lane (``send``); each outcome becomes the
+notice's state, and its retry or parking, through the loop. The batch is committed once
+every delivery in it is *settled*: delivered, failed for good, dropped, or scheduled on a
+retry tier, which is a Kafka write.
 
 A slow endpoint never holds the batch for long: a request still in flight after
 ``webhook_handoff_seconds`` (at once, for an endpoint whose last request was that slow) is handed
@@ -53,13 +56,14 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from gnlc_core import tracing
-from gnlc_core.consumer import Read, always, decode, read_batch
+from gnlc_core.consumer import Read, always, decode
+from gnlc_core.deliveries import Batch, DeliveryLoop, Target
 from gnlc_core.events import encode_event
 from gnlc_core.fence import Fence
 from gnlc_core.kafka import Topics
 from gnlc_core.ledger import TERMINAL, Ledger, Notice, Status
 from gnlc_core.logs import get_logger
-from gnlc_core.notices import AfterFailure, Step, notice
+from gnlc_core.notices import Step
 from gnlc_core.priority import PriorityLock
 from gnlc_core.receipts import Subjects
 from gnlc_core.retry import Due, Retrier, RetrySchedule
@@ -126,6 +130,8 @@ class Job:
     first_attempt: str | None = None
     #: From the domain topics (not the retry tiers): goes first for a slot in its lane.
     fresh: bool = False
+    #: A resend or replay asked for: sent even though the notice may be settled.
+    resend: bool = False
 
     def release(self) -> None:
         if not self.released:
@@ -148,11 +154,24 @@ class Results:
     endpoint_changes: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: a batch from the domain topics: its writes go before the retries'
     first: bool = False
+    #: the resends asked for in the batch (event id, endpoint id): sent even if settled
+    resends: set[tuple[str, str]] = field(default_factory=set)
+    #: writes it all in one transaction (``WebhookConsumer._write``)
+    writer: Callable[[Results], Awaitable[None]] | None = None
 
     def __bool__(self) -> bool:
         return bool(
             self.attempts or self.notices or self.messages or self.finished or self.endpoint_changes
         )
+
+    def add(self, notice: Notice, job: Any = None) -> None:
+        """A notice settled (``gnlc_core.deliveries.Writes``)."""
+        self.notices.append(notice)
+
+    async def close(self) -> None:
+        """Write the batch (``gnlc_core.deliveries.Writes``)."""
+        if self.writer is not None:
+            await self.writer(self)
 
 
 class WebhookConsumer:
@@ -190,6 +209,17 @@ class WebhookConsumer:
         self._releasing: dict[str, asyncio.Lock] = {}  # one release at a time per endpoint
         #: The events being handled, for the receipts the ledger's listeners publish.
         self.subjects = Subjects()
+        self._loop: DeliveryLoop[Event, Job, Results] = DeliveryLoop(
+            self,
+            name=CHANNEL,
+            broker=broker,
+            retrier=retrier,
+            ledger=lambda: self._ledger,
+            dead_letter_topic=topics.webhook_dead_letter,
+            subjects=self.subjects,
+            source_topic=topics.for_event_type,
+            group=topics.group(CHANNEL),
+        )
 
     @property
     def operations_topic(self) -> str:
@@ -198,105 +228,95 @@ class WebhookConsumer:
     # entry points ---------------------------------------------------------------------
 
     async def handle_batch(self, message: KafkaMessage, fence: Fence | None = None) -> None:
-        """A batch from the domain topics. Only the deliveries of records that ``fence``
-        (default: the consumer's) says may have been handled before are looked up in the
-        ledger (all without one)."""
+        """A batch from the domain topics, through the delivery loop. Only the deliveries
+        of records that ``fence`` (default: the consumer's) says may have been handled
+        before are looked up in the ledger (all without one)."""
         fence = fence or self._fence
         records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
+        maybe_handled = None
         if fence is not None:
             consumer = cast("AIOKafkaConsumer", message.consumer)
             maybe_handled = await fence.maybe_handled(consumer, records)
-        else:
-            maybe_handled = [True] * len(records)
-        with tracing.Processing(self._topics.group(CHANNEL)) as spans:
-            await self._handle(records, maybe_handled, spans)
-
-    async def _handle(
-        self,
-        records: Sequence[ConsumerRecord[bytes, bytes]],
-        maybe_handled: Sequence[bool],
-        spans: tracing.Processing,
-    ) -> None:
-        results = Results(first=True)
-        jobs: list[Job] = []
-        to_check: list[Job] = []
-        read: list[Read[Event]] = await read_batch(
-            records,
-            broker=self._broker,
-            dead_letter_topic=self._topics.webhook_dead_letter,
-            subjects=self.subjects,
-            decode=decode,
-        )
-        for index, record, event in ((r.index, r.record, r.event) for r in read):
-            handled_before = maybe_handled[index]
-            subscribed = self._registry.subscribed(event)
-            if not subscribed:
-                continue
-            trace = spans.start(
-                event, topic=record.topic, partition=record.partition, offset=record.offset
-            )
-            body = encode_event(event)
-            results.messages.append(StoredMessage(event.id, event.type, body.decode()))
-            added = [
-                Job(event, body, record.key, e.id, 1, trace=trace, fresh=True) for e in subscribed
-            ]
-            jobs.extend(added)
-            if handled_before:
-                to_check.extend(added)
-        settled = await self._ledger.settled_many((j.event.id, j.endpoint_id) for j in to_check)
-        jobs = [j for j in jobs if (j.event.id, j.endpoint_id) not in settled]
-        jobs = await self._in_order(jobs, results, number=True)
-        await self._run(jobs, results)
-        await self._write(results)
+        await self._loop.handle(records, maybe_handled=maybe_handled)
 
     async def deliver_due(self, due: Sequence[Due]) -> None:
-        """Records from the retry tiers, due now (the tier consumer commits afterwards):
-        like a batch, one ledger query and one transaction for them all."""
-        with tracing.Processing(self._topics.group(f"{CHANNEL}-retry")) as spans:
-            await self._deliver_due(due, spans)
+        """Records from the retry tiers, due now (the tier consumer commits afterwards),
+        through the delivery loop: like a batch, one ledger query and one transaction for
+        them all."""
+        await self._loop.deliver_due(due)
 
-    async def _deliver_due(self, due: Sequence[Due], spans: tracing.Processing) -> None:
-        results = Results()
-        jobs: dict[tuple[str, str], Job] = {}  # one delivery per notice, whatever is asked
-        forced: set[tuple[str, str]] = set()
-        retries = f"{self._topics.prefix}{CHANNEL}.retry"
-        for record in due:
-            endpoint_id = record.recipient.removeprefix(RESEND_PREFIX)
-            event = decode(record.value)
-            if isinstance(event, str):  # cannot happen: we wrote it
-                log.error("unreadable retry record dropped", recipient=endpoint_id, error=event)
-                continue
-            self.subjects.remember(event)
-            key = (event.id, endpoint_id)
-            if record.recipient.startswith(RESEND_PREFIX) and key not in forced:
-                forced.add(key)
-                results.messages.append(StoredMessage(event.id, event.type, record.value.decode()))
-            if key not in jobs:
-                # the record's value is the body as first encoded (the signature covers it)
-                partition_key = event.partitionkey.encode()
-                trace = spans.start(event, topic=retries, attempt=record.attempt)
-                jobs[key] = Job(
-                    event,
-                    record.value,
-                    partition_key,
-                    endpoint_id,
-                    record.attempt,
-                    trace=trace,
-                    first_attempt=record.first_attempt,
-                )
-        settled = await self._ledger.settled_many(k for k in jobs if k not in forced)
+    # the channel's side of the delivery loop (``gnlc_core.deliveries.Deliveries``)
+
+    def decode(self, value: bytes) -> Event | str:
+        return decode(value)
+
+    def writes(self, *, first: bool) -> Results:
+        return Results(first=first, writer=self._write)
+
+    def target(self, job: Job) -> Target:
+        return Target(
+            job.event,
+            job.endpoint_id,
+            job.attempt,
+            job.body,
+            job.key,
+            job.first_attempt,
+            forced=job.resend,
+        )
+
+    async def jobs(self, batch: Batch[Job, Results], read: Read[Event]) -> list[Job]:
+        """An event's deliveries: one to each endpoint subscribed to it (its body kept)."""
+        event, record = read.event, read.record
+        subscribed = self._registry.subscribed(event)
+        if not subscribed:
+            return []
+        trace = batch.trace(
+            event, topic=record.topic, partition=record.partition, offset=record.offset
+        )
+        body = encode_event(event)
+        batch.writes.messages.append(StoredMessage(event.id, event.type, body.decode()))
+        return [Job(event, body, record.key, e.id, 1, trace=trace, fresh=True) for e in subscribed]
+
+    async def due_job(self, batch: Batch[Job, Results], due: Due, event: Event) -> Job:
+        """A retry, deferral, release or resend due now (the record's value is the body as
+        first encoded: the signature covers it)."""
+        results = batch.writes
+        endpoint_id = due.recipient.removeprefix(RESEND_PREFIX)
+        resend = due.recipient.startswith(RESEND_PREFIX)
+        if resend and (key := (event.id, endpoint_id)) not in results.resends:
+            results.resends.add(key)
+            results.messages.append(StoredMessage(event.id, event.type, due.value.decode()))
+        return Job(
+            event,
+            due.value,
+            event.partitionkey.encode(),
+            endpoint_id,
+            due.attempt,
+            trace=batch.trace(event, topic=self._retries, attempt=due.attempt),
+            first_attempt=due.first_attempt,
+            resend=resend,
+        )
+
+    async def send(self, batch: Batch[Job, Results], jobs: Sequence[Job]) -> None:
+        """Each delivery in its endpoint's lane (``_run``), as far as its key's order
+        goes (``_in_order``); a retry one past the schedule is the final check of a
+        handed-off last attempt (``_give_up``)."""
+        results = batch.writes
         to_run: list[Job] = []
-        for key, job in jobs.items():
-            if key in settled:
-                continue
+        for job in jobs:
             if job.attempt > self._schedule.max_attempts:  # a hand-off's final check
                 last = await self._store.last_error(job.event.id, job.endpoint_id)
                 await self._give_up(job, policy.on_due(job.attempt, self._schedule, last), results)
             else:
                 to_run.append(job)
-        to_run = await self._in_order(to_run, results, number=False, resends=forced)
+        to_run = await self._in_order(
+            to_run, results, number=batch.first, resends=None if batch.first else results.resends
+        )
         await self._run(to_run, results)
-        await self._write(results)
+
+    @property
+    def _retries(self) -> str:
+        return f"{self._topics.prefix}{CHANNEL}.retry"
 
     async def drain(self) -> None:
         """Stop releasing held deliveries, and wait a little for handed-off requests (at
@@ -448,10 +468,10 @@ class WebhookConsumer:
         endpoint = self._registry.get(job.endpoint_id)
         decision = policy.admit(endpoint)
         if decision.action is Action.DROP:
-            return self._drop(job, endpoint, decision, results)
+            return await self._drop(job, endpoint, decision, results)
         assert endpoint is not None
         if not await self._should_send(job.event, endpoint):
-            return self._drop(job, endpoint, policy.NOT_WANTED, results)
+            return await self._drop(job, endpoint, policy.NOT_WANTED, results)
         lane = self._lane(endpoint)
         decision = policy.at_lane(lane)
         if decision.action is not Action.SEND:
@@ -581,39 +601,33 @@ class WebhookConsumer:
         decision = policy.settle(outcome, job.attempt, job.handed_off, self._schedule)
         action = decision.action
         if action is Action.DELIVERED:
-            self._record(job, attempt, Step.DELIVERED, None, results)
+            self._record(job, attempt, await self._loop.outcome(job, Step.DELIVERED), results)
             return
         reason = outcome.error or "failed"
         step = step_of(action)
         if action is Action.PARK:
             await self._disable(endpoint, decision.reason or reason, results)
-        if action is not Action.SCHEDULED:  # a hand-off's retry is scheduled already
-            await self._retrier.follow(
-                AfterFailure(step, decision.delay),
-                job.body,
-                key=job.key,
-                recipient=job.endpoint_id,
-                attempt=job.attempt,
-                reason=reason,
-                source_topic=self._topics.for_event_type(job.event.type),
-                first_attempt=job.first_attempt,
-            )
         error = f"gave up: {reason}" if step is Step.GIVE_UP else reason
-        self._record(job, attempt, step, error, results)
+        # the next attempt or the notice parked (a hand-off's retry is scheduled already)
+        row = await self._loop.outcome(
+            job,
+            step,
+            error,
+            reason=reason,
+            delay=decision.delay,
+            scheduled=action is Action.SCHEDULED,
+        )
+        self._record(job, attempt, row, results)
 
-    def _record(
-        self, job: Job, attempt: Attempt, step: Step, error: str | None, results: Results
-    ) -> None:
+    @staticmethod
+    def _record(job: Job, attempt: Attempt, row: Notice, results: Results) -> None:
         """A request's outcome: its log row and the notice (``attempt`` requests made)."""
-        row = notice(
-            job.event.id, job.endpoint_id, step, job.attempt, error, event_time=job.event.time
-        )
         results.attempts.append(
-            Attempt(**{**attempt.__dict__, "status": row.status, "error": error})
+            Attempt(**{**attempt.__dict__, "status": row.status, "error": row.error})
         )
-        results.notices.append(row)
+        results.add(row, job)
 
-    def _drop(
+    async def _drop(
         self, job: Job, endpoint: EndpointRow | None, decision: Decision, results: Results
     ) -> None:
         """Not sent on purpose: a log row, and the notice dropped with the requests made."""
@@ -624,9 +638,7 @@ class WebhookConsumer:
                 job.event.id, job.endpoint_id, partner, job.attempt, Status.DROPPED, error=reason
             )
         )
-        results.notices.append(
-            notice(job.event.id, job.endpoint_id, Step.DROPPED, job.attempt, reason)
-        )
+        results.add(await self._loop.outcome(job, Step.DROPPED, reason), job)
         log.info("webhook dropped", event_id=job.event.id, endpoint=job.endpoint_id, reason=reason)
 
     async def _give_up(self, job: Job, decision: Decision, results: Results) -> None:
@@ -637,15 +649,7 @@ class WebhookConsumer:
         partner = endpoint.partner_id if endpoint else ""
         reason = decision.reason or "failed"
         error = f"gave up: {reason}"
-        row = notice(job.event.id, job.endpoint_id, step_of(decision.action), job.attempt, error)
-        await self._retrier.give_up(
-            job.body,
-            key=job.key,
-            recipient=job.endpoint_id,
-            attempts=row.attempts,
-            reason=reason,
-            source_topic=self._topics.for_event_type(job.event.type),
-        )
+        row = await self._loop.outcome(job, step_of(decision.action), error, reason=reason)
         results.finished.append(
             Attempt(job.event.id, job.endpoint_id, partner, row.attempts, row.status, error=error)
         )
@@ -664,7 +668,7 @@ class WebhookConsumer:
             key = (job.endpoint_id, job.attempt, reason)
             _, jobs = results.deferred.setdefault(key, (decision.delay, []))
             jobs.append(job)
-        results.notices.append(notice(job.event.id, job.endpoint_id, step, job.attempt, reason))
+        results.add(self._loop.notice(job, step, reason), job)
         job.release()
 
     @property

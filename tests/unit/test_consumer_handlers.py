@@ -132,16 +132,35 @@ async def test_garbage_is_parked_with_its_reason(engine: Any) -> None:
     assert wired.parked[0][REASON_HEADER].startswith("invalid event: ")
 
 
-async def test_a_render_failure_parks_that_city_and_sends_nothing(engine: Any) -> None:
-    class Broken(Renderer):
-        def draft(self, event: Event, chosen: Any) -> Any:
-            raise KeyError("missing translation")
+class Broken(Renderer):
+    def draft(self, event: Event, chosen: Any) -> Any:
+        raise KeyError("missing translation")
 
+
+async def test_a_render_failure_parks_that_city_and_sends_nothing(engine: Any) -> None:
+    """Each notice of a city whose mail does not render is parked and failed in the
+    ledger (so it has its receipt), with no attempt counted."""
     wired = wire(engine, renderer=Broken())
     async with TestKafkaBroker(wired.broker) as test_broker:
         await test_broker.publish_batch(EXAMPLE.read_bytes(), topic=TOPICS.deadline_reminder)
-    assert sorted(p[RECIPIENT_HEADER] for p in wired.parked) == ["kathmandu", "laval"]
+    keys = ["kathmandu:lll@kathmandu.example.org", "laval:apprendre@laval.example.org"]
+    assert sorted(p[RECIPIENT_HEADER] for p in wired.parked) == keys
     assert all(p[REASON_HEADER].startswith("render: KeyError") for p in wired.parked)
+    assert wired.retried == []
+    event_id = "1fbcfa17-9717-5eed-b918-c4062534eda3"
+    for key in keys:  # no request made
+        assert await attempts_of(engine, event_id, key) == (Status.FAILED, 0)
+
+
+async def test_a_retry_that_does_not_render_is_parked_with_its_failed_row(engine: Any) -> None:
+    wired = wire(engine, renderer=Broken())
+    laval = "laval:apprendre@laval.example.org"
+    async with TestKafkaBroker(wired.broker):
+        await wired.consumer.deliver_one(EXAMPLE.read_bytes(), laval, 2)
+    assert [p[RECIPIENT_HEADER] for p in wired.parked] == [laval]
+    event_id = "1fbcfa17-9717-5eed-b918-c4062534eda3"
+    # the first attempt's request made, none at the second
+    assert await attempts_of(engine, event_id, laval) == (Status.FAILED, 1)
 
 
 async def test_should_send_no_is_recorded_as_dropped_and_nothing_is_sent(engine: Any) -> None:
