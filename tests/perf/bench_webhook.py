@@ -25,6 +25,8 @@ import itertools
 import json
 import os
 import secrets
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -243,9 +245,12 @@ def throughput(
     env: dict[str, str],
     *,
     backlog: bool = False,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """``backlog``: the events are on the topic before the service starts (it drains them,
-    alone on the machine with the broker); otherwise they are produced while it runs."""
+    alone on the machine with the broker); otherwise they are produced while it runs.
+    ``profile``: py-spy's collapsed stacks (CPU samples, by thread) of the service while
+    it drains, if py-spy is installed."""
     names = [f"ok-{i}" for i in range(healthy)]
     hung = [f"hang-{i}" for i in range(hanging)]
     produced = 0.0
@@ -271,7 +276,16 @@ def throughput(
             run.settle()
             fill(run)
         want = events * healthy
+        spy = None
+        if profile is not None and run.service.proc is not None:
+            spy_bin = shutil.which("py-spy", path=Path(sys.executable).parent) or "py-spy"
+            command = [spy_bin, "record", "--pid", str(run.service.proc.pid), "--threads"]
+            command += ["--subprocesses", "--format", "raw", "--output", str(profile)]
+            spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         seen = sink.wait(want, timeout=600, prefix=f"/hooks/ok/{run.prefix}")
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on an interrupt
+            spy.wait(timeout=60)
     times = sorted(seen.values())
     span = times[-1] - times[0] if len(times) > 1 else float("nan")
     steady = [t for t in times if t >= times[0] + STEADY_AFTER] if times else []
@@ -374,13 +388,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument(
         "--only",
-        choices=("throughput", "raw", "latency", "isolation"),
+        choices=("throughput", "backlog", "raw", "latency", "isolation"),
+        help="backlog: the throughput's backlog drain alone",
         action="append",
         default=[],
     )
     parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="aiohttp")
     parser.add_argument("--workers", type=int, default=1, help="GNLC_WEBHOOK_WORKERS")
     parser.add_argument("--pairs", type=int, default=3, help="isolation runs (alone, hanging)")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy's collapsed stacks of the service's backlog drain"
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("GNLC_TEST_POSTGRES_URL"),
@@ -395,10 +413,20 @@ def main() -> None:
     sink = start_sink(tmp)
     results: dict[str, Any] = {}
     try:
-        if "throughput" in only:
+        if "throughput" in only or "backlog" in only:
             results["throughput_backlog"] = throughput(
-                bootstrap, tmp, sink, args.events, args.endpoints, 0, database, env, backlog=True
+                bootstrap,
+                tmp,
+                sink,
+                args.events,
+                args.endpoints,
+                0,
+                database,
+                env,
+                backlog=True,
+                profile=args.profile,
             )
+        if "throughput" in only:
             results["throughput_while_producing"] = throughput(
                 bootstrap, tmp, sink, args.events, args.endpoints, 0, database, env
             )
