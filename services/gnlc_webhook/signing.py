@@ -93,8 +93,9 @@ def public_key(secret: str) -> str | None:
 
 
 @lru_cache(maxsize=4096)
-def _hmac_key(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))  # once, not per delivery
+def _keyed(secret: str) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with the decoded secret, once (each signature copies it)."""
+    return hmac.new(base64.b64decode(secret.removeprefix(SECRET_PREFIX)), None, hashlib.sha256)
 
 
 @lru_cache(maxsize=4096)
@@ -106,7 +107,9 @@ def _signature(secret: str, content: bytes) -> str:
     """The signature of the signed content ``id.timestamp.body`` (the HMAC one is what
     ``standardwebhooks.Webhook.sign`` gives, computed here without its per-call decoding)."""
     if signature_kind(secret) is SignatureKind.HMAC:
-        digest = hmac.new(_hmac_key(secret), content, hashlib.sha256).digest()
+        keyed = _keyed(secret).copy()
+        keyed.update(content)
+        digest = keyed.digest()
         return f"v1,{base64.b64encode(digest).decode()}"
     signed = _private_key(_seed(secret)).sign(content)
     return f"v1a,{base64.b64encode(signed).decode()}"
