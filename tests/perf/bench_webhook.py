@@ -234,6 +234,24 @@ class Run:
         return f"{self.prefix}deadline.reminder"
 
 
+def spy_on(
+    proc: subprocess.Popen[bytes] | None, profile: Path | None
+) -> subprocess.Popen[bytes] | None:
+    """py-spy recording ``proc``'s CPU samples (collapsed stacks, by thread) into ``profile``."""
+    if profile is None or proc is None:
+        return None
+    spy_bin = shutil.which("py-spy", path=Path(sys.executable).parent) or "py-spy"
+    command = [spy_bin, "record", "--pid", str(proc.pid), "--threads", "--subprocesses"]
+    command += ["--format", "raw", "--output", str(profile)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+
+def stop_spying(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on an interrupt
+        spy.wait(timeout=60)
+
+
 def throughput(
     bootstrap: str,
     tmp: Path,
@@ -276,16 +294,9 @@ def throughput(
             run.settle()
             fill(run)
         want = events * healthy
-        spy = None
-        if profile is not None and run.service.proc is not None:
-            spy_bin = shutil.which("py-spy", path=Path(sys.executable).parent) or "py-spy"
-            command = [spy_bin, "record", "--pid", str(run.service.proc.pid), "--threads"]
-            command += ["--subprocesses", "--format", "raw", "--output", str(profile)]
-            spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        spy = spy_on(run.service.proc, profile)
         seen = sink.wait(want, timeout=600, prefix=f"/hooks/ok/{run.prefix}")
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its file on an interrupt
-            spy.wait(timeout=60)
+        stop_spying(spy)
     times = sorted(seen.values())
     span = times[-1] - times[0] if len(times) > 1 else float("nan")
     steady = [t for t in times if t >= times[0] + STEADY_AFTER] if times else []
@@ -306,9 +317,12 @@ def throughput(
     }
 
 
-def raw_throughput(bootstrap: str, tmp: Path, sink: Sink, events: int) -> dict[str, Any]:
+def raw_throughput(
+    bootstrap: str, tmp: Path, sink: Sink, events: int, profile: Path | None = None
+) -> dict[str, Any]:
     """The raw loop's backlog drain of ``events`` to one endpoint on the sink, on a fresh
-    prefix whose topics the services' own code creates (same partitions)."""
+    prefix whose topics the services' own code creates (same partitions); ``profile``: as
+    for ``throughput``."""
     prefix = f"raw{uuid.uuid4().hex[:8]}."
     topic = f"{prefix}deadline.reminder"
     seed_directory(bootstrap, prefix)
@@ -333,9 +347,11 @@ def raw_throughput(bootstrap: str, tmp: Path, sink: Sink, events: int) -> dict[s
             str(events),
         ]
     )
+    spy = spy_on(raw, profile)
     try:
         seen = sink.wait(events, timeout=600, prefix=path)
     finally:
+        stop_spying(spy)
         raw.terminate()
         raw.wait(timeout=30)
     times = sorted(seen.values())
@@ -397,7 +413,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="GNLC_WEBHOOK_WORKERS")
     parser.add_argument("--pairs", type=int, default=3, help="isolation runs (alone, hanging)")
     parser.add_argument(
-        "--profile", type=Path, help="py-spy's collapsed stacks of the service's backlog drain"
+        "--profile",
+        type=Path,
+        help="py-spy's collapsed stacks of the service's backlog drain (FILE) and of the raw"
+        " loop's (FILE with .raw.txt)",
     )
     parser.add_argument(
         "--database-url",
@@ -431,7 +450,10 @@ def main() -> None:
                 bootstrap, tmp, sink, args.events, args.endpoints, 0, database, env
             )
         if "raw" in only:
-            results["raw_limit_backlog"] = raw = raw_throughput(bootstrap, tmp, sink, args.events)
+            raw_profile = args.profile.with_suffix(".raw.txt") if args.profile else None
+            results["raw_limit_backlog"] = raw = raw_throughput(
+                bootstrap, tmp, sink, args.events, raw_profile
+            )
             if "throughput_backlog" in results:
                 service = float(results["throughput_backlog"]["deliveries_per_second"])
                 results["ratio_to_raw"] = {
