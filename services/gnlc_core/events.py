@@ -53,10 +53,13 @@ MAX_TRACESTATE_CHARS = 512
 
 
 def _as_utc(value: datetime) -> datetime:
-    # the year first: zone arithmetic overflows at year 1 or 9999 with an offset
-    if not EARLIEST.year - 1 <= value.year <= LATEST.year or not (EARLIEST <= value < LATEST):
-        raise ValueError(f"must be from {EARLIEST.isoformat()} to before {LATEST.isoformat()}")
-    return value.astimezone(UTC)
+    # the year first: zone arithmetic overflows at year 1 or 9999 with an offset; then the
+    # bounds on the UTC value (comparing datetimes of one time zone skips their offsets)
+    if EARLIEST.year - 1 <= value.year <= LATEST.year:
+        utc = value.astimezone(UTC)
+        if EARLIEST <= utc < LATEST:
+            return utc
+    raise ValueError(f"must be from {EARLIEST.isoformat()} to before {LATEST.isoformat()}")
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]

@@ -103,10 +103,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         return self._session
 
-    async def _target(self, url: httpx.URL) -> tuple[yarl.URL, str | None]:
-        key = str(url)
+    async def _target(self, url: httpx.URL | str) -> tuple[yarl.URL, str | None]:
+        """aiohttp's URL (from httpx's normalized form) and the guard's verdict on an
+        IP-literal host, cached by ``url`` as given (a string: not parsed again)."""
+        key = url if isinstance(url, str) else str(url)
         target = self._targets.get(key)
         if target is None:
+            if isinstance(url, str):
+                url = httpx.URL(url)
             refusal = None
             if _is_literal(url.host):  # aiohttp does not resolve these: check them here
                 try:
@@ -115,8 +119,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     refusal = f"refused by the SSRF guard: {exc}"
             if len(self._targets) > 10_000:
                 self._targets.clear()
-            target = self._targets[key] = (yarl.URL(key, encoded=True), refusal)
+            target = self._targets[key] = (yarl.URL(str(url), encoded=True), refusal)
         return target
+
+    def timeout(self, timeout: dict[str, Any]) -> aiohttp.ClientTimeout:
+        """aiohttp's timeouts for httpx's ``timeout`` extension (``connect``, ``read``)."""
+        return self._timeout(timeout)
 
     def _timeout(self, timeout: dict[str, Any]) -> aiohttp.ClientTimeout:
         key = (timeout.get("connect"), timeout.get("read"))
@@ -139,21 +147,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return httpx.Response(status, headers=headers, content=body, request=request)
 
     async def post(
-        self, url: httpx.URL, *, content: bytes, headers: dict[str, str], timeouts: dict[str, Any]
+        self, url: str, *, content: bytes, headers: dict[str, str], timeouts: aiohttp.ClientTimeout
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
         """One POST without httpx's request and response objects (what deliveries use: they
         cost about a third of the CPU of a request here): the status, the headers
         (case-insensitive) and the body read up to ``max_body``. Errors as
         ``handle_async_request`` raises them."""
-        status, raw, body = await self._send(
-            "POST", url, headers, content or None, self._timeout(timeouts), None
-        )
+        status, raw, body = await self._send("POST", url, headers, content or None, timeouts, None)
         return status, raw, body
 
     async def _send(
         self,
         method: str,
-        target: httpx.URL,
+        target: httpx.URL | str,
         headers: Any,
         data: bytes | None,
         timeouts: aiohttp.ClientTimeout,

@@ -140,9 +140,10 @@ class Poster:
         self._urls: dict[str, httpx.URL] = {}
         from gnlc_webhook.aiohttp_transport import AiohttpTransport
 
-        self._direct: AiohttpTransport | None = (
-            transport if isinstance(transport, AiohttpTransport) else None
-        )
+        self._direct: AiohttpTransport | None = None
+        if isinstance(transport, AiohttpTransport):
+            self._direct = transport
+            self._direct_timeouts = transport.timeout(self._timeouts)
 
     def _url(self, url: str) -> httpx.URL:
         parsed = self._urls.get(url)
@@ -156,7 +157,7 @@ class Poster:
         headers = {**headers, "user-agent": USER_AGENT}
         if self._direct is not None:
             status, answer_headers, body = await self._direct.post(
-                self._url(url), content=content, headers=headers, timeouts=self._timeouts
+                url, content=content, headers=headers, timeouts=self._direct_timeouts
             )
             return Answer(status, answer_headers, body)
         request = httpx.Request(
