@@ -249,7 +249,7 @@ def spy_on(
 
 
 def stop_spying(spy: subprocess.Popen[bytes] | None) -> None:
-    if spy is not None:
+    if spy is not None and spy.poll() is None:
         spy.send_signal(signal.SIGINT)  # py-spy writes its file on an interrupt
         spy.wait(timeout=60)
 
@@ -297,7 +297,13 @@ def throughput(
             fill(run)
         want = events * healthy
         spy = spy_on(run.service.proc, profile)
-        seen = sink.wait(want, timeout=600, prefix=f"/hooks/ok/{run.prefix}")
+        prefix = f"/hooks/ok/{run.prefix}"
+        pid = run.service.proc.pid if run.service.proc is not None else None
+        cpu = cpu_seconds(pid) if pid is not None else None
+        before = len(sink.arrivals(prefix))  # the CPU time counts the deliveries after these
+        seen = sink.wait(want, timeout=600, prefix=prefix)
+        if cpu is not None and pid is not None:
+            cpu = cpu_seconds(pid) - cpu
         stop_spying(spy)
     times = sorted(seen.values())
     span = times[-1] - times[0] if len(times) > 1 else float("nan")
@@ -316,6 +322,7 @@ def throughput(
         "deliveries_per_second": round(len(seen) / span, 1),
         f"after_{STEADY_AFTER:g}s_per_second": round(len(steady) / steady_span, 1),
         "longest_pause_seconds": round(max(gaps, default=0.0), 2),
+        "cpu_us_per_delivery": per_delivery(cpu, len(seen) - before),
     }
 
 
@@ -347,24 +354,56 @@ def raw_throughput(
             new_secret(),
             "--events",
             str(events),
-        ]
+        ],
+        stdout=subprocess.PIPE,
     )
     spy = spy_on(raw, profile)
+    out = b""
     try:
         seen = sink.wait(events, timeout=600, prefix=path)
+        stop_spying(spy)
+        out, _ = raw.communicate(timeout=30)  # it stops once it has committed them all
     finally:
         stop_spying(spy)
-        raw.terminate()
-        raw.wait(timeout=30)
+        if raw.poll() is None:
+            raw.terminate()
+            raw.wait(timeout=30)
     times = sorted(seen.values())
     span = times[-1] - times[0] if len(times) > 1 else float("nan")
+    lines = out.decode().strip().splitlines()
+    cpu = json.loads(lines[-1]) if lines else {}
     return {
         "events": events,
         "deliveries": len(seen),
         "complete": len(seen) == events,
         "seconds_first_to_last": round(span, 2),
         "deliveries_per_second": round(len(seen) / span, 1),
+        "cpu_us_per_delivery": per_delivery(cpu.get("cpu_seconds"), cpu.get("deliveries")),
     }
+
+
+def per_delivery(seconds: float | None, deliveries: int | None) -> float | None:
+    if seconds is None or not deliveries:
+        return None
+    return round(seconds / deliveries * 1e6, 1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) of a process and its child processes still running (the
+    worker processes of ``GNLC_WEBHOOK_WORKERS``), from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the name: state, ppid, ... utime (14th field of the line), stime (15th)
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def latency(
@@ -480,12 +519,22 @@ def main() -> None:
                 services = [float(one["deliveries_per_second"]) for one, _ in rates]
                 raws = [float(r["deliveries_per_second"]) for _, r in rates]
                 ratios = [round(a / b, 3) for a, b in zip(services, raws, strict=True)]
+                # CPU per delivery, raw loop / service: what the ratio would be if both had a
+                # core to themselves (each drain is bound by its CPU), whatever else runs
+                cpu_ratios = [
+                    round(r["cpu_us_per_delivery"] / one["cpu_us_per_delivery"], 3)
+                    for one, r in rates
+                    if one["cpu_us_per_delivery"] and r["cpu_us_per_delivery"]
+                ]
                 results["ratio_to_raw"] = {
                     "service_backlog_per_second": services,
                     "raw_backlog_per_second": raws,
                     "ratios": ratios,
                     "ratio": statistics.median(ratios),
                     "target": 0.7,
+                    "service_cpu_us_per_delivery": [one["cpu_us_per_delivery"] for one, _ in rates],
+                    "raw_cpu_us_per_delivery": [r["cpu_us_per_delivery"] for _, r in rates],
+                    "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else None,
                 }
         if "latency" in only:
             results[f"latency_ms_at_{args.rate:g}_per_s"] = latency(
