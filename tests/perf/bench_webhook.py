@@ -9,7 +9,8 @@ a cheap HTTP sink in a process of its own (``tests/perf/sink.py``).
   do (``tests/perf/raw_webhook.py``: getmany, HMAC, aiohttp POST, commit), and the ratio of
   the service's backlog drain to it, from the same run (``--rounds N``: N pairs of drains,
   service then raw loop, and the median of their ratios: one pair on a shared machine can
-  be off by half);
+  be off by half), and each drain's CPU time per delivery and their ratio (the load moves
+  it much less than the rates);
 * isolation: the throughput to 4 healthy endpoints alone, then again with one more
   endpoint that never answers (its requests hang until the delivery timeout): the drop
   after the first 2 s of each run, the drop over the whole run, and the longest pause
