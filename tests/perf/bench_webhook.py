@@ -37,7 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -363,7 +363,8 @@ def raw_throughput(
     try:
         seen = sink.wait(events, timeout=600, prefix=path)
         stop_spying(spy)
-        out, _ = raw.communicate(timeout=30)  # it stops once it has committed them all
+        with suppress(subprocess.TimeoutExpired):  # it stops once it has committed them all
+            out, _ = raw.communicate(timeout=30)
     finally:
         stop_spying(spy)
         if raw.poll() is None:
