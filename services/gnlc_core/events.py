@@ -9,6 +9,7 @@ record key.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -26,6 +27,7 @@ from pydantic import (
 CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 SOURCE_SCHEDULER = "/gnlc-notify/scheduler"
 _ID_NAMESPACE = uuid.UUID("5f1d8f0e-6c55-4d7b-9d7e-3f1b0c2a9e41")
+_NAMESPACE_BYTES = _ID_NAMESPACE.bytes
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", max_length=63)]
 LanguageTag = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
@@ -51,10 +53,13 @@ MAX_TRACESTATE_CHARS = 512
 
 
 def _as_utc(value: datetime) -> datetime:
-    # the year first: zone arithmetic overflows at year 1 or 9999 with an offset
-    if not EARLIEST.year - 1 <= value.year <= LATEST.year or not (EARLIEST <= value < LATEST):
-        raise ValueError(f"must be from {EARLIEST.isoformat()} to before {LATEST.isoformat()}")
-    return value.astimezone(UTC)
+    # the year first: zone arithmetic overflows at year 1 or 9999 with an offset; then the
+    # bounds on the UTC value (comparing datetimes of one time zone skips their offsets)
+    if EARLIEST.year - 1 <= value.year <= LATEST.year:
+        utc = value.astimezone(UTC)
+        if EARLIEST <= utc < LATEST:
+            return utc
+    raise ValueError(f"must be from {EARLIEST.isoformat()} to before {LATEST.isoformat()}")
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
@@ -350,8 +355,16 @@ def encode_event(event: CloudEvent) -> bytes:
 
 
 def stable_id(*parts: str) -> str:
-    """A deterministic event id: the same business fact always gets the same id."""
-    return str(uuid.uuid5(_ID_NAMESPACE, "/".join(parts)))
+    """A deterministic event id: the same business fact always gets the same id.
+
+    ``str(uuid.uuid5(_ID_NAMESPACE, "/".join(parts)))``, computed without the ``UUID``
+    object (a receipt per delivery asks for one: a third of the time of building it)."""
+    name = _NAMESPACE_BYTES + "/".join(parts).encode()
+    digest = bytearray(hashlib.sha1(name, usedforsecurity=False).digest()[:16])  # as uuid5
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def envelope(

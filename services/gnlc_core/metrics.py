@@ -304,15 +304,28 @@ class NoticeMetrics:
             registry=registry,
         )
 
+        # the labelled children, looked up once each (``labels`` costs more than ``inc``)
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._attempted: dict[tuple[str, str], Any] = {}
+
     async def __call__(self, channel: str, rows: Sequence[Notice]) -> None:
         now = datetime.now(UTC)
+        latency = None
         for row in rows:
-            self.notices.labels(channel, row.status.value, reason_of(row.error).value).inc()
+            state = row.status.value
+            key = (channel, state, reason_of(row.error).value)
+            if (counter := self._counted.get(key)) is None:
+                counter = self._counted[key] = self.notices.labels(*key)
+            counter.inc()
             if row.status in TERMINAL:
-                self.attempts.labels(channel, row.status.value).observe(row.attempts)
+                if (attempts := self._attempted.get((channel, state))) is None:
+                    attempts = self._attempted[(channel, state)] = self.attempts.labels(
+                        channel, state
+                    )
+                attempts.observe(row.attempts)
             if row.status is Status.DELIVERED and row.event_time is not None:
-                latency = (now - row.event_time).total_seconds()
-                self.latency.labels(channel).observe(max(latency, 0.0))
+                latency = latency or self.latency.labels(channel)
+                latency.observe(max((now - row.event_time).total_seconds(), 0.0))
 
 
 # -- dead letters ---------------------------------------------------------------------------

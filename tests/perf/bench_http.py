@@ -3,8 +3,9 @@ sink (``tests/perf/sink.py``) in its own process, 16 requests in flight, on uvlo
 
 * ``httpx.AsyncClient`` over httpx's own transport (httpcore), with the SSRF guard;
 * ``httpx.AsyncClient`` over the aiohttp transport;
-* ``Poster`` (what deliveries use): an ``httpx.Request`` handed to the aiohttp transport;
-* ``Poster`` over httpx's own transport;
+* ``Poster`` (what deliveries use) over the aiohttp transport: straight to aiohttp, no httpx
+  request or response object;
+* ``Poster`` over httpx's own transport (an ``httpx.Request`` handed to it);
 * aiohttp alone, the floor.
 
 ``deploy/bench.sh http`` runs it (``python -m tests.perf.bench_http --help``).

@@ -7,7 +7,10 @@ a cheap HTTP sink in a process of its own (``tests/perf/sink.py``).
   p50, p95, p99, max;
 * the raw limit: the same events, topic layout and sink drained by the least a sender must
   do (``tests/perf/raw_webhook.py``: getmany, HMAC, aiohttp POST, commit), and the ratio of
-  the service's backlog drain to it, from the same run;
+  the service's backlog drain to it, from the same run (``--rounds N``: N pairs of drains,
+  service then raw loop, and the median of their ratios: one pair on a shared machine can
+  be off by half), and each drain's CPU time per delivery and their ratio (the load moves
+  it much less than the rates);
 * isolation: the throughput to 4 healthy endpoints alone, then again with one more
   endpoint that never answers (its requests hang until the delivery timeout): the drop
   after the first 2 s of each run, the drop over the whole run, and the longest pause
@@ -25,6 +28,8 @@ import itertools
 import json
 import os
 import secrets
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -32,7 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,6 +237,24 @@ class Run:
         return f"{self.prefix}deadline.reminder"
 
 
+def spy_on(
+    proc: subprocess.Popen[bytes] | None, profile: Path | None
+) -> subprocess.Popen[bytes] | None:
+    """py-spy recording ``proc``'s CPU samples (collapsed stacks, by thread) into ``profile``."""
+    if profile is None or proc is None:
+        return None
+    spy_bin = shutil.which("py-spy", path=Path(sys.executable).parent) or "py-spy"
+    command = [spy_bin, "record", "--pid", str(proc.pid), "--threads", "--subprocesses"]
+    command += ["--format", "raw", "--output", str(profile)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+
+def stop_spying(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None and spy.poll() is None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on an interrupt
+        spy.wait(timeout=60)
+
+
 def throughput(
     bootstrap: str,
     tmp: Path,
@@ -243,9 +266,12 @@ def throughput(
     env: dict[str, str],
     *,
     backlog: bool = False,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """``backlog``: the events are on the topic before the service starts (it drains them,
-    alone on the machine with the broker); otherwise they are produced while it runs."""
+    alone on the machine with the broker); otherwise they are produced while it runs.
+    ``profile``: py-spy's collapsed stacks (CPU samples, by thread) of the service while
+    it drains, if py-spy is installed."""
     names = [f"ok-{i}" for i in range(healthy)]
     hung = [f"hang-{i}" for i in range(hanging)]
     produced = 0.0
@@ -271,7 +297,15 @@ def throughput(
             run.settle()
             fill(run)
         want = events * healthy
-        seen = sink.wait(want, timeout=600, prefix=f"/hooks/ok/{run.prefix}")
+        spy = spy_on(run.service.proc, profile)
+        prefix = f"/hooks/ok/{run.prefix}"
+        pid = run.service.proc.pid if run.service.proc is not None else None
+        cpu = cpu_seconds(pid) if pid is not None else None
+        before = len(sink.arrivals(prefix))  # the CPU time counts the deliveries after these
+        seen = sink.wait(want, timeout=600, prefix=prefix)
+        if cpu is not None and pid is not None:
+            cpu = cpu_seconds(pid) - cpu
+        stop_spying(spy)
     times = sorted(seen.values())
     span = times[-1] - times[0] if len(times) > 1 else float("nan")
     steady = [t for t in times if t >= times[0] + STEADY_AFTER] if times else []
@@ -289,12 +323,16 @@ def throughput(
         "deliveries_per_second": round(len(seen) / span, 1),
         f"after_{STEADY_AFTER:g}s_per_second": round(len(steady) / steady_span, 1),
         "longest_pause_seconds": round(max(gaps, default=0.0), 2),
+        "cpu_us_per_delivery": per_delivery(cpu, len(seen) - before),
     }
 
 
-def raw_throughput(bootstrap: str, tmp: Path, sink: Sink, events: int) -> dict[str, Any]:
+def raw_throughput(
+    bootstrap: str, tmp: Path, sink: Sink, events: int, profile: Path | None = None
+) -> dict[str, Any]:
     """The raw loop's backlog drain of ``events`` to one endpoint on the sink, on a fresh
-    prefix whose topics the services' own code creates (same partitions)."""
+    prefix whose topics the services' own code creates (same partitions); ``profile``: as
+    for ``throughput``."""
     prefix = f"raw{uuid.uuid4().hex[:8]}."
     topic = f"{prefix}deadline.reminder"
     seed_directory(bootstrap, prefix)
@@ -317,22 +355,57 @@ def raw_throughput(bootstrap: str, tmp: Path, sink: Sink, events: int) -> dict[s
             new_secret(),
             "--events",
             str(events),
-        ]
+        ],
+        stdout=subprocess.PIPE,
     )
+    spy = spy_on(raw, profile)
+    out = b""
     try:
         seen = sink.wait(events, timeout=600, prefix=path)
+        stop_spying(spy)
+        with suppress(subprocess.TimeoutExpired):  # it stops once it has committed them all
+            out, _ = raw.communicate(timeout=30)
     finally:
-        raw.terminate()
-        raw.wait(timeout=30)
+        stop_spying(spy)
+        if raw.poll() is None:
+            raw.terminate()
+            raw.wait(timeout=30)
     times = sorted(seen.values())
     span = times[-1] - times[0] if len(times) > 1 else float("nan")
+    lines = out.decode().strip().splitlines()
+    cpu = json.loads(lines[-1]) if lines else {}
     return {
         "events": events,
         "deliveries": len(seen),
         "complete": len(seen) == events,
         "seconds_first_to_last": round(span, 2),
         "deliveries_per_second": round(len(seen) / span, 1),
+        "cpu_us_per_delivery": per_delivery(cpu.get("cpu_seconds"), cpu.get("deliveries")),
     }
+
+
+def per_delivery(seconds: float | None, deliveries: int | None) -> float | None:
+    if seconds is None or not deliveries:
+        return None
+    return round(seconds / deliveries * 1e6, 1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) of a process and its child processes still running (the
+    worker processes of ``GNLC_WEBHOOK_WORKERS``), from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the name: state, ppid, ... utime (14th field of the line), stime (15th)
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def latency(
@@ -374,13 +447,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument(
         "--only",
-        choices=("throughput", "raw", "latency", "isolation"),
+        choices=("throughput", "backlog", "raw", "latency", "isolation"),
+        help="backlog: the throughput's backlog drain alone",
         action="append",
         default=[],
     )
     parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="aiohttp")
     parser.add_argument("--workers", type=int, default=1, help="GNLC_WEBHOOK_WORKERS")
     parser.add_argument("--pairs", type=int, default=3, help="isolation runs (alone, hanging)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="pairs of backlog drains (service, raw loop) for the ratio: the median of theirs",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy's collapsed stacks of the service's backlog drain (FILE) and of the raw"
+        " loop's (FILE with .raw.txt)",
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("GNLC_TEST_POSTGRES_URL"),
@@ -395,22 +481,62 @@ def main() -> None:
     sink = start_sink(tmp)
     results: dict[str, Any] = {}
     try:
-        if "throughput" in only:
+        if "throughput" in only or "backlog" in only:
             results["throughput_backlog"] = throughput(
-                bootstrap, tmp, sink, args.events, args.endpoints, 0, database, env, backlog=True
+                bootstrap,
+                tmp,
+                sink,
+                args.events,
+                args.endpoints,
+                0,
+                database,
+                env,
+                backlog=True,
+                profile=args.profile,
             )
+        if "throughput" in only:
             results["throughput_while_producing"] = throughput(
                 bootstrap, tmp, sink, args.events, args.endpoints, 0, database, env
             )
         if "raw" in only:
-            results["raw_limit_backlog"] = raw = raw_throughput(bootstrap, tmp, sink, args.events)
+            raw_profile = args.profile.with_suffix(".raw.txt") if args.profile else None
+            results["raw_limit_backlog"] = raw = raw_throughput(
+                bootstrap, tmp, sink, args.events, raw_profile
+            )
             if "throughput_backlog" in results:
-                service = float(results["throughput_backlog"]["deliveries_per_second"])
+                rates = [(results["throughput_backlog"], raw)]
+                for _ in range(1, args.rounds):  # more pairs, service then raw, one after the other
+                    more = throughput(
+                        bootstrap,
+                        tmp,
+                        sink,
+                        args.events,
+                        args.endpoints,
+                        0,
+                        database,
+                        env,
+                        backlog=True,
+                    )
+                    rates.append((more, raw_throughput(bootstrap, tmp, sink, args.events)))
+                services = [float(one["deliveries_per_second"]) for one, _ in rates]
+                raws = [float(r["deliveries_per_second"]) for _, r in rates]
+                ratios = [round(a / b, 3) for a, b in zip(services, raws, strict=True)]
+                # CPU per delivery, raw loop / service: what the ratio would be if both had a
+                # core to themselves (each drain is bound by its CPU), whatever else runs
+                cpu_ratios = [
+                    round(r["cpu_us_per_delivery"] / one["cpu_us_per_delivery"], 3)
+                    for one, r in rates
+                    if one["cpu_us_per_delivery"] and r["cpu_us_per_delivery"]
+                ]
                 results["ratio_to_raw"] = {
-                    "service_backlog_per_second": service,
-                    "raw_backlog_per_second": raw["deliveries_per_second"],
-                    "ratio": round(service / float(raw["deliveries_per_second"]), 3),
+                    "service_backlog_per_second": services,
+                    "raw_backlog_per_second": raws,
+                    "ratios": ratios,
+                    "ratio": statistics.median(ratios),
                     "target": 0.7,
+                    "service_cpu_us_per_delivery": [one["cpu_us_per_delivery"] for one, _ in rates],
+                    "raw_cpu_us_per_delivery": [r["cpu_us_per_delivery"] for _, r in rates],
+                    "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else None,
                 }
         if "latency" in only:
             results[f"latency_ms_at_{args.rate:g}_per_s"] = latency(
