@@ -76,7 +76,7 @@ from gnlc_webhook.policy import Limits as Limits
 from gnlc_webhook.registry import Event, Registry
 from gnlc_webhook.signing import signed_headers
 from gnlc_webhook.store import CHANNEL, Attempt, EndpointRow, State, Store, StoredMessage
-from gnlc_webhook.transport import Poster
+from gnlc_webhook.transport import Answer, Poster
 
 log = get_logger(__name__)
 
@@ -132,6 +132,8 @@ class Job:
     fresh: bool = False
     #: A resend or replay asked for: sent even though the notice may be settled.
     resend: bool = False
+    #: What the delivery loop knows of it, built once (``WebhookConsumer.target``).
+    known: Target | None = None
 
     def release(self) -> None:
         if not self.released:
@@ -254,15 +256,20 @@ class WebhookConsumer:
         return Results(first=first, writer=self._write)
 
     def target(self, job: Job) -> Target:
-        return Target(
-            job.event,
-            job.endpoint_id,
-            job.attempt,
-            job.body,
-            job.key,
-            job.first_attempt,
-            forced=job.resend,
-        )
+        """Built once per job (the loop asks several times), again only if its attempt's
+        span (``first_attempt``) was set since."""
+        known = job.known
+        if known is None or known.first_attempt != job.first_attempt:
+            known = job.known = Target(
+                job.event,
+                job.endpoint_id,
+                job.attempt,
+                job.body,
+                job.key,
+                job.first_attempt,
+                forced=job.resend,
+            )
+        return known
 
     async def jobs(self, batch: Batch[Job, Results], read: Read[Event]) -> list[Job]:
         """An event's deliveries: one to each endpoint subscribed to it (its body kept)."""
@@ -527,10 +534,7 @@ class WebhookConsumer:
                 job.first_attempt = trace.first  # a hand-off while in flight carries it
                 headers.update(tracing.carrier())  # the partner may continue the trace
             try:
-                async with asyncio.timeout(self._limits.timeout):
-                    response = await self._client.post(
-                        endpoint.url, content=job.body, headers=headers
-                    )
+                response = await self._bounded_post(endpoint.url, job.body, headers)
                 status_code = response.status_code
                 response_body = response.content[: self._limits.body_limit].decode(errors="replace")
                 outcome = classify(
@@ -561,6 +565,15 @@ class WebhookConsumer:
             error=outcome.error,
         )
         return outcome, attempt
+
+    async def _bounded_post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+        """The POST, given up after the timeout: by the client itself when it bounds its
+        requests as tightly (no timer of our own per request), else by ``asyncio.timeout``."""
+        bound = self._client.total_timeout
+        if bound is not None and bound <= self._limits.timeout:
+            return await self._client.post(url, content=body, headers=headers)
+        async with asyncio.timeout(self._limits.timeout):
+            return await self._client.post(url, content=body, headers=headers)
 
     @staticmethod
     def _attempt(job: Job, endpoint: EndpointRow) -> tracing.Attempt | None:
