@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ from gnlc_webhook.policy import Limits as Limits
 from gnlc_webhook.registry import Event, Registry
 from gnlc_webhook.signing import signed_headers
 from gnlc_webhook.store import CHANNEL, Attempt, EndpointRow, State, Store, StoredMessage
-from gnlc_webhook.transport import Poster
+from gnlc_webhook.transport import Answer, Poster
 
 log = get_logger(__name__)
 
@@ -132,6 +133,8 @@ class Job:
     fresh: bool = False
     #: A resend or replay asked for: sent even though the notice may be settled.
     resend: bool = False
+    #: What the delivery loop knows of it, built once (``WebhookConsumer.target``).
+    known: Target | None = None
 
     def release(self) -> None:
         if not self.released:
@@ -254,15 +257,20 @@ class WebhookConsumer:
         return Results(first=first, writer=self._write)
 
     def target(self, job: Job) -> Target:
-        return Target(
-            job.event,
-            job.endpoint_id,
-            job.attempt,
-            job.body,
-            job.key,
-            job.first_attempt,
-            forced=job.resend,
-        )
+        """Built once per job (the loop asks several times), again only if its attempt's
+        span (``first_attempt``) was set since."""
+        known = job.known
+        if known is None or known.first_attempt != job.first_attempt:
+            known = job.known = Target(
+                job.event,
+                job.endpoint_id,
+                job.attempt,
+                job.body,
+                job.key,
+                job.first_attempt,
+                forced=job.resend,
+            )
+        return known
 
     async def jobs(self, batch: Batch[Job, Results], read: Read[Event]) -> list[Job]:
         """An event's deliveries: one to each endpoint subscribed to it (its body kept)."""
@@ -407,10 +415,18 @@ class WebhookConsumer:
         for job in jobs:
             job.batch = batch
             batch.hold()
-        tasks = {job: asyncio.create_task(self._deliver(job, results)) for job in jobs}
-        for task in tasks.values():
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        # Not a task per delivery: per endpoint, as many senders as its lane takes requests
+        # at once, each taking the endpoint's next delivery when done with one (a delivery
+        # queued behind a full lane costs no task, no future and no wake-up of its own).
+        queues: dict[str, deque[Job]] = {}
+        for job in jobs:
+            queues.setdefault(job.endpoint_id, deque()).append(job)
+        sending: dict[Job, asyncio.Task[None]] = {}  # a sender's current delivery
+        for endpoint_id, queue in queues.items():
+            for _ in range(min(len(queue), self._senders(endpoint_id))):
+                task = asyncio.create_task(self._sender(queue, sending, results))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         # Wait in rounds, each ending when the oldest request in flight reaches the hand-off
         # time. A request that old marks its lane slow; every request in flight to a slow
         # lane is then handed off, and deliveries still queued for it are spilled to the
@@ -436,7 +452,10 @@ class WebhookConsumer:
                 if job.phase is Phase.SENDING and not job.handed_off:
                     handoffs.append(self._hand_off(job))
                 elif job.phase is Phase.WAITING:
-                    tasks[job].cancel()
+                    # its sender stops (the rest of its endpoint's queue is put aside too:
+                    # waiting, for the same slow lane)
+                    if (sender := sending.get(job)) is not None:
+                        sender.cancel()
                     self._put_aside(job, policy.WAITED_FOR_SLOT, results)
             await asyncio.gather(*handoffs)
             wait = self._next_round(jobs)
@@ -452,6 +471,29 @@ class WebhookConsumer:
         if not sent:
             return self._limits.handoff
         return max(min(sent) + self._limits.handoff - time.monotonic(), 0.005)
+
+    def _senders(self, endpoint_id: str) -> int:
+        """How many of a batch's deliveries to an endpoint go at once: its lane's width."""
+        endpoint = self._registry.get(endpoint_id)
+        return 1 if endpoint is None else self._concurrency(endpoint)
+
+    async def _sender(
+        self, queue: deque[Job], sending: dict[Job, asyncio.Task[None]], results: Results
+    ) -> None:
+        """Deliver the endpoint's queued deliveries one after another (those put aside
+        meanwhile skipped); a delivery that crashed is logged, and the next one goes."""
+        task = asyncio.current_task()
+        assert task is not None
+        while queue:
+            job = queue.popleft()
+            if job.released:
+                continue
+            sending[job] = task
+            try:
+                with suppress(Exception):  # logged by _deliver
+                    await self._deliver(job, results)
+            finally:
+                del sending[job]
 
     async def _deliver(self, job: Job, results: Results) -> None:
         try:
@@ -527,10 +569,7 @@ class WebhookConsumer:
                 job.first_attempt = trace.first  # a hand-off while in flight carries it
                 headers.update(tracing.carrier())  # the partner may continue the trace
             try:
-                async with asyncio.timeout(self._limits.timeout):
-                    response = await self._client.post(
-                        endpoint.url, content=job.body, headers=headers
-                    )
+                response = await self._bounded_post(endpoint.url, job.body, headers)
                 status_code = response.status_code
                 response_body = response.content[: self._limits.body_limit].decode(errors="replace")
                 outcome = classify(
@@ -561,6 +600,15 @@ class WebhookConsumer:
             error=outcome.error,
         )
         return outcome, attempt
+
+    async def _bounded_post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+        """The POST, given up after the timeout: by the client itself when it bounds its
+        requests as tightly (no timer of our own per request), else by ``asyncio.timeout``."""
+        bound = self._client.total_timeout
+        if bound is not None and bound <= self._limits.timeout:
+            return await self._client.post(url, content=body, headers=headers)
+        async with asyncio.timeout(self._limits.timeout):
+            return await self._client.post(url, content=body, headers=headers)
 
     @staticmethod
     def _attempt(job: Job, endpoint: EndpointRow) -> tracing.Attempt | None:
@@ -766,10 +814,14 @@ class WebhookConsumer:
 
     # endpoint state ------------------------------------------------------------------
 
+    def _concurrency(self, endpoint: EndpointRow) -> int:
+        """How many requests this worker may have in flight to ``endpoint`` at most."""
+        concurrency = endpoint.max_concurrency or self._limits.endpoint_concurrency
+        return max(1, -(-concurrency // self._limits.workers))  # ceil: every worker may send
+
     def _lane(self, endpoint: EndpointRow) -> Lane:
         workers = self._limits.workers
-        concurrency = endpoint.max_concurrency or self._limits.endpoint_concurrency
-        concurrency = max(1, -(-concurrency // workers))  # ceil: every worker may send
+        concurrency = self._concurrency(endpoint)
         rate = endpoint.rate_per_second or self._limits.endpoint_rate
         rate = rate / workers if rate is not None else None
         lane = self._lanes.get(endpoint.id)

@@ -141,9 +141,18 @@ class Poster:
         from gnlc_webhook.aiohttp_transport import AiohttpTransport
 
         self._direct: AiohttpTransport | None = None
+        #: Seconds after which ``post`` gives up on its own, the whole request included
+        #: (None: the caller bounds it). aiohttp's own total timeout costs less than an
+        #: ``asyncio.timeout`` around each request.
+        self.total_timeout: float | None = None
         if isinstance(transport, AiohttpTransport):
+            import aiohttp
+
             self._direct = transport
-            self._direct_timeouts = transport.timeout(self._timeouts)
+            self._direct_timeouts = aiohttp.ClientTimeout(
+                total=timeout, sock_connect=connect_timeout, sock_read=timeout
+            )
+            self.total_timeout = timeout
 
     def _url(self, url: str) -> httpx.URL:
         parsed = self._urls.get(url)
