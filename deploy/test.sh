@@ -23,9 +23,12 @@ echo "== pytest" >&2
 # Three workers on two cores: most integration tests wait on wall-clock events (a reminder
 # falling due, a retry's delay, a service starting, a broker restarting), and with two
 # workers the cores were idle about 40 % of the run; a file's tests stay on one worker
-# (--dist loadfile), and the long files go first (the `long` marker, tests/conftest.py).
+# (--dist loadfile), and the long files go first (the `long` marker, tests/conftest.py;
+# --no-loadscope-reorder keeps that order: xdist would put the files with the most tests
+# first, and the longest single test, a broker restarted, last).
 tests=0
-deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 3 --dist loadfile "$@" ||
+deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 3 --dist loadfile \
+  --no-loadscope-reorder "$@" ||
   tests=$?
 
 echo "== mypy" >&2
