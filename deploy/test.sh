@@ -23,9 +23,10 @@ echo "== pytest" >&2
 # Three workers on two cores: most integration tests wait on wall-clock events (a reminder
 # falling due, a retry's delay, a service starting, a broker restarting), and with two
 # workers the cores were idle about 40 % of the run; a file's tests stay on one worker
-# (--dist loadfile), and the long files go first (the `long` marker, tests/conftest.py;
-# --no-loadscope-reorder keeps that order: xdist would put the files with the most tests
-# first, and the longest single test, a broker restarted, last).
+# (--dist loadfile), in the order of tests/conftest.py (--no-loadscope-reorder keeps it):
+# the files with the most tests first, as xdist orders them, with the files that mostly
+# wait (the `long` marker) interleaved from the start; xdist's own order left the longest
+# single test, a broker restarted, for the end of the run.
 tests=0
 deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 3 --dist loadfile \
   --no-loadscope-reorder "$@" ||

@@ -47,7 +47,7 @@ from tests.integration.hooks import Hooks, serving
 from tests.integration.kafka_io import produce
 from tests.support import HTTP, Service, eventually, free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-4.14.1.min.js"

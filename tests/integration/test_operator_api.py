@@ -12,7 +12,7 @@ import pytest
 from tests.integration.conftest import System
 from tests.support import HTTP, Service
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

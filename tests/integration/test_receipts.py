@@ -26,7 +26,7 @@ from tests.integration.conftest import System
 from tests.perf.bench_webhook import start_sink
 from tests.support import HTTP, Service, eventually, free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 EVENTS = 200  # announcements to all 29 members: 5,800 emails
 SINK_ENDPOINTS = 19  # + the verifying receiver + one that refuses: 4,200 webhook deliveries
 ENDPOINTS = SINK_ENDPOINTS + 2

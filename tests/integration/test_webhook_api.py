@@ -14,7 +14,7 @@ from tests.integration.kafka_io import produce
 from tests.integration.webhook_support import event, hooks_server, start_webhook
 from tests.support import eventually, free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 
 
 def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(system: System) -> None:

@@ -28,7 +28,7 @@ from tests.integration.webhook_api_app import (
     webhook_api,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 
 SEED = 20_261_125
 MAX_EXAMPLES = 12

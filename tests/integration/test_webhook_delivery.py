@@ -19,7 +19,7 @@ from tests.integration.kafka_io import consume, headers_of, produce
 from tests.integration.webhook_support import SCALED, event, hooks_server, start_webhook
 from tests.support import eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 DEFAULT_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
 

@@ -15,7 +15,7 @@ from tests.integration.hooks import Answer
 from tests.integration.kafka_io import produce
 from tests.integration.webhook_support import Api, event, hooks_server
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
