@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -415,18 +414,10 @@ class WebhookConsumer:
         for job in jobs:
             job.batch = batch
             batch.hold()
-        # Not a task per delivery: per endpoint, as many senders as its lane takes requests
-        # at once, each taking the endpoint's next delivery when done with one (a delivery
-        # queued behind a full lane costs no task, no future and no wake-up of its own).
-        queues: dict[str, deque[Job]] = {}
-        for job in jobs:
-            queues.setdefault(job.endpoint_id, deque()).append(job)
-        sending: dict[Job, asyncio.Task[None]] = {}  # a sender's current delivery
-        for endpoint_id, queue in queues.items():
-            for _ in range(min(len(queue), self._senders(endpoint_id))):
-                task = asyncio.create_task(self._sender(queue, sending, results))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+        tasks = {job: asyncio.create_task(self._deliver(job, results)) for job in jobs}
+        for task in tasks.values():
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         # Wait in rounds, each ending when the oldest request in flight reaches the hand-off
         # time. A request that old marks its lane slow; every request in flight to a slow
         # lane is then handed off, and deliveries still queued for it are spilled to the
@@ -452,10 +443,7 @@ class WebhookConsumer:
                 if job.phase is Phase.SENDING and not job.handed_off:
                     handoffs.append(self._hand_off(job))
                 elif job.phase is Phase.WAITING:
-                    # its sender stops (the rest of its endpoint's queue is put aside too:
-                    # waiting, for the same slow lane)
-                    if (sender := sending.get(job)) is not None:
-                        sender.cancel()
+                    tasks[job].cancel()
                     self._put_aside(job, policy.WAITED_FOR_SLOT, results)
             await asyncio.gather(*handoffs)
             wait = self._next_round(jobs)
@@ -471,29 +459,6 @@ class WebhookConsumer:
         if not sent:
             return self._limits.handoff
         return max(min(sent) + self._limits.handoff - time.monotonic(), 0.005)
-
-    def _senders(self, endpoint_id: str) -> int:
-        """How many of a batch's deliveries to an endpoint go at once: its lane's width."""
-        endpoint = self._registry.get(endpoint_id)
-        return 1 if endpoint is None else self._concurrency(endpoint)
-
-    async def _sender(
-        self, queue: deque[Job], sending: dict[Job, asyncio.Task[None]], results: Results
-    ) -> None:
-        """Deliver the endpoint's queued deliveries one after another (those put aside
-        meanwhile skipped); a delivery that crashed is logged, and the next one goes."""
-        task = asyncio.current_task()
-        assert task is not None
-        while queue:
-            job = queue.popleft()
-            if job.released:
-                continue
-            sending[job] = task
-            try:
-                with suppress(Exception):  # logged by _deliver
-                    await self._deliver(job, results)
-            finally:
-                del sending[job]
 
     async def _deliver(self, job: Job, results: Results) -> None:
         try:
@@ -814,14 +779,10 @@ class WebhookConsumer:
 
     # endpoint state ------------------------------------------------------------------
 
-    def _concurrency(self, endpoint: EndpointRow) -> int:
-        """How many requests this worker may have in flight to ``endpoint`` at most."""
-        concurrency = endpoint.max_concurrency or self._limits.endpoint_concurrency
-        return max(1, -(-concurrency // self._limits.workers))  # ceil: every worker may send
-
     def _lane(self, endpoint: EndpointRow) -> Lane:
         workers = self._limits.workers
-        concurrency = self._concurrency(endpoint)
+        concurrency = endpoint.max_concurrency or self._limits.endpoint_concurrency
+        concurrency = max(1, -(-concurrency // workers))  # ceil: every worker may send
         rate = endpoint.rate_per_second or self._limits.endpoint_rate
         rate = rate / workers if rate is not None else None
         lane = self._lanes.get(endpoint.id)
