@@ -20,6 +20,7 @@ import yaml
 from gnlc_devtools.mailbox import LocalMailbox
 from gnlc_devtools.receiver import BackgroundServer, Inbox, receiver_app
 from gnlc_webhook.partners import new_secret
+from tests.perf.bench_webhook import Sink, start_sink
 from tests.support import (
     HTTP,
     Service,
@@ -280,3 +281,15 @@ def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
         yield broker
     finally:
         broker.run("stop")
+
+
+@pytest.fixture
+def http_sink(tmp_path: Path) -> Iterator[Sink]:
+    """The benchmarks' cheap HTTP sink (answers 204) in a process of its own, stopped at the
+    end of the test whatever its outcome."""
+    sink = start_sink(tmp_path)
+    try:
+        yield sink
+    finally:
+        sink.proc.terminate()
+        sink.proc.wait(timeout=10)

@@ -40,7 +40,7 @@ from gnlc_webhook.partners import new_secret
 from tests.integration.conftest import Receiver, System
 from tests.integration.email_support import announcement
 from tests.kafka_cluster import KafkaCluster
-from tests.perf.bench_webhook import Sink, start_sink
+from tests.perf.bench_webhook import Sink
 from tests.support import Service, eventually, free_port, wait_caught_up
 
 pytestmark = pytest.mark.integration
@@ -102,16 +102,6 @@ def smtp() -> Iterator[MessageIds]:
         yield sink
     finally:
         sink.controller.stop()
-
-
-@pytest.fixture
-def http_sink(tmp_path: Path) -> Iterator[Sink]:
-    sink = start_sink(tmp_path)
-    try:
-        yield sink
-    finally:
-        sink.proc.terminate()
-        sink.proc.wait(timeout=10)
 
 
 async def _produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:

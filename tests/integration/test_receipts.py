@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from gnlc_core.events import AnnouncementPublished, Audience, announcement_event, encode_event
 from gnlc_devtools.mailbox import LocalMailbox
 from tests.integration.conftest import System
-from tests.perf.bench_webhook import start_sink
+from tests.perf.bench_webhook import Sink
 from tests.support import HTTP, Service, eventually, free_port
 
 pytestmark = pytest.mark.integration
@@ -119,9 +119,11 @@ def diagnosis(system: System, expected: dict[str, int]) -> str:
     return "; ".join(found)
 
 
-def test_the_view_agrees_with_the_ledgers_after_a_burst_and_a_kill(system: System) -> None:
+def test_the_view_agrees_with_the_ledgers_after_a_burst_and_a_kill(
+    system: System, http_sink: Sink
+) -> None:
     started = time.monotonic()
-    sink = start_sink(system.tmp)
+    sink = http_sink
     with LocalMailbox(keep_in_memory=False) as mailbox:
         system.mailbox = mailbox
         # a mix of outcomes: one city refuses for good, one asks to try again later
@@ -180,8 +182,6 @@ def test_the_view_agrees_with_the_ledgers_after_a_burst_and_a_kill(system: Syste
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {diagnosis(system, expected)}") from None
         took = time.monotonic() - started
-    sink.proc.terminate()
-    sink.proc.wait()
     email_states = ledger(system, "email")
     webhook_states = ledger(system, "webhook")
     assert killed_at < EVENTS * 29  # the kill was midway
