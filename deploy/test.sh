@@ -22,16 +22,13 @@ mypy_pid=$!
 echo "== pytest" >&2
 # Two workers (one per core): most integration tests wait on wall-clock events (a reminder
 # falling due, a retry's delay, a service starting), so two files at a time share the
-# machine well; a third worker made the run shorter (8 min 19 s to 8 min 57 s) but loaded
-# the cores enough to make the tests that hold the service to its timing promises (a retry
-# at most 1 s late, a restart within a step) fail now and then. A file's tests stay on one
-# worker (--dist loadfile), in the order of tests/conftest.py (--no-loadscope-reorder keeps
-# it): the files with the most tests first, with the files that mostly wait (the `long`
-# marker) interleaved from the start; xdist's own order left the longest single test, a
-# broker restarted, for the end of the run.
+# machine well; a file's tests stay on one worker (--dist loadfile). A third worker made
+# the run shorter (8 min 19 s to 8 min 57 s) but loaded the cores enough to make the tests
+# that hold the services to their timing promises (a retry at most 1 s late, a scheduler
+# back within a step) fail now and then, as did an order that ran them beside the busiest
+# unit tests.
 tests=0
-deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 2 --dist loadfile \
-  --no-loadscope-reorder "$@" ||
+deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 2 --dist loadfile "$@" ||
   tests=$?
 
 echo "== mypy" >&2

@@ -26,7 +26,7 @@ from tests.integration.email_support import (
 from tests.integration.kafka_io import consume, headers_of
 from tests.support import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 ALL = Audience(all_members=True)
 MEMBERS = 29  # active cities in the sample directory, one contact each
 KATHMANDU = "lll@kathmandu.example.org"

@@ -9,7 +9,7 @@ import pytest
 from tests.integration.conftest import System
 from tests.support import HTTP, free_port, start_all
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 
 
 def test_reminder_reaches_mailbox_and_partner(system: System) -> None:

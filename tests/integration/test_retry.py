@@ -35,7 +35,7 @@ from tests.integration.kafka_io import consume, headers_of
 from tests.integration.webhook_support import event, hooks_server, start_webhook
 from tests.support import eventually, free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 FIRST_ATTEMPT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 

@@ -17,7 +17,7 @@ from tests.integration.conftest import System
 from tests.integration.kafka_io import read_all
 from tests.support import Service, eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 
 
 def post_deadline(system: System, scheduler: Service, **fields: Any) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from gnlc_scheduler.tables import outbox
 from tests.integration.conftest import System
 from tests.integration.kafka_io import consume, produce
 
-pytestmark = [pytest.mark.integration, pytest.mark.long]
+pytestmark = pytest.mark.integration
 
 
 def settings_for(kafka: str) -> Settings:
