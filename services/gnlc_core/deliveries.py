@@ -42,7 +42,7 @@ from opentelemetry.context import Context
 from gnlc_core import tracing
 from gnlc_core.consumer import Read, read_batch
 from gnlc_core.events import AnyEvent
-from gnlc_core.kafka import publish_dead_letter
+from gnlc_core.kafka import Topics, publish_dead_letter
 from gnlc_core.ledger import Ledger, Notice
 from gnlc_core.logs import get_logger
 from gnlc_core.notices import AfterFailure, Step, after_failure, next_state
@@ -173,6 +173,37 @@ class DeliveryLoop(Generic[E, J, W]):
         self._subjects = subjects
         self._source_topic = source_topic  # an event type's domain topic
         self._group = group  # the consumer group's name (the spans')
+
+    @classmethod
+    def for_channel(
+        cls,
+        channel: Deliveries[E, J, W],
+        *,
+        name: str,
+        broker: KafkaBroker,
+        retrier: Retrier,
+        topics: Topics,
+        ledger: Callable[[], Ledger],
+    ) -> DeliveryLoop[E, J, W]:
+        """The loop of the channel registered as ``name`` (``gnlc_core.kafka.CHANNELS``):
+        its dead-letter topic, consumer group and domain topics follow from ``topics``; it
+        keeps the events being handled in ``subjects`` (for the receipts)."""
+        return cls(
+            channel,
+            name=name,
+            broker=broker,
+            retrier=retrier,
+            ledger=ledger,
+            dead_letter_topic=topics.dead_letter(name),
+            subjects=Subjects(),
+            source_topic=topics.for_event_type,
+            group=topics.group(name),
+        )
+
+    @property
+    def subjects(self) -> Subjects:
+        """The events being handled, for the receipts the ledger's listeners publish."""
+        return self._subjects
 
     # the entries ----------------------------------------------------------------------
 

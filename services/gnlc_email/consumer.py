@@ -66,7 +66,6 @@ from gnlc_core.kafka import Topics
 from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.logs import get_logger
 from gnlc_core.notices import Step, notice
-from gnlc_core.receipts import Subjects
 from gnlc_core.retry import Due, Retrier
 from gnlc_core.settings import Settings
 from gnlc_email.bounce_store import BounceStore
@@ -307,19 +306,16 @@ class EmailConsumer:
         self._timing = digest_timing or Timing()
         self._services: Services | None = None
         self._ready = asyncio.Event()
-        #: The events being handled, for the receipts the ledger's listeners publish.
-        self.subjects = Subjects()
-        self._loop: DeliveryLoop[Event, Notified, LedgerWriter] = DeliveryLoop(
+        self._loop: DeliveryLoop[Event, Notified, LedgerWriter] = DeliveryLoop.for_channel(
             self,
             name=CHANNEL,
             broker=broker,
             retrier=retrier,
+            topics=topics,
             ledger=lambda: self._ledger,
-            dead_letter_topic=topics.email_dead_letter,
-            subjects=self.subjects,
-            source_topic=topics.for_event_type,
-            group=topics.group(CHANNEL),
         )
+        #: The events being handled, for the receipts the ledger's listeners publish.
+        self.subjects = self._loop.subjects
 
     @property
     def _ledger(self) -> Ledger:

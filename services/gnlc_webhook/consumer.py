@@ -65,7 +65,6 @@ from gnlc_core.ledger import TERMINAL, Ledger, Notice, Status
 from gnlc_core.logs import get_logger
 from gnlc_core.notices import Step
 from gnlc_core.priority import PriorityLock
-from gnlc_core.receipts import Subjects
 from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_webhook import policy
 from gnlc_webhook.lanes import Lane
@@ -209,19 +208,16 @@ class WebhookConsumer:
         self._writing = PriorityLock()
         self._sweeper: asyncio.Task[None] | None = None
         self._releasing: dict[str, asyncio.Lock] = {}  # one release at a time per endpoint
-        #: The events being handled, for the receipts the ledger's listeners publish.
-        self.subjects = Subjects()
-        self._loop: DeliveryLoop[Event, Job, Results] = DeliveryLoop(
+        self._loop: DeliveryLoop[Event, Job, Results] = DeliveryLoop.for_channel(
             self,
             name=CHANNEL,
             broker=broker,
             retrier=retrier,
+            topics=topics,
             ledger=lambda: self._ledger,
-            dead_letter_topic=topics.webhook_dead_letter,
-            subjects=self.subjects,
-            source_topic=topics.for_event_type,
-            group=topics.group(CHANNEL),
         )
+        #: The events being handled, for the receipts the ledger's listeners publish.
+        self.subjects = self._loop.subjects
 
     @property
     def operations_topic(self) -> str:
