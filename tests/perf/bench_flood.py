@@ -11,10 +11,14 @@ arrival of ``ok-0``'s delivery at the sink, p50 / p95 / p99 / max), then ``--ret
 retry records for ``back-0`` come due at once while it goes on for ``--seconds`` more
 ("flood": the first attempts sent from then until the last retry arrived). The retries are
 put there the way the service puts them after failed first attempts: their payloads and
-ledger rows (``retrying`` after one request) in the service's database, the records on the
-``0s`` tier topic with the recipient, the attempt and the absolute due time in headers, as
-``Retrier.schedule_many`` writes them. The drain is from the first record put on the tier
-to the last retry's arrival.
+ledger rows (``retrying`` after one request) in the service's database, the records on a
+tier topic with the recipient, the attempt and the absolute due time in headers, as
+``Retrier.schedule_many`` writes them. They are pending, as they would be during the outage:
+put on the tier before the stream starts, on the shortest tier that holds them until their
+due time, all due at the end of the quiet run. (``--put-when-due`` puts them on the ``0s``
+tier at that moment instead, as the first version of this benchmark did: the burst of the
+benchmark's own producer and the broker's writes then falls into the measured window.) The
+drain is from the due time (or the first record put on the tier) to the last retry's arrival.
 
 The ratio is flood p99 / quiet p99 (target at most 2). ``deploy/bench.sh flood`` runs it
 (``python -m tests.perf.bench_flood --help``).
@@ -37,6 +41,7 @@ from aiokafka import AIOKafkaProducer
 
 from gnlc_core.db import create_engine
 from gnlc_core.kafka import RECIPIENT_HEADER, Topics
+from gnlc_core.ladder import LADDER
 from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.tier_reader import ATTEMPT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER
 from gnlc_webhook.store import CHANNEL, Store, StoredMessage
@@ -82,16 +87,34 @@ async def failed_first_attempts(database_url: str, recipient: str, events: list[
         await engine.dispose()
 
 
-async def flood(bootstrap: str, topic: str, recipient: str, events: list[bytes]) -> None:
-    """The retry records (attempt 2) of ``events`` for ``recipient``, due now, on ``topic``."""
+async def flood(
+    bootstrap: str, topic: str, recipient: str, events: list[bytes], due: float
+) -> None:
+    """The retry records (attempt 2) of ``events`` for ``recipient``, due at ``due``, on
+    ``topic``."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512_000)
     await producer.start()
     try:
-        headers = retry_headers(recipient, 2, time.time())
+        headers = retry_headers(recipient, 2, due)
         futures = [await producer.send(topic, value, headers=headers) for value in events]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+def pending_margin(retries: int) -> float:
+    """Seconds allowed for putting ``retries`` records on their tier (about 35,000 a second
+    here), before the stream of first attempts starts."""
+    return 2.0 + retries / 10_000
+
+
+def pending_tier(topics: Topics, remaining: float) -> str:
+    """The shortest tier topic that holds a record until it is due in ``remaining`` seconds
+    (it is then ready at its due time: ``gnlc_core.ladder.ready_at``)."""
+    tier = min((t for t in LADDER if t >= remaining), default=None)
+    if tier is None:
+        raise SystemExit(f"no tier holds a retry for {remaining:.0f} s; use fewer --seconds")
+    return topics.retry_tier("webhook", tier)
 
 
 def first_attempts(
@@ -134,6 +157,7 @@ def measure(
     seconds: float,
     retries: int,
     profile: Path | None = None,
+    put_when_due: bool = False,
 ) -> dict[str, Any]:
     env: dict[str, str] = {}
     results: dict[str, Any] = {}
@@ -143,10 +167,21 @@ def measure(
         ids = {event_id for event_id, _ in made}
         values = [value for _, value in made]
         asyncio.run(failed_first_attempts(run.database_url, BACK, values))
-        tier = Topics(run.prefix).retry_tier("webhook", 0.0)
         # one stream of first attempts: a second of warm-up, ``seconds`` quiet, then the
         # retries come due while it goes on for ``seconds`` more
         warm, count = int(rate), int(rate * seconds)
+        put = 0.0
+        if not put_when_due:  # pending: on the tier before the stream, due after the quiet run
+            put_started = time.time()
+            due = put_started + pending_margin(retries) + 1 + seconds
+            tier = pending_tier(Topics(run.prefix), due - put_started)
+            asyncio.run(flood(bootstrap, tier, BACK, values, due))
+            put = time.time() - put_started
+            if time.time() > due - 1 - seconds:
+                raise SystemExit(
+                    f"putting {retries} retries on the tier took {put:.1f} s: too long"
+                )
+            time.sleep(due - 1 - seconds - time.time())
         box: dict[str, dict[str, float]] = {}
 
         def stream() -> None:
@@ -161,9 +196,16 @@ def measure(
             command = ["py-spy", "record", "--pid", pid, "--format", "raw", "--duration"]
             command += [duration, "--output", str(profile)]
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        started = time.time()
-        asyncio.run(flood(bootstrap, tier, BACK, values))
-        loaded = time.time()
+        if put_when_due:
+            started = time.time()
+            asyncio.run(
+                flood(
+                    bootstrap, Topics(run.prefix).retry_tier("webhook", 0.0), BACK, values, started
+                )
+            )
+            put = time.time() - started
+        else:
+            started = due
         producer.join()
         sent = list(box["sent"].items())[warm:]
         quiet = {event_id: at for event_id, at in sent if at < started}
@@ -179,7 +221,8 @@ def measure(
         results["flood_all"] = first_attempts(run, during, arrivals, float("inf"))
         results["retries"] = {
             "records": retries,
-            "put_on_the_tier_seconds": round(loaded - started, 2),
+            "put_on_the_tier": "when due" if put_when_due else "before the stream",
+            "put_on_the_tier_seconds": round(put, 2),
             "delivered": len(back),
             "drain_seconds": round(drained - started, 2),
             "per_second": round(len(back) / (drained - started), 1),
@@ -205,6 +248,11 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="py-spy's collapsed stacks of the service during the flood"
     )
+    parser.add_argument(
+        "--put-when-due",
+        action="store_true",
+        help="put the retries on the 0 s tier when they come due (the first version's way)",
+    )
     args = parser.parse_args()
     database = args.database_url if args.database_url != "sqlite" else None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
@@ -221,6 +269,7 @@ def main() -> None:
             seconds=args.seconds,
             retries=args.retries,
             profile=args.profile,
+            put_when_due=args.put_when_due,
         )
     finally:
         sink.proc.terminate()
