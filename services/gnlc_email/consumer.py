@@ -888,10 +888,16 @@ class EmailConsumer:
             if (held.event_id, held.recipient) in settled:
                 continue
             event = decode(held.event.encode())
-            if isinstance(event, str):  # it was valid when held; be safe
-                outcomes.append(
-                    notice(held.event_id, held.recipient, Step.UNSENDABLE, 1, f"held: {event}")
+            if isinstance(event, str):  # it was valid when held; be safe: parked and failed
+                reason = f"held: {event}"
+                await self._retrier.park(
+                    held.event.encode(),
+                    key=None,
+                    recipient=held.recipient,
+                    reason=reason,
+                    source_topic="digest",
                 )
+                outcomes.append(notice(held.event_id, held.recipient, Step.UNSENDABLE, 1, reason))
                 continue
             self.subjects.remember(event)
             address = held.recipient.partition(":")[2]

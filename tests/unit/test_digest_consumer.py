@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from faststream.kafka import TestKafkaBroker
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gnlc_core.db import create_engine, migrate
 from gnlc_core.directory import Directory, load_csv
@@ -23,12 +23,14 @@ from gnlc_core.events import (
     encode_event,
     reminder_event,
 )
+from gnlc_core.kafka import REASON_HEADER, RECIPIENT_HEADER
 from gnlc_core.ledger import notices
 from gnlc_core.settings import SAMPLE_DIRECTORY
 from gnlc_devtools.mailbox import LocalMailbox
 from gnlc_email.calendar_book import CalendarBook
 from gnlc_email.choices import Choice, Digest
 from gnlc_email.digest import digest_key, digest_reference
+from gnlc_email.digest_store import items
 from gnlc_email.message import message_id
 from gnlc_email.store import Preferences
 from tests.unit.test_consumer_handlers import TOPICS, Wired, wire
@@ -288,3 +290,32 @@ async def test_a_digest_the_server_cannot_take_now_goes_to_the_retry_tier(engine
         await wired.consumer.send_due_digests()
     assert len(wired.retried) == 2
     assert {row[1] for row in await ledger(engine)} == {"retrying"}
+
+
+async def test_a_held_notice_whose_event_no_longer_reads_is_parked_and_failed(
+    engine: Any, mailbox: LocalMailbox
+) -> None:
+    """A held event that cannot be read when its digest goes (it was valid when held) is
+    parked on the dead-letter topic with its reason and failed in the ledger; the rest of
+    the digest still goes."""
+    clock = Clock()
+    wired = wire(
+        engine, directory=directory("durban"), clock=clock, smtp_port=mailbox.port, digests=True
+    )
+    await handle(wired, reminder("report"), reminder("survey"))
+    async with engine.begin() as connection:
+        spoiled = (await connection.execute(select(items.c.event_id))).scalars().first()
+        await connection.execute(
+            update(items).where(items.c.event_id == spoiled).values(event='{"no": "event"}')
+        )
+    clock.now = TOMORROW_CLOSE
+    async with TestKafkaBroker(wired.broker):
+        await wired.consumer.send_due_digests()
+    assert [p[RECIPIENT_HEADER] for p in wired.parked] == [f"durban:{DURBAN}"]
+    assert wired.parked[0]["body"] == b'{"no": "event"}'
+    assert wired.parked[0][REASON_HEADER].startswith("held: invalid event")
+    rows = await ledger(engine)
+    assert sorted(row[1] for row in rows) == ["delivered", "failed"]
+    assert next(row[2] for row in rows if row[1] == "failed").startswith("held: invalid event")
+    assert mailbox.wait_for(1, timeout=10)
+    assert len(mailbox.messages) == 1  # the other notice, as its own mail
