@@ -8,7 +8,8 @@ The webhook service runs as a child process on the real broker, the cheap HTTP s
 One stream of first attempts at ``--rate`` events/s: a second of warm-up, then
 ``--seconds`` of it on a quiet system ("quiet": latency from the send to Kafka to the
 arrival of ``ok-0``'s delivery at the sink, p50 / p95 / p99 / max), then ``--retries``
-retry records for ``back-0`` come due at once while it goes on for ``--seconds`` more
+retry records for ``back-0`` come due at once while it goes on for ``--flood-seconds``
+more (longer than the drain, by default)
 ("flood": the first attempts sent from then until the last retry arrived). The retries are
 put there the way the service puts them after failed first attempts: their payloads and
 ledger rows (``retrying`` after one request) in the service's database, the records on a
@@ -155,6 +156,7 @@ def measure(
     *,
     rate: float,
     seconds: float,
+    flood_seconds: float,
     retries: int,
     profile: Path | None = None,
     put_when_due: bool = False,
@@ -168,8 +170,8 @@ def measure(
         values = [value for _, value in made]
         asyncio.run(failed_first_attempts(run.database_url, BACK, values))
         # one stream of first attempts: a second of warm-up, ``seconds`` quiet, then the
-        # retries come due while it goes on for ``seconds`` more
-        warm, count = int(rate), int(rate * seconds)
+        # retries come due while it goes on for ``flood_seconds`` more
+        warm, count, more = int(rate), int(rate * seconds), int(rate * flood_seconds)
         put = 0.0
         if not put_when_due:  # pending: on the tier before the stream, due after the quiet run
             put_started = time.time()
@@ -185,14 +187,14 @@ def measure(
         box: dict[str, dict[str, float]] = {}
 
         def stream() -> None:
-            box["sent"] = asyncio.run(produce(bootstrap, run.topic, warm + 2 * count, rate))
+            box["sent"] = asyncio.run(produce(bootstrap, run.topic, warm + count + more, rate))
 
         producer = threading.Thread(target=stream)
         producer.start()
         time.sleep(1 + seconds)
         spy = None
         if profile is not None and run.service.proc is not None:  # py-spy, if installed
-            pid, duration = str(run.service.proc.pid), str(int(seconds) + 15)
+            pid, duration = str(run.service.proc.pid), str(int(flood_seconds))
             command = ["py-spy", "record", "--pid", pid, "--format", "raw", "--duration"]
             command += [duration, "--output", str(profile)]
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
@@ -227,6 +229,8 @@ def measure(
             "drain_seconds": round(drained - started, 2),
             "per_second": round(len(back) / (drained - started), 1),
             "first_attempts_sent_while_draining": sum(1 for a in during.values() if a <= drained),
+            # the flood figures cover the whole drain only if the stream went on until then
+            "stream_outlasted_drain": max(during.values(), default=0.0) >= drained,
         }
     quiet_p99 = results["quiet"].get("p99")
     flood_p99 = results["flood"].get("p99")
@@ -238,7 +242,13 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=500.0, help="first attempts per second")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each latency run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the quiet run")
+    parser.add_argument(
+        "--flood-seconds",
+        type=float,
+        default=45.0,
+        help="how long first attempts go on once the retries are due (longer than the drain)",
+    )
     parser.add_argument("--retries", type=int, default=50_000, help="retry records due at once")
     parser.add_argument(
         "--database-url",
@@ -267,6 +277,7 @@ def main() -> None:
             database,
             rate=args.rate,
             seconds=args.seconds,
+            flood_seconds=args.flood_seconds,
             retries=args.retries,
             profile=args.profile,
             put_when_due=args.put_when_due,
