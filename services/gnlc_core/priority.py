@@ -5,9 +5,11 @@ once. Sent as fast as the tier consumer reads them, they would take the event lo
 database writer and the endpoint's lane from the first attempts of every other endpoint.
 So, while the domain consumer has work (a batch in hand, or one finished within
 ``LINGER`` seconds), the tier consumer keeps a small *share*: ``YIELDING`` (one delivery
-task of at most 100 records at a time, and after each a rest three times as long as it
+task of at most 25 records at a time, and after each a rest three times as long as it
 took, a second at most, so retries take at most a quarter of the time: they still drain, at
-a quarter or more of what they do alone; ``deploy/bench.sh flood`` measures it), and
+a quarter or more of what they do alone; ``deploy/bench.sh flood`` measures it; a task of
+100 records held the event loop long enough to triple the first attempts' p99 at 100
+events/s), and
 ``FULL`` otherwise (16 tasks of up to 500 records, no rest). The price: while first attempts
 have work, a retry that comes due may wait for the one task in hand and its rest (a few
 milliseconds behind a fast endpoint; up to the hand-off time and a second behind a slow
@@ -47,7 +49,7 @@ class Share:
 
 
 FULL = Share(tasks=16, records=500)
-YIELDING = Share(tasks=1, records=100, rest=3.0)
+YIELDING = Share(tasks=1, records=25, rest=3.0)
 
 
 def retry_share(batches: int, idle_for: float, *, linger: float = LINGER) -> Share:
