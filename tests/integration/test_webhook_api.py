@@ -13,7 +13,10 @@ import pytest
 import yaml
 from standardwebhooks.webhooks import Webhook
 
+from gnlc_core.db import create_engine, migrate
+from gnlc_webhook.partners import seed_partners
 from gnlc_webhook.ssrf import Policy, system_resolver
+from gnlc_webhook.store import Store
 from tests.integration.conftest import System
 from tests.integration.kafka_io import produce
 from tests.integration.webhook_api_app import api_client, in_process_api, webhook_api
@@ -225,12 +228,23 @@ async def test_ssrf_targets_are_refused_with_a_clear_error(tmp_path: Path) -> No
         await made.engine.dispose()
 
 
+async def _seed_while_loopback_is_allowed(system: System) -> None:
+    """The test's partners file into the webhook service's database, as a start with the
+    loopback allowlist does (without starting a process for it)."""
+    engine = create_engine(system.database_url_for("webhook"))
+    try:
+        await migrate(engine, "webhook")
+        allowed = Policy.parse("127.0.0.0/8,::1/128")
+        await seed_partners(Store(engine), system.partners, policy=allowed, directory=None)
+    finally:
+        await engine.dispose()
+
+
 def test_ssrf_is_checked_again_at_send_time(system: System) -> None:
     """The endpoint seeded while loopback was allowed points at the loopback receiver: after
     a restart without the allowlist the transport refuses to connect after resolving, and
     the log says why."""
-    first, _api = start_webhook(system)
-    first.stop()
+    asyncio.run(_seed_while_loopback_is_allowed(system))
     _service, api = start_webhook(
         system,
         GNLC_WEBHOOK_ALLOWED_NETWORKS="",
