@@ -28,7 +28,7 @@ def send(system: System, *values: bytes) -> None:
 
 
 def test_retries_follow_the_schedule_then_the_notice_is_parked(system: System) -> None:
-    scale = 0.0001  # the whole schedule (about 27.6 h) in about 10 s
+    scale = 0.00004  # the whole schedule (about 27.6 h) in about 4 s
     _service, api = start_webhook(system, GNLC_WEBHOOK_RETRY_TIME_SCALE=str(scale))
     with hooks_server() as (hooks, base):
         token = api.partner("partner-r")
