@@ -5,6 +5,7 @@ same router and store the service mounts."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,35 @@ from gnlc_webhook.store import Store
 from tests.integration.conftest import System
 from tests.integration.kafka_io import produce
 from tests.integration.webhook_api_app import api_client, in_process_api, webhook_api
-from tests.integration.webhook_support import event, hooks_server, start_webhook
+from tests.integration.webhook_support import (
+    Api,
+    delete_endpoints_of_the_test,
+    event,
+    hooks_server,
+    start_webhook,
+)
 from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(system: System) -> None:
-    _service, api = start_webhook(system)
+@pytest.fixture(scope="module")
+def shared_service(module_system: System) -> Api:
+    """One webhook service for the module's delivery tests (each with a partner of its own)."""
+    _service, api = start_webhook(module_system)
+    return api
+
+
+@pytest.fixture
+def shared(module_system: System, shared_service: Api) -> Iterator[tuple[System, Api]]:
+    yield module_system, shared_service
+    delete_endpoints_of_the_test(shared_service)
+
+
+def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(
+    shared: tuple[System, Api],
+) -> None:
+    system, api = shared
     with hooks_server() as (hooks, base):
         token = api.partner("portal-a")
         endpoint = api.endpoint(token, f"{base}/a", description="our portal")
@@ -59,9 +81,9 @@ def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(system: Syst
 
 
 def test_an_ed25519_endpoint_gets_v1a_signatures_its_public_key_from_the_api_verifies(
-    system: System,
+    shared: tuple[System, Api],
 ) -> None:
-    _service, api = start_webhook(system)
+    system, api = shared
     with hooks_server() as (hooks, base):
         token = api.partner("portal-k")
         endpoint = api.endpoint(token, f"{base}/k", signature="ed25519")

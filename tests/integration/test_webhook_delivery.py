@@ -19,7 +19,14 @@ from gnlc_core.kafka import REASON_HEADER, RECIPIENT_HEADER
 from tests.integration.conftest import System
 from tests.integration.hooks import Answer
 from tests.integration.kafka_io import consume, headers_of, produce, read_all
-from tests.integration.webhook_support import SCALED, Api, event, hooks_server, start_webhook
+from tests.integration.webhook_support import (
+    SCALED,
+    Api,
+    delete_endpoints_of_the_test,
+    event,
+    hooks_server,
+    start_webhook,
+)
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -39,10 +46,7 @@ def scaled(module_system: System, scaled_service: Api) -> Iterator[tuple[System,
     """The shared service for one test; afterwards the endpoints it registered are deleted
     (the module's own partner-a stays), so no later test's events go to them."""
     yield module_system, scaled_service
-    for endpoint in scaled_service.call("GET", "/endpoints").json():
-        if endpoint["id"] != "partner-a":
-            deleted = scaled_service.call("DELETE", f"/endpoints/{endpoint['id']}")
-            assert deleted.status_code == 204, deleted.text
+    delete_endpoints_of_the_test(scaled_service)
 
 
 def records_of(
