@@ -19,8 +19,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_reminders_due_during_a_broker_restart_go_out_once(
-    system: System, private_broker: PrivateBroker
+    private_broker: PrivateBroker, system: System
 ) -> None:
+    # (the broker first: torn down last, after the scheduler has stopped; the other way
+    # round the scheduler's shutdown waited on a broker already gone, 30 s, then was killed)
     system.kafka = private_broker.address
     scheduler = system.service("scheduler", GNLC_CLAIM_TIMEOUT_SECONDS="3").start()
     # steps on and after the due moment (a missed one is still sent within the grace of an
