@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.conftest import System
 from tests.integration.kafka_io import read_all
-from tests.support import Service, eventually
+from tests.support import Service, eventually, start_all
 
 pytestmark = pytest.mark.integration
 
@@ -91,8 +91,9 @@ def test_after_the_due_moment_no_before_reminder_goes_out(system: System) -> Non
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_two_instances_emit_each_reminder_once_even_when_one_dies(system: System) -> None:
     fast = {"GNLC_CLAIM_TIMEOUT_SECONDS": "2", "GNLC_SWEEP_SECONDS": "0.2"}
-    first = system.service("scheduler", **fast).start()
-    second = system.service("scheduler", **fast).start()
+    first, second = start_all(  # side by side (the migration lock serialises them)
+        system.service("scheduler", **fast), system.service("scheduler", **fast)
+    )
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)
     scheduled = post_deadline(
         system,
