@@ -1,29 +1,35 @@
 """The operator API: what it accepts, and how it refuses bad input (a 4xx that names the
-field and the problem)."""
+field and the problem). In process (``httpx.ASGITransport``, the in-memory test broker) on
+SQLite and on PostgreSQL, where the database matters: nothing here needs Kafka or a process
+of its own (the tests of the scheduler's process, e.g. ``test_scheduler_recovery.py``, start
+it the way production does)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.conftest import System
-from tests.support import HTTP, Service
+from tests.unit.scheduler_api import OperatorApi, operator_api
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def scheduler(system: System) -> Service:
-    return system.service("scheduler").start()
+async def api(tmp_path: Path, database_url: str) -> AsyncIterator[OperatorApi]:
+    async with operator_api(tmp_path, database_url) as api:
+        yield api
 
 
 @pytest.fixture(scope="module")
-def refusing(module_system: System) -> Service:
-    """One scheduler for the tests whose requests are refused (they change nothing)."""
-    return module_system.service("scheduler").start()
+async def refusing(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OperatorApi]:
+    """One API for the tests whose requests are refused (they change nothing)."""
+    async with operator_api(tmp_path_factory.mktemp("refusing")) as api:
+        yield api
 
 
 def deadline(**overrides: Any) -> dict[str, Any]:
@@ -49,43 +55,41 @@ def detail(response: httpx.Response) -> str:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-def test_deadline_lifecycle(system: System, scheduler: Service) -> None:
-    response = system.api("POST", "/v1/deadlines", scheduler, json=deadline())
+async def test_deadline_lifecycle(api: OperatorApi) -> None:
+    response = await api.client.post("/v1/deadlines", json=deadline())
     assert response.status_code == 201, response.text
     africa = {"durban", "ibadan"}
     scheduled = response.json()["scheduled"]
     assert {s["city_id"] for s in scheduled} <= africa | {"nairobi", "accra", "kigali"}
-    listed = system.api("GET", "/v1/schedule", scheduler, params={"limit": 500}).json()
+    listed = (await api.client.get("/v1/schedule", params={"limit": 500})).json()
     mine = [i for i in listed if i["deadline_id"] == "survey-2027"]
     assert len(mine) == len(scheduled)
     for item in mine:  # 09:00 in the city's own zone
         assert item["fire_at_local"][11:16] == "09:00", item
-    again = system.api("POST", "/v1/deadlines", scheduler, json=deadline())
+    again = await api.client.post("/v1/deadlines", json=deadline())
     assert again.status_code == 409
-    edited = system.api(
-        "PUT", "/v1/deadlines/survey-2027", scheduler, json=deadline(reminders=["-1d"])
-    )
+    edited = await api.client.put("/v1/deadlines/survey-2027", json=deadline(reminders=["-1d"]))
     assert edited.status_code == 200
     assert {s["step"] for s in edited.json()["scheduled"]} == {"1d-before"}
-    cancelled = system.api("DELETE", "/v1/deadlines/survey-2027", scheduler)
+    cancelled = await api.client.delete("/v1/deadlines/survey-2027")
     assert cancelled.json() == {"reminders_cancelled": len(edited.json()["scheduled"])}
-    left = system.api("GET", "/v1/schedule", scheduler, params={"deadline_id": "survey-2027"})
+    left = await api.client.get("/v1/schedule", params={"deadline_id": "survey-2027"})
     assert left.json() == []
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-def test_submission_cancels_that_citys_reminders(system: System, scheduler: Service) -> None:
+async def test_submission_cancels_that_citys_reminders(api: OperatorApi) -> None:
     body = deadline(audience={"cities": ["kathmandu", "laval"]})
-    assert system.api("POST", "/v1/deadlines", scheduler, json=body).status_code == 201
-    response = system.api(
-        "POST", "/v1/deadlines/survey-2027/submissions", scheduler, json={"city_id": "laval"}
+    assert (await api.client.post("/v1/deadlines", json=body)).status_code == 201
+    response = await api.client.post(
+        "/v1/deadlines/survey-2027/submissions", json={"city_id": "laval"}
     )
     assert response.status_code == 201
     assert response.json()["reminders_cancelled"] == 2
-    left = system.api("GET", "/v1/schedule", scheduler, params={"deadline_id": "survey-2027"})
+    left = await api.client.get("/v1/schedule", params={"deadline_id": "survey-2027"})
     assert {i["city_id"] for i in left.json()} == {"kathmandu"}
-    unknown = system.api(
-        "POST", "/v1/deadlines/survey-2027/submissions", scheduler, json={"city_id": "atlantis"}
+    unknown = await api.client.post(
+        "/v1/deadlines/survey-2027/submissions", json={"city_id": "atlantis"}
     )
     assert unknown.status_code == 404
     assert "no city 'atlantis'" in detail(unknown)
@@ -110,19 +114,18 @@ def test_submission_cancels_that_citys_reminders(system: System, scheduler: Serv
         (deadline(colour="blue"), "Extra inputs are not permitted"),
     ],
 )
-def test_bad_deadlines_are_refused(
-    module_system: System, refusing: Service, body: dict[str, Any], message: str
+async def test_bad_deadlines_are_refused(
+    refusing: OperatorApi, body: dict[str, Any], message: str
 ) -> None:
-    response = module_system.api("POST", "/v1/deadlines", refusing, json=body)
+    response = await refusing.client.post("/v1/deadlines", json=body)
     assert response.status_code == 422
     assert message in detail(response)
 
 
-def test_malformed_json_is_refused(module_system: System, refusing: Service) -> None:
-    response = module_system.api(
+async def test_malformed_json_is_refused(refusing: OperatorApi) -> None:
+    response = await refusing.client.request(
         "POST",
         "/v1/deadlines",
-        refusing,
         content=b'{"id": "x",',
         headers={"content-type": "application/json"},
     )
@@ -131,16 +134,14 @@ def test_malformed_json_is_refused(module_system: System, refusing: Service) -> 
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-def test_city_import_is_all_or_nothing(system: System, scheduler: Service) -> None:
+async def test_city_import_is_all_or_nothing(api: OperatorApi) -> None:
     good = (
         "id,name,country,region,timezone,language,contact_email\n"
         "st-johns,St. John's,CA,Europe and North America,America/St_Johns,en,a@sj.example.org\n"
     )
     bad = good + "chatham,Chatham,NZ,Asia and the Pacific,Pacific/Chatam,en,b@chatham.example.org\n"
-    refused = system.api(
-        "POST",
+    refused = await api.client.post(
         "/v1/cities/import",
-        scheduler,
         content=bad.encode(),
         headers={"content-type": "text/csv"},
     )
@@ -152,34 +153,30 @@ def test_city_import_is_all_or_nothing(system: System, scheduler: Service) -> No
             "type": "value_error",
         }
     ]
-    assert system.api("GET", "/v1/cities/st-johns", scheduler).status_code == 404
-    accepted = system.api(
-        "POST",
+    assert (await api.client.get("/v1/cities/st-johns")).status_code == 404
+    accepted = await api.client.post(
         "/v1/cities/import",
-        scheduler,
         content=good.encode(),
         headers={"content-type": "text/csv"},
     )
     assert accepted.json() == {"imported": 1}
-    city = system.api("GET", "/v1/cities/st-johns", scheduler).json()
+    city = (await api.client.get("/v1/cities/st-johns")).json()
     assert city["timezone"] == "America/St_Johns"
     as_yaml = (
         "- {id: chatham, name: Chatham Islands, country: nz, region: Asia and the Pacific,\n"
         "   timezone: Pacific/Chatham, language: en, contacts: [c@chatham.example.org]}\n"
     )
-    assert system.api(
-        "POST",
-        "/v1/cities/import",
-        scheduler,
-        content=as_yaml.encode(),
-        headers={"content-type": "application/yaml"},
+    assert (
+        await api.client.post(
+            "/v1/cities/import",
+            content=as_yaml.encode(),
+            headers={"content-type": "application/yaml"},
+        )
     ).json() == {"imported": 1}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-def test_announcement_can_be_edited_and_withdrawn_until_it_goes_out(
-    system: System, scheduler: Service
-) -> None:
+async def test_announcement_can_be_edited_and_withdrawn_until_it_goes_out(api: OperatorApi) -> None:
     later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     body = {
         "id": "study-visit",
@@ -189,22 +186,22 @@ def test_announcement_can_be_edited_and_withdrawn_until_it_goes_out(
         "audience": {"all_members": True},
         "publish_at": later,
     }
-    assert system.api("POST", "/v1/announcements", scheduler, json=body).status_code == 202
-    edited = system.api(
-        "PUT",
+    assert (await api.client.post("/v1/announcements", json=body)).status_code == 202
+    edited = await api.client.put(
         "/v1/announcements/study-visit",
-        scheduler,
         json=body | {"title": {"en": "Mayors' study visit (new dates)"}},
     )
     assert edited.status_code == 202
-    assert system.api("DELETE", "/v1/announcements/study-visit", scheduler).status_code == 204
-    again = system.api("DELETE", "/v1/announcements/study-visit", scheduler)
+    assert (await api.client.delete("/v1/announcements/study-visit")).status_code == 204
+    again = await api.client.delete("/v1/announcements/study-visit")
     assert again.status_code == 409
     assert "is withdrawn" in detail(again)
 
 
-def test_token_is_required(refusing: Service) -> None:
-    assert HTTP.post(f"{refusing.url}/v1/deadlines", json=deadline()).status_code == 401
-    wrong = {"authorization": "Bearer not-the-token"}
-    assert HTTP.get(f"{refusing.url}/v1/schedule", headers=wrong).status_code == 401
-    assert HTTP.get(f"{refusing.url}/health/live").status_code == 204
+async def test_token_is_required(refusing: OperatorApi) -> None:
+    transport = httpx.ASGITransport(app=refusing.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://scheduler") as bare:
+        assert (await bare.post("/v1/deadlines", json=deadline())).status_code == 401
+        wrong = {"authorization": "Bearer not-the-token"}
+        assert (await bare.get("/v1/schedule", headers=wrong)).status_code == 401
+        assert (await bare.get("/health/live")).status_code == 204

@@ -1,4 +1,8 @@
-"""The operator CLI against a running scheduler: it does the job, and refusals are clear."""
+"""The operator CLI against a running scheduler: it does the job, and refusals are clear.
+
+The commands run in this process (typer's runner: the same app, options and environment,
+over real HTTP to the real service); the entry point itself (``python -m gnlc_cli.main``)
+runs as a process for the refusals of a missing or wrong token."""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from gnlc_cli.main import app
 from tests.integration.conftest import System
 
 pytestmark = pytest.mark.integration
@@ -18,20 +24,16 @@ pytestmark = pytest.mark.integration
 def cli(
     system: System, url: str, *args: str, token: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(
-        os.environ,
-        GNLC_API_URL=url,
-        GNLC_WEBHOOK_API_URL=url,
-        GNLC_OPERATOR_TOKEN=token or system.token,
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "gnlc_cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """``gnlc-notify ARGS`` in process; its exit code and output as a process's would be."""
+    env = {
+        "GNLC_API_URL": url,
+        "GNLC_WEBHOOK_API_URL": url,
+        "GNLC_OPERATOR_TOKEN": token or system.token,
+    }
+    result = CliRunner().invoke(app, list(args), env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
 def test_operator_cli_round_trip(system: System, tmp_path: Path) -> None:

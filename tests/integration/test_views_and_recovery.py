@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from gnlc_core.db import create_engine, migrate
 from gnlc_core.directory import City, load_csv
@@ -21,7 +21,8 @@ from gnlc_scheduler.deadlines import Deadline
 from gnlc_scheduler.recovery import already_published
 from gnlc_scheduler.tables import outbox
 from tests.integration.conftest import System
-from tests.integration.kafka_io import consume, produce
+from tests.integration.kafka_io import produce, read_all
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -134,8 +135,28 @@ def test_takeover_does_not_publish_again_what_a_dead_instance_published(
 
     ids = asyncio.run(prepare())
     system.service("scheduler", GNLC_CLAIM_TIMEOUT_SECONDS="5").start()
-    records = asyncio.run(
-        consume(system.kafka, f"{system.prefix}deadline.reminder", 5, wait_seconds=20)
+
+    async def reminders_not_emitted() -> int:
+        engine = create_engine(system.database_url_for("scheduler"))
+        try:
+            async with engine.connect() as connection:
+                left = await connection.scalar(
+                    select(func.count())
+                    .select_from(outbox)
+                    .where(outbox.c.type == "deadline.reminder", outbox.c.state != "emitted")
+                )
+        finally:
+            await engine.dispose()
+        return int(left or 0)
+
+    # settled: the next instance took the rows over and emitted them (instead of waiting
+    # out a quiet period for a fifth record), then the topic is read to its end
+    eventually(
+        lambda: asyncio.run(reminders_not_emitted()) == 0,
+        timeout=60,
+        every=0.5,
+        what="the dead instance's rows to be taken over and emitted",
     )
+    records = asyncio.run(read_all(system.kafka, f"{system.prefix}deadline.reminder"))
     published = [json.loads(r.value)["id"] for r in records if r.value is not None]
     assert sorted(published) == sorted(ids)  # all four, each once

@@ -1,24 +1,55 @@
-"""The partner/operator API of the webhook service, on the real service and broker."""
+"""The partner/operator API of the webhook service: deliveries on the real service and
+broker; the rules of the API alone (who sees what, input, SSRF targets) in process, with the
+same router and store the service mounts."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from standardwebhooks.webhooks import Webhook
 
+from gnlc_core.db import create_engine, migrate
+from gnlc_webhook.partners import seed_partners
+from gnlc_webhook.ssrf import Policy, system_resolver
+from gnlc_webhook.store import Store
 from tests.integration.conftest import System
 from tests.integration.kafka_io import produce
-from tests.integration.webhook_support import event, hooks_server, start_webhook
+from tests.integration.webhook_api_app import api_client, in_process_api, webhook_api
+from tests.integration.webhook_support import (
+    Api,
+    delete_endpoints_of_the_test,
+    event,
+    hooks_server,
+    start_webhook,
+)
 from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(system: System) -> None:
-    _service, api = start_webhook(system)
+@pytest.fixture(scope="module")
+def shared_service(module_system: System) -> Api:
+    """One webhook service for the module's delivery tests (each with a partner of its own)."""
+    _service, api = start_webhook(module_system)
+    return api
+
+
+@pytest.fixture
+def shared(module_system: System, shared_service: Api) -> Iterator[tuple[System, Api]]:
+    yield module_system, shared_service
+    delete_endpoints_of_the_test(shared_service)
+
+
+def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(
+    shared: tuple[System, Api],
+) -> None:
+    system, api = shared
     with hooks_server() as (hooks, base):
         token = api.partner("portal-a")
         endpoint = api.endpoint(token, f"{base}/a", description="our portal")
@@ -50,9 +81,9 @@ def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(system: Syst
 
 
 def test_an_ed25519_endpoint_gets_v1a_signatures_its_public_key_from_the_api_verifies(
-    system: System,
+    shared: tuple[System, Api],
 ) -> None:
-    _service, api = start_webhook(system)
+    system, api = shared
     with hooks_server() as (hooks, base):
         token = api.partner("portal-k")
         endpoint = api.endpoint(token, f"{base}/k", signature="ed25519")
@@ -71,57 +102,72 @@ def test_an_ed25519_endpoint_gets_v1a_signatures_its_public_key_from_the_api_ver
         assert hit.headers["webhook-signature"].startswith("v1a,")
 
 
-def test_a_partner_sees_and_manages_only_its_own_endpoints(system: System) -> None:
-    _service, api = start_webhook(system)
-    a, b = api.partner("partner-one"), api.partner("partner-two")
-    mine = api.endpoint(a, "http://127.0.0.1:9/a")
-    theirs = api.endpoint(b, "http://127.0.0.1:9/b")
-
-    listed = api.call("GET", "/endpoints", a).json()
-    assert [e["id"] for e in listed] == [mine["id"]]
-    assert all("secret" not in e for e in listed)
-    for method, path in [
-        ("GET", ""),
-        ("PATCH", ""),
-        ("DELETE", ""),
-        ("GET", "/secret"),
-        ("POST", "/rotate-secret"),
-        ("POST", "/pause"),
-        ("GET", "/attempts"),
-        ("POST", "/replay"),
-    ]:
-        bodies = {"/replay": {"since": "2026-01-01T00:00:00Z"}, "": {"description": "mine"}}
-        body = bodies.get(path, {})
-        response = api.call(method, f"/endpoints/{theirs['id']}{path}", a, json=body)
-        assert response.status_code == 404, (method, path, response.text)
-    assert api.call("GET", f"/endpoints/{theirs['id']}", b).status_code == 200
-
-    # a partner registers only for itself and cannot manage partners
-    response = api.call(
-        "POST",
-        "/endpoints",
-        a,
-        json={
-            "url": "http://127.0.0.1:9/x",
-            "event_types": ["deadline.reminder"],
-            "partner": "partner-two",
-        },
-    )
-    assert response.status_code == 422
-    assert api.call("GET", "/partners", a).status_code == 403
-    assert api.call("GET", "/endpoints", "not-a-token").status_code == 401
-
-    # the operator sees everyone's
-    every = api.call("GET", "/endpoints").json()
-    assert {e["id"] for e in every} >= {mine["id"], theirs["id"]}
-    assert [e["id"] for e in api.call("GET", "/endpoints?partner=partner-two").json()] == [
-        theirs["id"]
-    ]
+async def _partner(operator: httpx.AsyncClient, partner_id: str) -> str:
+    """Register a partner; returns its token."""
+    response = await operator.post("/partners", json={"id": partner_id, "name": partner_id})
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
 
 
-def test_invalid_input_names_the_field(system: System) -> None:
-    _service, api = start_webhook(system)
-    token = api.partner("partner-v")
+async def _endpoint(partner: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    body = {"url": url, "event_types": ["deadline.reminder"]}
+    response = await partner.post("/endpoints", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_a_partner_sees_and_manages_only_its_own_endpoints(tmp_path: Path) -> None:
+    """In process (the API's own code, router to store, as the service mounts it)."""
+    async with (
+        in_process_api(tmp_path) as made,
+        api_client(made) as operator,
+        api_client(made, await _partner(operator, "partner-one")) as a,
+        api_client(made, await _partner(operator, "partner-two")) as b,
+        api_client(made, "not-a-token") as stranger,
+    ):
+        mine = await _endpoint(a, "http://127.0.0.1:9/a")
+        theirs = await _endpoint(b, "http://127.0.0.1:9/b")
+
+        listed = (await a.get("/endpoints")).json()
+        assert [e["id"] for e in listed] == [mine["id"]]
+        assert all("secret" not in e for e in listed)
+        for method, path in [
+            ("GET", ""),
+            ("PATCH", ""),
+            ("DELETE", ""),
+            ("GET", "/secret"),
+            ("POST", "/rotate-secret"),
+            ("POST", "/pause"),
+            ("GET", "/attempts"),
+            ("POST", "/replay"),
+        ]:
+            bodies = {"/replay": {"since": "2026-01-01T00:00:00Z"}, "": {"description": "mine"}}
+            body = bodies.get(path, {})
+            response = await a.request(method, f"/endpoints/{theirs['id']}{path}", json=body)
+            assert response.status_code == 404, (method, path, response.text)
+        assert (await b.get(f"/endpoints/{theirs['id']}")).status_code == 200
+
+        # a partner registers only for itself and cannot manage partners
+        response = await a.post(
+            "/endpoints",
+            json={
+                "url": "http://127.0.0.1:9/x",
+                "event_types": ["deadline.reminder"],
+                "partner": "partner-two",
+            },
+        )
+        assert response.status_code == 422
+        assert (await a.get("/partners")).status_code == 403
+        assert (await stranger.get("/endpoints")).status_code == 401
+
+        # the operator sees everyone's
+        every = (await operator.get("/endpoints")).json()
+        assert {e["id"] for e in every} >= {mine["id"], theirs["id"]}
+        only_two = (await operator.get("/endpoints?partner=partner-two")).json()
+        assert [e["id"] for e in only_two] == [theirs["id"]]
+
+
+async def test_invalid_input_names_the_field(tmp_path: Path) -> None:
     cases = [
         (
             {"url": "http://127.0.0.1:9/", "event_types": ["deadline.nope"]},
@@ -154,11 +200,16 @@ def test_invalid_input_names_the_field(system: System) -> None:
             "http:// or https://",
         ),
     ]
-    for body, field, message in cases:
-        response = api.call("POST", "/endpoints", token, json=body)
-        assert response.status_code == 422, body
-        [error] = [e for e in response.json()["detail"] if field in e["loc"]]
-        assert message in error["msg"], (field, error)
+    async with (
+        in_process_api(tmp_path) as made,
+        api_client(made) as operator,
+        api_client(made, await _partner(operator, "partner-v")) as partner,
+    ):
+        for body, field, message in cases:
+            response = await partner.post("/endpoints", json=body)
+            assert response.status_code == 422, body
+            [error] = [e for e in response.json()["detail"] if field in e["loc"]]
+            assert message in error["msg"], (field, error)
 
 
 def _no_partners_file(system: System) -> str:
@@ -167,11 +218,10 @@ def _no_partners_file(system: System) -> str:
     return str(empty)
 
 
-def test_ssrf_targets_are_refused_with_a_clear_error(system: System) -> None:
-    _service, api = start_webhook(
-        system, GNLC_WEBHOOK_ALLOWED_NETWORKS="", GNLC_PARTNERS_PATH=_no_partners_file(system)
-    )
-    token = api.partner("partner-s")
+async def test_ssrf_targets_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+    """The API with the service's default guard (no allowlist) and the system's resolver:
+    every private, loopback and metadata target is refused, and nothing is stored."""
+    made = await webhook_api(tmp_path, policy=Policy.parse(""), resolve=system_resolver)
     port = free_port()
     cases = {
         "http://10.0.0.5/hook": "10.0.0.5 is a private address",
@@ -182,24 +232,41 @@ def test_ssrf_targets_are_refused_with_a_clear_error(system: System) -> None:
         "http://169.254.169.254/latest/meta-data/": "169.254.169.254 is a cloud metadata address",
         "http://[::ffff:169.254.169.254]/": "cloud metadata address",
     }
-    for url, message in cases.items():
-        response = api.call(
-            "POST", "/endpoints", token, json={"url": url, "event_types": ["deadline.reminder"]}
-        )
-        assert response.status_code == 422, url
-        [error] = response.json()["detail"]
-        assert error["loc"] == ["body", "url"]
-        assert error["msg"].startswith("refused: ")
-        assert message in error["msg"], (url, error["msg"])
-    assert api.call("GET", "/endpoints", token).json() == []
+    try:
+        async with (
+            api_client(made) as operator,
+            api_client(made, await _partner(operator, "partner-s")) as partner,
+        ):
+            for url, message in cases.items():
+                body = {"url": url, "event_types": ["deadline.reminder"]}
+                response = await partner.post("/endpoints", json=body)
+                assert response.status_code == 422, url
+                [error] = response.json()["detail"]
+                assert error["loc"] == ["body", "url"]
+                assert error["msg"].startswith("refused: ")
+                assert message in error["msg"], (url, error["msg"])
+            assert (await partner.get("/endpoints")).json() == []
+    finally:
+        await made.engine.dispose()
+
+
+async def _seed_while_loopback_is_allowed(system: System) -> None:
+    """The test's partners file into the webhook service's database, as a start with the
+    loopback allowlist does (without starting a process for it)."""
+    engine = create_engine(system.database_url_for("webhook"))
+    try:
+        await migrate(engine, "webhook")
+        allowed = Policy.parse("127.0.0.0/8,::1/128")
+        await seed_partners(Store(engine), system.partners, policy=allowed, directory=None)
+    finally:
+        await engine.dispose()
 
 
 def test_ssrf_is_checked_again_at_send_time(system: System) -> None:
     """The endpoint seeded while loopback was allowed points at the loopback receiver: after
     a restart without the allowlist the transport refuses to connect after resolving, and
     the log says why."""
-    first, _api = start_webhook(system)
-    first.stop()
+    asyncio.run(_seed_while_loopback_is_allowed(system))
     _service, api = start_webhook(
         system,
         GNLC_WEBHOOK_ALLOWED_NETWORKS="",

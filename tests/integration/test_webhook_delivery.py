@@ -1,26 +1,63 @@
 """Delivery behaviour on the real broker with real receivers on loopback: the retry
 schedule (on a scaled clock), Retry-After, 410, a hanging receiver, secret rotation,
-pause, resend and replay."""
+pause, resend and replay. The tests that need no settings of their own share one service
+(each with endpoints of its own, deleted after it)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from aiokafka import ConsumerRecord
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gnlc_core.kafka import REASON_HEADER, RECIPIENT_HEADER
 from tests.integration.conftest import System
 from tests.integration.hooks import Answer
-from tests.integration.kafka_io import consume, headers_of, produce
-from tests.integration.webhook_support import SCALED, event, hooks_server, start_webhook
+from tests.integration.kafka_io import consume, headers_of, produce, read_all
+from tests.integration.webhook_support import (
+    SCALED,
+    Api,
+    delete_endpoints_of_the_test,
+    event,
+    hooks_server,
+    start_webhook,
+)
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 DEFAULT_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+@pytest.fixture(scope="module")
+def scaled_service(module_system: System) -> Api:
+    """One webhook service on the scaled schedule for the module's tests that need no
+    settings of their own (each registers endpoints of its own partner)."""
+    _service, api = start_webhook(module_system, **SCALED)
+    return api
+
+
+@pytest.fixture
+def scaled(module_system: System, scaled_service: Api) -> Iterator[tuple[System, Api]]:
+    """The shared service for one test; afterwards the endpoints it registered are deleted
+    (the module's own partner-a stays), so no later test's events go to them."""
+    yield module_system, scaled_service
+    delete_endpoints_of_the_test(scaled_service)
+
+
+def records_of(
+    system: System, topic: str, which: Callable[[ConsumerRecord[bytes, bytes]], bool]
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Once there is one: the records now on ``topic`` that ``which`` picks."""
+    return eventually(
+        lambda: [r for r in asyncio.run(read_all(system.kafka, system.prefix + topic)) if which(r)],
+        timeout=30,
+        what=f"a record on {topic}",
+    )
 
 
 def send(system: System, *values: bytes) -> None:
@@ -28,7 +65,7 @@ def send(system: System, *values: bytes) -> None:
 
 
 def test_retries_follow_the_schedule_then_the_notice_is_parked(system: System) -> None:
-    scale = 0.0001  # the whole schedule (about 27.6 h) in about 10 s
+    scale = 0.00004  # the whole schedule (about 27.6 h) in about 4 s
     _service, api = start_webhook(system, GNLC_WEBHOOK_RETRY_TIME_SCALE=str(scale))
     with hooks_server() as (hooks, base):
         token = api.partner("partner-r")
@@ -68,8 +105,10 @@ def test_retries_follow_the_schedule_then_the_notice_is_parked(system: System) -
         assert all(r["status_code"] == 500 for r in log)
 
 
-def test_retry_after_is_honoured_and_410_disables_the_endpoint(system: System) -> None:
-    _service, api = start_webhook(system, **SCALED)
+def test_retry_after_is_honoured_and_410_disables_the_endpoint(
+    scaled: tuple[System, Api],
+) -> None:
+    system, api = scaled
     with hooks_server() as (hooks, base):
         token = api.partner("partner-h")
         busy = api.endpoint(token, f"{base}/busy")
@@ -95,12 +134,20 @@ def test_retry_after_is_honoured_and_410_disables_the_endpoint(system: System) -
         )
         detail = api.call("GET", f"/endpoints/{gone['id']}", token).json()
         assert "410" in detail["state_reason"]
-        operations = asyncio.run(consume(system.kafka, f"{system.prefix}webhook.operations", 1))
+        operations = records_of(
+            system,
+            "webhook.operations",
+            lambda r: r.value is not None and gone["id"].encode() in r.value,
+        )
         assert len(operations) == 1
+        assert operations[0].value is not None
         assert b'"type": "webhook.endpoint.disabled"' in operations[0].value
-        assert gone["id"].encode() in operations[0].value
-        parked = asyncio.run(consume(system.kafka, f"{system.prefix}webhook.dead-letter", 1))
-        assert headers_of(parked[0])[RECIPIENT_HEADER] == gone["id"]
+        parked = records_of(
+            system,
+            "webhook.dead-letter",
+            lambda r: headers_of(r)[RECIPIENT_HEADER] == gone["id"],
+        )
+        assert len(parked) == 1
         assert "410" in headers_of(parked[0])[REASON_HEADER]
 
         # the next event is dropped for the disabled endpoint, and not sent there
@@ -120,9 +167,9 @@ def test_retry_after_is_honoured_and_410_disables_the_endpoint(system: System) -
 
 
 def test_deliveries_during_a_slow_down_wait_for_it_without_using_an_attempt(
-    system: System,
+    scaled: tuple[System, Api],
 ) -> None:
-    _service, api = start_webhook(system, **SCALED)
+    system, api = scaled
     with hooks_server() as (hooks, base):
         token = api.partner("partner-s")
         calm = api.endpoint(token, f"{base}/calm")
@@ -216,9 +263,9 @@ def test_a_hanging_receiver_does_not_delay_a_healthy_one(system: System) -> None
 
 
 def test_secret_rotation_signs_with_both_secrets_during_the_grace_period(
-    system: System,
+    scaled: tuple[System, Api],
 ) -> None:
-    _service, api = start_webhook(system)
+    system, api = scaled
     with hooks_server() as (hooks, base):
         token = api.partner("partner-k")
         endpoint = api.endpoint(token, f"{base}/k")
@@ -251,8 +298,8 @@ def test_secret_rotation_signs_with_both_secrets_during_the_grace_period(
             Webhook(new).verify(last.body.decode(), last.headers)
 
 
-def test_pause_drops_then_replay_and_resend_deliver_again(system: System) -> None:
-    _service, api = start_webhook(system)
+def test_pause_drops_then_replay_and_resend_deliver_again(scaled: tuple[System, Api]) -> None:
+    system, api = scaled
     with hooks_server() as (hooks, base):
         token = api.partner("partner-p")
         endpoint = api.endpoint(token, f"{base}/p")

@@ -20,6 +20,7 @@ from gnlc_core.answers import answer_errors
 from gnlc_core.db import migrate
 from gnlc_core.directory import Directory, load_csv
 from gnlc_core.settings import SAMPLE_DIRECTORY, Settings
+from gnlc_webhook import ssrf
 from gnlc_webhook.api import api_router
 from gnlc_webhook.registry import Registry
 from gnlc_webhook.ssrf import IPAddress, Policy
@@ -80,9 +81,14 @@ def engine_for(path: Path) -> AsyncEngine:
 
 
 async def webhook_api(
-    tmp: Path, *, policy: Policy = EVERYWHERE, settings: Settings | None = None
+    tmp: Path,
+    *,
+    policy: Policy = EVERYWHERE,
+    settings: Settings | None = None,
+    resolve: ssrf.Resolver | None = None,
 ) -> InProcess:
-    """The API on a migrated database of its own under ``tmp``."""
+    """The API on a migrated database of its own under ``tmp``; names resolve by the table
+    of ``InProcess.resolver`` unless ``resolve`` is given (e.g. the system's resolver)."""
     engine = engine_for(tmp / "webhook.db")
     await migrate(engine, "webhook")
     store = Store(engine)
@@ -92,7 +98,9 @@ async def webhook_api(
     app = FastAPI(title="GNLC Notify webhook service")
     answer_errors(app)  # as build_app does for the service
     registry = Registry(store, cities, refresh_seconds=60)
-    app.include_router(api_router(settings, store, registry, resent, cities, policy, resolver))
+    app.include_router(
+        api_router(settings, store, registry, resent, cities, policy, resolve or resolver)
+    )
     return InProcess(app, store, engine, resent, resolver)
 
 

@@ -66,3 +66,12 @@ def hooks_server() -> Iterator[tuple[Hooks, str]]:
 def start_webhook(system: System, **env: str) -> tuple[Service, Api]:
     service = system.service("webhook", **env).start()
     return service, Api(service, system.token)
+
+
+def delete_endpoints_of_the_test(api: Api) -> None:
+    """Delete every endpoint but the partners file's ``partner-a``: what a test registered
+    on a service shared by its module, so that no later test's events go to them."""
+    for endpoint in api.call("GET", "/endpoints").json():
+        if endpoint["id"] != "partner-a":
+            deleted = api.call("DELETE", f"/endpoints/{endpoint['id']}")
+            assert deleted.status_code == 204, deleted.text

@@ -1,4 +1,5 @@
-"""The scheduler's operator API in process: a SQLite file of the test's own, the sample
+"""The scheduler's operator API in process: a SQLite file of the test's own (or the
+database named by ``database_url``, e.g. a scratch PostgreSQL database), the sample
 directory, and FastStream's in-memory test broker in place of Kafka (nothing here needs a
 consumer); requests go through ``httpx.ASGITransport``."""
 
@@ -36,10 +37,12 @@ class OperatorApi:
     service: SchedulerService
 
 
-def scheduler_app(tmp: Path) -> tuple[FastAPI, SchedulerService, Settings]:
+def scheduler_app(
+    tmp: Path, database_url: str | None = None
+) -> tuple[FastAPI, SchedulerService, Settings]:
     settings = Settings(
         operator_token=SecretStr(TOKEN),
-        database_url=SecretStr(f"sqlite+aiosqlite:///{tmp / 'scheduler.db'}"),
+        database_url=SecretStr(database_url or f"sqlite+aiosqlite:///{tmp / 'scheduler.db'}"),
         topic_prefix="test.",
     )
     assert settings.database_url is not None
@@ -61,8 +64,8 @@ async def prepare(service: SchedulerService) -> None:
 
 
 @asynccontextmanager
-async def operator_api(tmp: Path) -> AsyncIterator[OperatorApi]:
-    app, service, _settings = scheduler_app(tmp)
+async def operator_api(tmp: Path, database_url: str | None = None) -> AsyncIterator[OperatorApi]:
+    app, service, _settings = scheduler_app(tmp, database_url)
     async with TestKafkaBroker(service._broker):
         await prepare(service)
         transport = httpx.ASGITransport(app=app)
