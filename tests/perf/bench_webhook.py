@@ -465,7 +465,7 @@ def main() -> None:
         "--profile",
         type=Path,
         help="py-spy's collapsed stacks of the service's backlog drain (FILE) and of the raw"
-        " loop's (FILE with .raw.txt)",
+        " loop's (FILE.raw.txt)",
     )
     parser.add_argument(
         "--database-url",
@@ -499,7 +499,7 @@ def main() -> None:
                 bootstrap, tmp, sink, args.events, args.endpoints, 0, database, env
             )
         if "raw" in only:
-            raw_profile = args.profile.with_suffix(".raw.txt") if args.profile else None
+            raw_profile = Path(f"{args.profile}.raw.txt") if args.profile else None
             results["raw_limit_backlog"] = raw = raw_throughput(
                 bootstrap, tmp, sink, args.events, raw_profile
             )
