@@ -238,6 +238,8 @@ def test_a_deadlines_receipts_reach_the_view_api_and_cli(system: System) -> None
         json={"city_id": "clermont-ferrand"},
     )
     assert submitted.status_code == 201, submitted.text
+    # submitted before the first step: both of Clermont's steps are dropped, none sent
+    assert datetime.now(UTC) < due - timedelta(seconds=3), "the submission came after a step"
 
     expected = {
         ("clermont-ferrand", "3s-before", "schedule", "clermont-ferrand", "dropped"),

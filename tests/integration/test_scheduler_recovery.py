@@ -41,7 +41,7 @@ def every_reminder(system: System) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_restart_mid_plan_loses_nothing_and_repeats_nothing(system: System) -> None:
     scheduler = system.service("scheduler").start()
-    # the due moment first, then steps 2 s apart after it (a missed one is still sent within
+    # the due moment first, then steps 3 s apart after it (a missed one is still sent within
     # the grace of an hour): however long the restart takes, nothing is rightly skipped
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
     scheduled = post_deadline(
@@ -49,15 +49,18 @@ def test_restart_mid_plan_loses_nothing_and_repeats_nothing(system: System) -> N
         scheduler,
         due_at=due.isoformat(),
         audience={"cities": ["kathmandu", "laval", "durban"]},
-        reminders=["0d", "+2s", "+4s", "+6s", "+8s"],
+        reminders=["0d", "+3s", "+6s", "+9s", "+12s"],
     )
     assert len(scheduled) == 15
     eventually(
         lambda: pending(system, scheduler) <= 12, timeout=30, what="the first step to go out"
     )
     scheduler.kill()  # a crash between two steps
-    # a step falls due while nobody runs
-    time.sleep(max(0.0, (due + timedelta(seconds=2.5) - datetime.now(UTC)).total_seconds()))
+    killed = datetime.now(UTC)
+    assert killed < due + timedelta(seconds=3), f"killed at {killed}, after the second step"
+    assert len(every_reminder(system)) == 3  # only the due moment's step went out
+    # the +3s step falls due while nobody runs
+    time.sleep(max(0.0, (due + timedelta(seconds=3.5) - datetime.now(UTC)).total_seconds()))
     restarted = system.service("scheduler").start()
     eventually(lambda: pending(system, restarted) == 0, timeout=40, what="every step to go out")
 
@@ -66,7 +69,7 @@ def test_restart_mid_plan_loses_nothing_and_repeats_nothing(system: System) -> N
     assert len(ids) == 15, sorted(e["data"]["step"] for e in events)
     assert max(ids.values()) == 1, "an event was emitted twice"
     steps = Counter(event["data"]["step"] for event in events)
-    overdue = [f"{n}s-overdue" for n in (2, 4, 6, 8)]
+    overdue = [f"{n}s-overdue" for n in (3, 6, 9, 12)]
     assert steps == dict.fromkeys(("due", *overdue), 3)
 
 

@@ -78,6 +78,9 @@ def test_a_partner_registers_and_gets_signed_deliveries_and_its_log(
         assert row["status_code"] == 204
         assert row["latency_ms"] > 0
         assert row["attempt"] == 1
+        # the running service refuses a bad token, and a partner the operators' routes
+        assert api.call("GET", "/endpoints", "not-a-token").status_code == 401
+        assert api.call("GET", "/partners", token).status_code == 403
 
 
 def test_an_ed25519_endpoint_gets_v1a_signatures_its_public_key_from_the_api_verifies(

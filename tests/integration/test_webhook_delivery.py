@@ -80,7 +80,7 @@ def test_retries_follow_the_schedule_then_the_notice_is_parked(system: System) -
         assert {h.webhook_id for h in hits} == {event_id}  # stable across retries
         gaps = [b.at - a.at for a, b in itertools.pairwise(hits)]
         for gap, delay in zip(gaps, DEFAULT_DELAYS, strict=True):
-            assert gap >= delay * scale * 0.9 - 0.05, (gaps, delay)  # never early (jitter 10%)
+            assert gap >= delay * scale * 0.9 - 0.01, (gaps, delay)  # never early (jitter 10%)
         timestamps = [int(h.headers["webhook-timestamp"]) for h in hits]
         assert timestamps == sorted(timestamps)  # signed afresh at each attempt
 
@@ -145,7 +145,7 @@ def test_retry_after_is_honoured_and_410_disables_the_endpoint(
         parked = records_of(
             system,
             "webhook.dead-letter",
-            lambda r: headers_of(r)[RECIPIENT_HEADER] == gone["id"],
+            lambda r: headers_of(r).get(RECIPIENT_HEADER) == gone["id"],
         )
         assert len(parked) == 1
         assert "410" in headers_of(parked[0])[REASON_HEADER]
