@@ -480,20 +480,25 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gnlc-bench-webhook-"))
     sink = start_sink(tmp)
     results: dict[str, Any] = {}
+
+    def backlog(profile: Path | None = None) -> dict[str, Any]:
+        """The service draining the events from a backlog (healthy endpoints only)."""
+        return throughput(
+            bootstrap,
+            tmp,
+            sink,
+            args.events,
+            args.endpoints,
+            0,
+            database,
+            env,
+            backlog=True,
+            profile=profile,
+        )
+
     try:
         if "throughput" in only or "backlog" in only:
-            results["throughput_backlog"] = throughput(
-                bootstrap,
-                tmp,
-                sink,
-                args.events,
-                args.endpoints,
-                0,
-                database,
-                env,
-                backlog=True,
-                profile=args.profile,
-            )
+            results["throughput_backlog"] = backlog(args.profile)
         if "throughput" in only:
             results["throughput_while_producing"] = throughput(
                 bootstrap, tmp, sink, args.events, args.endpoints, 0, database, env
@@ -506,17 +511,7 @@ def main() -> None:
             if "throughput_backlog" in results:
                 rates = [(results["throughput_backlog"], raw)]
                 for _ in range(1, args.rounds):  # more pairs, service then raw, one after the other
-                    more = throughput(
-                        bootstrap,
-                        tmp,
-                        sink,
-                        args.events,
-                        args.endpoints,
-                        0,
-                        database,
-                        env,
-                        backlog=True,
-                    )
+                    more = backlog()
                     rates.append((more, raw_throughput(bootstrap, tmp, sink, args.events)))
                 services = [float(one["deliveries_per_second"]) for one, _ in rates]
                 raws = [float(r["deliveries_per_second"]) for _, r in rates]
