@@ -6,10 +6,10 @@ database writer and the endpoint's lane from the first attempts of every other e
 So, while the domain consumer has work (a batch in hand, or one finished within
 ``LINGER`` seconds), the tier consumer keeps a small *share*: ``YIELDING`` (one delivery
 task of at most 25 records at a time, and after each a rest three times as long as it
-took, a second at most, so retries take at most a quarter of the time: they still drain, at
-a quarter or more of what they do alone; ``deploy/bench.sh flood`` measures it; a task of
-100 records held the event loop long enough to triple the first attempts' p99 at 100
-events/s), and
+took, a second at most, so retries take at most a quarter of the time: they still drain,
+at about a sixth of what they do alone beside first attempts at 100-500 events/s;
+``deploy/bench.sh flood`` measures it; a task of 100 records held the event loop long
+enough to triple the first attempts' p99 at 100 events/s), and
 ``FULL`` otherwise (16 tasks of up to 500 records, no rest). The price: while first attempts
 have work, a retry that comes due may wait for the one task in hand and its rest (a few
 milliseconds behind a fast endpoint; up to the hand-off time and a second behind a slow
