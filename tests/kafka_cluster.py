@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,6 +34,9 @@ class KafkaCluster:
             KAFKA_HEAP=heap,
             KAFKA_START_TIMEOUT="180",
             KAFKA_JVM_FLAGS="-XX:TieredStopAtLevel=1" if quick_start else "",
+            # from this test worker's own ports (tests.support.free_port)
+            KAFKA_CLUSTER_PORTS=",".join(str(free_port()) for _ in range(nodes)),
+            KAFKA_CLUSTER_CONTROLLER_PORTS=",".join(str(free_port()) for _ in range(nodes)),
         )
         self._bootstrap = ""
 

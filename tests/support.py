@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,10 +24,42 @@ import httpx
 HTTP = httpx.Client(timeout=10)
 
 
+#: The ports tests hand out: below the kernel's ephemeral range (32768-60999 by default,
+#: where outgoing connections and ``bind(0)`` take theirs), split between the xdist
+#: workers. A port asked of the kernel (``bind(0)``) and let go could be handed to the
+#: other worker too before the service meant to take it did: a webhook service once failed
+#: to bind, and the other worker's service answered its readiness checks.
+PORTS = range(10_000, 32_000)
+_handed: set[int] = set()  # handed out by this process already: never twice
+
+
+def worker_ports(worker: str | None = None, workers: int | None = None) -> range:
+    """This xdist worker's share of ``PORTS`` (all of them outside xdist)."""
+    worker = worker if worker is not None else os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = workers if workers is not None else int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1))
+    index = int(worker[2:]) if worker[:2] == "gw" and worker[2:].isdigit() else 0
+    span = len(PORTS) // max(count, 1)
+    start = PORTS.start + (index % max(count, 1)) * span
+    return range(start, start + span)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now, from this worker's own share, never handed out before by
+    this process (so not one a stopped service may still hold in TIME_WAIT)."""
+    ports = worker_ports()
+    first = random.randrange(len(ports))
+    for step in range(min(len(ports), 2_000)):
+        port = ports[(first + step) % len(ports)]
+        if port in _handed:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken (by anything on the machine)
+        _handed.add(port)
+        return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 class Service:
