@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -14,6 +13,7 @@ from gnlc_core.consumer import always, decode, read_batch
 from gnlc_core.events import DeadlineReminderEvent
 from gnlc_core.kafka import REASON_HEADER, SOURCE_TOPIC_HEADER
 from gnlc_core.receipts import Subjects
+from tests.unit.kafka_fakes import RecordingBroker, record
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2]
@@ -47,22 +47,8 @@ async def test_the_default_should_send_says_yes() -> None:
     assert await always(object(), object()) is True
 
 
-@dataclass
-class Broker:
-    """What ``read_batch`` publishes (the dead letters), kept."""
-
-    published: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
-
-    async def publish(
-        self, value: bytes, *, topic: str, key: bytes | None = None, headers: dict[str, str]
-    ) -> None:
-        self.published.append((topic, value, headers))
-
-
 def _record(offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        "t.deadline.reminder", 0, offset, 0, 0, None, value, None, len(value), 0, ()
-    )
+    return record("t.deadline.reminder", offset, value)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +63,7 @@ def _record(offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
 async def test_a_batch_is_read_its_poison_parked_and_its_events_remembered(
     values: list[bytes], read: list[int], parked: int
 ) -> None:
-    broker, subjects = Broker(), Subjects()
+    broker, subjects = RecordingBroker(), Subjects()
     found = await read_batch(
         [_record(offset, value) for offset, value in enumerate(values)],
         broker=cast("KafkaBroker", broker),

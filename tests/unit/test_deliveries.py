@@ -20,6 +20,8 @@ from gnlc_core.ledger import Ledger, Notice, Status
 from gnlc_core.notices import Step
 from gnlc_core.receipts import Subjects
 from gnlc_core.retry import ATTEMPT_HEADER, Due, Retrier, RetrySchedule
+from tests.unit import kafka_fakes
+from tests.unit.kafka_fakes import RecordingBroker
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2]
@@ -30,19 +32,9 @@ TOPICS = Topics("unit.")
 DEAD = TOPICS.dead_letter("fake")
 
 
-@dataclass
-class Broker:
-    """What the loop and the retrier publish, kept."""
-
-    published: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
-
-    async def publish(
-        self, value: bytes, *, topic: str, key: bytes | None = None, headers: dict[str, str]
-    ) -> None:
-        self.published.append((topic, value, headers))
-
-    def on(self, dead: bool) -> list[dict[str, str]]:
-        return [h for t, _v, h in self.published if (t == DEAD) is dead]
+def on(broker: RecordingBroker, *, dead: bool) -> list[dict[str, str]]:
+    """The headers of what ``broker`` published on the dead-letter topic (or elsewhere)."""
+    return [h for t, _v, h in broker.published if (t == DEAD) is dead]
 
 
 @dataclass
@@ -90,7 +82,7 @@ class FakeChannel:
         self.sent: list[str] = []
         self.subjects = Subjects()
         self.ledger = FakeLedger()
-        self.broker = Broker()
+        self.broker = RecordingBroker()
         self.loop: DeliveryLoop[Event, Job, Writes] = DeliveryLoop(
             self,
             name="fake",
@@ -141,9 +133,7 @@ def channel(recipients: Sequence[str] = ("a",), plan: Plan | None = None) -> Fak
 
 
 def record(offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        "unit.deadline.reminder", 0, offset, 0, 0, None, value, None, len(value), 0, ()
-    )
+    return kafka_fakes.record("unit.deadline.reminder", offset, value)
 
 
 @pytest.mark.parametrize(
@@ -159,7 +149,7 @@ async def test_a_record_that_is_no_event_is_parked_and_the_rest_goes_on(
 ) -> None:
     fake = channel()
     batch = await fake.loop.handle([record(i, v) for i, v in enumerate(values)])
-    assert len(fake.broker.on(dead=True)) == parked == batch.unreadable
+    assert len(on(fake.broker, dead=True)) == parked == batch.unreadable
     assert fake.sent == sent
     assert batch.writes.closed
 
@@ -204,7 +194,7 @@ async def test_due_records_one_delivery_per_notice(
 async def test_an_unreadable_due_record_is_parked() -> None:
     fake = channel()
     batch = await fake.loop.deliver_due([Due(b"{not json", "a", 2)])
-    [parked] = fake.broker.on(dead=True)
+    [parked] = on(fake.broker, dead=True)
     assert parked[REASON_HEADER] == UNREADABLE_DUE
     assert parked[RECIPIENT_HEADER] == "a"
     assert fake.sent == []
@@ -236,8 +226,9 @@ async def test_each_outcome_is_a_state_and_a_failure_is_retried_or_parked(
     batch = await fake.loop.deliver_due([Due(EXAMPLE.read_bytes(), "a", attempt)])
     [notice] = batch.writes.notices
     assert (notice.status, notice.attempts) == (status, attempts)
-    assert [h[ATTEMPT_HEADER] for h in fake.broker.on(dead=False)] == ([retried] if retried else [])
-    dead = fake.broker.on(dead=True)
+    retries = on(fake.broker, dead=False)
+    assert [h[ATTEMPT_HEADER] for h in retries] == ([retried] if retried else [])
+    dead = on(fake.broker, dead=True)
     assert [h[REASON_HEADER] for h in dead] == ([parked] if parked else [])
     assert all(h[RECIPIENT_HEADER] == "a" for h in dead)
 

@@ -33,6 +33,7 @@ from gnlc_webhook.registry import Event, Registry
 from gnlc_webhook.store import CHANNEL, EndpointRow, State, Store
 from gnlc_webhook.transport import Poster
 from tests.tracing_support import named, parent_id, recording, span_id, trace_id, traceparent
+from tests.unit.kafka_fakes import RecordingBroker, record
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "schemas/examples/deadline.reminder/valid/overdue-minimal.json"
@@ -65,19 +66,6 @@ class Clock:
 
 
 @dataclass
-class FakeBroker:
-    published: list[tuple[str, bytes | Any, dict[str, str]]] = field(default_factory=list)
-
-    async def publish(
-        self, value: Any, *, topic: str, key: bytes | None = None, headers: dict[str, str]
-    ) -> None:
-        self.published.append((topic, value, headers))
-
-    def on(self, topic: str) -> list[tuple[Any, dict[str, str]]]:
-        return [(value, headers) for t, value, headers in self.published if t == topic]
-
-
-@dataclass
 class Scheduled:
     recipient: str
     attempt: int
@@ -92,7 +80,7 @@ class FakeRetrier:
     """What the consumer asks of the retry tiers, kept; what it parks for good goes to
     ``broker``'s dead-letter topic."""
 
-    broker: FakeBroker
+    broker: RecordingBroker
     scheduled: list[Scheduled] = field(default_factory=list)
     given_up: list[tuple[str, int, str]] = field(default_factory=list)
 
@@ -192,7 +180,7 @@ def status(code: int, **headers: str) -> Answer:
 class Rig:
     consumer: WebhookConsumer
     partner: Partner
-    broker: FakeBroker
+    broker: RecordingBroker
     retrier: FakeRetrier
     registry: FakeRegistry
     ledger: Ledger
@@ -220,11 +208,7 @@ class Rig:
         for offset, (event_id, value) in enumerate(values):
             if event_id:
                 ids.append(event_id)
-            records.append(
-                ConsumerRecord(
-                    TOPICS.deadline_reminder, 0, offset, 0, 0, b"k", value, None, 1, len(value), []
-                )
-            )
+            records.append(record(TOPICS.deadline_reminder, offset, value, key=b"k"))
         await self.consumer.handle_batch(cast("KafkaMessage", Message(tuple(records))))
         return ids
 
@@ -273,7 +257,7 @@ def rig(engine: Any) -> RigOf:
     ) -> Rig:
         partner = Partner(answer)
         poster = Poster(httpx.MockTransport(partner), connect_timeout=1.0, timeout=5.0)
-        broker, clock = FakeBroker(), Clock()
+        broker, clock = RecordingBroker(), Clock()
         retrier = FakeRetrier(broker)
         registry = FakeRegistry(row or endpoint())
         consumer = WebhookConsumer(
