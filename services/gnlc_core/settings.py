@@ -246,7 +246,9 @@ class Settings(BaseSettings):
     webhook_response_body_limit: int = Field(default=1024, ge=0, description="Bytes logged.")
     webhook_endpoint_refresh_seconds: float = Field(default=5.0, gt=0)
     webhook_http_transport: str = Field(
-        default="aiohttp", pattern="^(httpx|aiohttp)$", description="Transport under httpx."
+        default="http1",
+        pattern="^(http1|aiohttp|httpx)$",
+        description="The deliveries' HTTP client: http1 (their own), aiohttp or httpx.",
     )
     webhook_workers: int = Field(
         default=1,

@@ -1,6 +1,7 @@
 """The webhook HTTP client alone: CPU per request of each way to POST, against the cheap
 sink (``tests/perf/sink.py``) in its own process, 16 requests in flight, on uvloop.
 
+* ``Poster`` over the deliveries' own HTTP/1.1 client (``gnlc_webhook.http1``, the default);
 * ``httpx.AsyncClient`` over httpx's own transport (httpcore), with the SSRF guard;
 * ``httpx.AsyncClient`` over the aiohttp transport;
 * ``Poster`` (what deliveries use) over the aiohttp transport: straight to aiohttp, no httpx
@@ -77,6 +78,7 @@ async def run(url: str, requests: int) -> dict[str, dict[str, float]]:
             results[name] = await measure(partial(client_post, client), requests)
 
     for name, kind in (
+        ("Poster, own HTTP/1.1 client", "http1"),
         ("Poster, aiohttp transport", "aiohttp"),
         ("Poster, httpx's transport", "httpx"),
     ):

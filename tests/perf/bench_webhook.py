@@ -452,7 +452,7 @@ def main() -> None:
         action="append",
         default=[],
     )
-    parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="aiohttp")
+    parser.add_argument("--transport", choices=("http1", "aiohttp", "httpx"), default="http1")
     parser.add_argument("--workers", type=int, default=1, help="GNLC_WEBHOOK_WORKERS")
     parser.add_argument("--pairs", type=int, default=3, help="isolation runs (alone, hanging)")
     parser.add_argument(

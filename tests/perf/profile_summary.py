@@ -25,6 +25,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("SQLite writer thread (aiosqlite)", ("_connection_worker_thread",)),
     ("receipts (ledger listener)", ("ReceiptPublisher.__call__",)),
     ("metrics", ("NoticeMetrics.__call__", "prometheus_client")),
+    ("HTTP: the own client (http1, httptools)", ("gnlc_webhook/http1", "httptools")),
     ("HTTP: aiohttp", ("aiohttp/",)),
     ("HTTP: httpx objects", ("httpx/_models",)),
     ("signing", ("signed_headers",)),

@@ -1,6 +1,7 @@
-"""``Poster``, the deliveries' HTTP client, on a loopback server: straight to aiohttp (the
-default) and through httpx's own transport, the same request out and the same answer back
-(status, headers read case-insensitively, the body up to the transport's limit)."""
+"""``Poster``, the deliveries' HTTP client, on a loopback server: their own HTTP/1.1 client
+(the default), straight to aiohttp, and through httpx's own transport, the same request out
+and the same answer back (status, headers read case-insensitively, the body up to the
+client's limit)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from gnlc_devtools.receiver import BackgroundServer
 from gnlc_webhook.aiohttp_transport import MAX_BODY
+from gnlc_webhook.http1 import MAX_BODY as HTTP1_MAX_BODY
 from gnlc_webhook.ssrf import Policy
 from gnlc_webhook.transport import USER_AGENT, make_poster
 
@@ -42,7 +44,7 @@ class Partner:
         await send({"type": "http.response.body", "body": content})
 
 
-@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("kind", ["http1", "aiohttp", "httpx"])
 @pytest.mark.parametrize(
     ("path", "status", "retry_after", "body_length"),
     [("/ok", 204, None, 0), ("/503", 503, "120", 4), ("/big", 200, None, None)],
@@ -68,6 +70,8 @@ async def test_the_same_request_out_and_the_same_answer_back(
         assert len(answer.content) == body_length
     elif kind == "aiohttp":  # read up to the transport's limit, not the whole answer
         assert len(answer.content) == MAX_BODY
+    elif kind == "http1":
+        assert len(answer.content) == HTTP1_MAX_BODY
     else:
         assert 0 < len(answer.content) <= 100_000
     [(headers, body)] = partner.seen

@@ -100,7 +100,7 @@ async def _ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def test_the_transport_refuses_before_connecting_and_connects_where_it_checked() -> None:
     with BackgroundServer(_ok) as server:  # type: ignore[arg-type] # a bare ASGI app
         url = f"{server.url}/hook"
-        for kind in ("aiohttp", "httpx"):
+        for kind in ("http1", "aiohttp", "httpx"):
             poster = make_poster(NOBODY, connect_timeout=5, timeout=10, connections=4, kind=kind)
             try:
                 with pytest.raises(httpx.ConnectError, match="refused by the SSRF guard"):
