@@ -14,6 +14,7 @@ from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select, u
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gnlc_core.bulk import BulkInsert
 from gnlc_core.db import metadata
 
 notices = Table(
@@ -57,6 +58,25 @@ TERMINAL = frozenset(
     {Status.DELIVERED, Status.FAILED, Status.DROPPED, Status.UNSUBSCRIBED, Status.BOUNCED}
 )
 _CHUNK = 400  # event ids per query: far below every database's parameter limit
+_KEY = ["event_id", "channel", "recipient"]
+_STATE = ["status", "attempts", "last_error", "updated_at"]
+
+
+def _upsert(columns: list[str]) -> BulkInsert:
+    """Insert notices, or update a notice's state (and language, when ``columns`` has it)."""
+    updated = [c for c in columns if c not in _KEY]
+    return BulkInsert(
+        notices,
+        columns,
+        conflict=lambda statement: statement.on_conflict_do_update(
+            index_elements=_KEY, set_={c: statement.excluded[c] for c in updated}
+        ),
+    )
+
+
+#: ``record_many``'s statements (rows of these columns, in this order).
+_UPSERT = _upsert([*_KEY, *_STATE])
+_UPSERT_LANGUAGE = _upsert([*_KEY, *_STATE, "language"])
 
 
 @dataclass(frozen=True)
@@ -180,30 +200,34 @@ class Ledger:
         now = datetime.now(UTC)
         last = {(row.event_id, row.recipient): row for row in rows}  # one upsert per key
         languages = any(row.language is not None for row in last.values())
+        # a later state without a language keeps the one recorded: the column is written
+        # only when some row of the batch has one
+        columns = [*_KEY, *_STATE, "language"] if languages else [*_KEY, *_STATE]
         values = [
-            {
-                "event_id": row.event_id,
-                "channel": self._channel,
-                "recipient": row.recipient,
-                "status": row.status.value,
-                "attempts": row.attempts,
-                "last_error": row.error[:2000] if row.error else None,
-                "updated_at": now,
-                **({"language": row.language} if languages else {}),
-            }
+            (
+                row.event_id,
+                self._channel,
+                row.recipient,
+                row.status.value,
+                row.attempts,
+                row.error[:2000] if row.error else None,
+                now,
+                *((row.language,) if languages else ()),
+            )
             for row in last.values()
         ]
-        updated = ["status", "attempts", "last_error", "updated_at"]
-        if languages:  # a later state without a language keeps the one recorded
-            updated.append("language")
-        insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         if unless_settled:
+            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
             written: set[tuple[str, str]] = set()
             for start in range(0, len(values), _CHUNK):
-                statement = insert(notices).values(values[start : start + _CHUNK])
+                chunk = [
+                    dict(zip(columns, value, strict=True))
+                    for value in values[start : start + _CHUNK]
+                ]
+                statement = insert(notices).values(chunk)
                 statement = statement.on_conflict_do_update(
-                    index_elements=["event_id", "channel", "recipient"],
-                    set_={k: statement.excluded[k] for k in updated},
+                    index_elements=_KEY,
+                    set_={k: statement.excluded[k] for k in columns if k not in _KEY},
                     where=notices.c.status.not_in([s.value for s in TERMINAL]),
                 )
                 result = await connection.execute(
@@ -212,12 +236,7 @@ class Ledger:
                 written.update((row.event_id, row.recipient) for row in result)
             await self._tell([replace(row, at=now) for key, row in last.items() if key in written])
             return
-        statement = insert(notices)
-        statement = statement.on_conflict_do_update(
-            index_elements=["event_id", "channel", "recipient"],
-            set_={k: statement.excluded[k] for k in updated},
-        )
-        await connection.execute(statement, values)
+        await (_UPSERT_LANGUAGE if languages else _UPSERT)(connection, values)
         await self._tell([replace(row, at=now) for row in last.values()])
 
     async def move(

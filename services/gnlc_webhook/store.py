@@ -42,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gnlc_core.bulk import BulkInsert
 from gnlc_core.db import metadata
 from gnlc_core.ledger import TERMINAL, Status, notices
 
@@ -247,6 +248,29 @@ class StoredMessage:
     body: str
 
 
+#: The rows every delivery writes, without SQLAlchemy's work per row (``gnlc_core.bulk``).
+_add_messages = BulkInsert(
+    messages,
+    ["event_id", "event_type", "body", "created_at"],
+    conflict=lambda statement: statement.on_conflict_do_nothing(),
+)
+_add_attempts = BulkInsert(
+    attempts,
+    [
+        "event_id",
+        "endpoint_id",
+        "partner_id",
+        "attempt",
+        "at",
+        "status",
+        "status_code",
+        "latency_ms",
+        "response_body",
+        "error",
+    ],
+)
+
+
 def _insert(connection: AsyncConnection) -> Any:
     return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
 
@@ -379,38 +403,26 @@ class Store:
             return
         now = datetime.now(UTC)
         unique = {row.event_id: row for row in rows}
-        statement = _insert(connection)(messages).on_conflict_do_nothing()
-        await connection.execute(
-            statement,
-            [
-                {
-                    "event_id": r.event_id,
-                    "event_type": r.event_type,
-                    "body": r.body,
-                    "created_at": now,
-                }
-                for r in unique.values()
-            ],
+        await _add_messages(
+            connection, [(r.event_id, r.event_type, r.body, now) for r in unique.values()]
         )
 
     async def add_attempts(self, rows: Sequence[Attempt], *, connection: AsyncConnection) -> None:
-        if not rows:
-            return
-        await connection.execute(
-            attempts.insert(),
+        await _add_attempts(
+            connection,
             [
-                {
-                    "event_id": r.event_id,
-                    "endpoint_id": r.endpoint_id,
-                    "partner_id": r.partner_id,
-                    "attempt": r.attempt,
-                    "at": r.at,
-                    "status": r.status.value,
-                    "status_code": r.status_code,
-                    "latency_ms": r.latency_ms,
-                    "response_body": r.response_body,
-                    "error": r.error,
-                }
+                (
+                    r.event_id,
+                    r.endpoint_id,
+                    r.partner_id,
+                    r.attempt,
+                    r.at,
+                    r.status.value,
+                    r.status_code,
+                    r.latency_ms,
+                    r.response_body,
+                    r.error,
+                )
                 for r in rows
             ],
         )

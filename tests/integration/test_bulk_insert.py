@@ -1,0 +1,98 @@
+"""``BulkInsert`` writes what SQLAlchemy's own ``execute(statement, [dict, ...])`` writes, on
+SQLite and on PostgreSQL: the same rows read back (instants, nulls, numbers), and an upsert
+updates the columns it names and no other."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, insert, select
+
+from gnlc_core.bulk import BulkInsert
+from gnlc_core.db import create_engine, migrate
+from gnlc_core.ledger import notices
+from gnlc_webhook.store import attempts
+
+both = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+T0 = datetime(2027, 1, 10, 3, 15, 7, 250_000, tzinfo=UTC)
+COLUMNS = ["event_id", "endpoint_id", "partner_id", "attempt", "at", "status", "status_code"]
+COLUMNS += ["latency_ms", "response_body", "error"]
+ROWS = [
+    ("e-1", "ok-0", "uil", 1, T0, "delivered", 204, 12.5, "", None),
+    ("e-2", "ok-0", "uil", 2, T0 + timedelta(seconds=1), "retrying", None, None, None, 'é "x"'),
+]
+
+
+@both
+async def test_the_rows_read_back_as_sqlalchemy_writes_them(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine, "webhook")
+        by_orm: list[tuple[object, ...]] = []
+        for write in ("sqlalchemy", "bulk"):
+            async with engine.begin() as connection:
+                await connection.execute(delete(attempts))
+                if write == "bulk":
+                    await BulkInsert(attempts, COLUMNS)(connection, ROWS)
+                else:
+                    await connection.execute(
+                        insert(attempts), [dict(zip(COLUMNS, row, strict=True)) for row in ROWS]
+                    )
+            async with engine.connect() as connection:
+                found = (
+                    await connection.execute(
+                        select(*[attempts.c[c] for c in COLUMNS]).order_by(attempts.c.event_id)
+                    )
+                ).all()
+            if write == "sqlalchemy":
+                by_orm = [tuple(row) for row in found]
+            else:
+                assert [tuple(row) for row in found] == by_orm
+        assert len(by_orm) == 2
+        assert by_orm[0][COLUMNS.index("at")].replace(tzinfo=UTC) == T0
+    finally:
+        await engine.dispose()
+
+
+@both
+async def test_an_upsert_updates_the_columns_it_names(database_url: str) -> None:
+    engine = create_engine(database_url)
+    columns = ["event_id", "channel", "recipient", "status", "attempts", "updated_at"]
+    upsert = BulkInsert(
+        notices,
+        columns,
+        conflict=lambda statement: statement.on_conflict_do_update(
+            index_elements=["event_id", "channel", "recipient"],
+            set_={c: statement.excluded[c] for c in ("status", "attempts", "updated_at")},
+        ),
+    )
+    try:
+        await migrate(engine, "webhook")
+        async with engine.begin() as connection:
+            await upsert(connection, [("e-1", "webhook", "ok-0", "retrying", 1, T0)])
+            await upsert(
+                connection,
+                [
+                    ("e-1", "webhook", "ok-0", "delivered", 2, T0 + timedelta(seconds=5)),
+                    ("e-2", "webhook", "ok-0", "held", 0, T0),
+                ],
+            )
+            await upsert(connection, [])  # nothing to write: no statement
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(notices.c.event_id, notices.c.status, notices.c.attempts).order_by(
+                        notices.c.event_id
+                    )
+                )
+            ).all()
+        assert [tuple(row) for row in rows] == [("e-1", "delivered", 2), ("e-2", "held", 0)]
+    finally:
+        await engine.dispose()
+
+
+def test_columns_the_table_does_not_have_are_refused() -> None:
+    with pytest.raises(ValueError, match="webhook_attempts has no column no_such_column"):
+        BulkInsert(attempts, ["event_id", "no_such_column"])
