@@ -34,6 +34,15 @@ class _Compiled:
         self.steps = steps
 
 
+def _processed(values: list[Any], process: Processor) -> list[Any]:
+    """``process`` applied to each value, once per distinct value."""
+    done: dict[Any, Any] = {}
+    try:
+        return [done[v] if v in done else done.setdefault(v, process(v)) for v in values]
+    except TypeError:  # an unhashable value (a JSON document): one by one
+        return [process(v) for v in values]
+
+
 class BulkInsert:
     """``INSERT INTO table (columns) VALUES (...)`` [``conflict``] for rows of ``columns``'
     values, in that order (see the module)."""
@@ -51,14 +60,14 @@ class BulkInsert:
 
     async def __call__(self, connection: AsyncConnection, rows: Iterable[Sequence[Any]]) -> None:
         compiled = self._compile(connection.dialect)
-        steps = compiled.steps
-        if any(process is not None for _, process in steps):
-            parameters = [
-                tuple([row[i] if process is None else process(row[i]) for i, process in steps])
-                for row in rows
-            ]
-        else:
-            parameters = [tuple([row[i] for i, _ in steps]) for row in rows]
+        rows = list(rows)
+        # column by column: a processed value is worked out once per batch (a batch's rows
+        # mostly share their instant), and the rows are tuples zipped from the columns
+        columns: list[list[Any]] = []
+        for i, process in compiled.steps:
+            values = [row[i] for row in rows]
+            columns.append(values if process is None else _processed(values, process))
+        parameters = list(zip(*columns, strict=True))
         if parameters:
             await connection.exec_driver_sql(compiled.sql, parameters)
 
