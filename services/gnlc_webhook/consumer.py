@@ -141,6 +141,17 @@ class Job:
                 self.batch.let_go()
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What a request got: when it went, the status (None: no answer), how long it took
+    (milliseconds) and the start of the answer's body."""
+
+    at: datetime
+    status_code: int | None
+    latency_ms: float
+    response_body: str | None
+
+
 @dataclass
 class Results:
     """What a batch writes in one transaction."""
@@ -500,8 +511,8 @@ class WebhookConsumer:
         ok = False
         slow_down: float | None = None
         try:
-            outcome, attempt = await self._post(job, endpoint)
-            lane.slow = policy.is_slow((attempt.latency_ms or 0) / 1000, self._limits)
+            outcome, sent = await self._post(job, endpoint)
+            lane.slow = policy.is_slow(sent.latency_ms / 1000, self._limits)
             ok = outcome.verdict is Verdict.DELIVERED
             slow_down = policy.slow_down_for(outcome, self._limits)
         finally:
@@ -509,13 +520,13 @@ class WebhookConsumer:
         job.phase = Phase.SETTLING
         if job.handed_off:
             late = Results()
-            await self._settle(job, endpoint, outcome, attempt, late)
+            await self._settle(job, endpoint, outcome, sent, late)
             await self._write(late)
         else:
-            await self._settle(job, endpoint, outcome, attempt, results)
+            await self._settle(job, endpoint, outcome, sent, results)
         return None
 
-    async def _post(self, job: Job, endpoint: EndpointRow) -> tuple[Outcome, Attempt]:
+    async def _post(self, job: Job, endpoint: EndpointRow) -> tuple[Outcome, Sent]:
         now = self._clock()
         headers = signed_headers(
             message_id=job.event.id, timestamp=now, body=job.body, secrets=endpoint.secrets(now)
@@ -533,10 +544,11 @@ class WebhookConsumer:
                 response = await self._bounded_post(endpoint.url, job.body, headers)
                 status_code = response.status_code
                 response_body = response.content[: self._limits.body_limit].decode(errors="replace")
+                retry_after = response.headers.get("retry-after")
                 outcome = classify(
                     status_code,
-                    response.headers.get("retry-after"),
-                    self._clock(),
+                    retry_after,
+                    now if retry_after is None else self._clock(),  # a date is from now
                     cap=self._limits.max_retry_after,
                 )
             except (httpx.HTTPError, TimeoutError, OSError) as exc:
@@ -548,19 +560,7 @@ class WebhookConsumer:
             if span is not None:
                 http_outcome(span, status_code or failure or "", outcome)
         latency = (time.perf_counter() - started) * 1000
-        attempt = Attempt(
-            event_id=job.event.id,
-            endpoint_id=endpoint.id,
-            partner_id=endpoint.partner_id,
-            attempt=job.attempt,
-            status=Status.RETRYING,
-            at=now,
-            status_code=status_code,
-            latency_ms=round(latency, 2),
-            response_body=response_body,
-            error=outcome.error,
-        )
-        return outcome, attempt
+        return outcome, Sent(now, status_code, round(latency, 2), response_body)
 
     async def _bounded_post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         """The POST, given up after the timeout: by the client itself when it bounds its
@@ -598,7 +598,7 @@ class WebhookConsumer:
         job: Job,
         endpoint: EndpointRow,
         outcome: Outcome,
-        attempt: Attempt,
+        sent: Sent,
         results: Results,
     ) -> None:
         verdict = outcome.verdict
@@ -610,7 +610,8 @@ class WebhookConsumer:
         decision = policy.settle(outcome, job.attempt, job.handed_off, self._schedule)
         action = decision.action
         if action is Action.DELIVERED:
-            self._record(job, attempt, await self._loop.outcome(job, Step.DELIVERED), results)
+            row = await self._loop.outcome(job, Step.DELIVERED)
+            self._record(job, endpoint, sent, row, results)
             return
         reason = outcome.error or "failed"
         step = step_of(action)
@@ -626,13 +627,24 @@ class WebhookConsumer:
             delay=decision.delay,
             scheduled=action is Action.SCHEDULED,
         )
-        self._record(job, attempt, row, results)
+        self._record(job, endpoint, sent, row, results)
 
     @staticmethod
-    def _record(job: Job, attempt: Attempt, row: Notice, results: Results) -> None:
+    def _record(job: Job, endpoint: EndpointRow, sent: Sent, row: Notice, results: Results) -> None:
         """A request's outcome: its log row and the notice (``attempt`` requests made)."""
         results.attempts.append(
-            Attempt(**{**attempt.__dict__, "status": row.status, "error": row.error})
+            Attempt(
+                job.event.id,
+                endpoint.id,
+                endpoint.partner_id,
+                job.attempt,
+                row.status,
+                sent.at,
+                sent.status_code,
+                sent.latency_ms,
+                sent.response_body,
+                row.error,
+            )
         )
         results.add(row, job)
 

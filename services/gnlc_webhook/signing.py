@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import secrets as random
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -93,26 +94,38 @@ def public_key(secret: str) -> str | None:
 
 
 @lru_cache(maxsize=4096)
-def _keyed(secret: str) -> hmac.HMAC:
-    """An HMAC-SHA256 keyed with the decoded secret, once (each signature copies it)."""
-    return hmac.new(base64.b64decode(secret.removeprefix(SECRET_PREFIX)), None, hashlib.sha256)
-
-
-@lru_cache(maxsize=4096)
 def _private_key(seed: bytes) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
-def _signature(secret: str, content: bytes) -> str:
-    """The signature of the signed content ``id.timestamp.body`` (the HMAC one is what
-    ``standardwebhooks.Webhook.sign`` gives, computed here without its per-call decoding)."""
+Signer = Callable[[bytes], str]
+
+
+@lru_cache(maxsize=4096)
+def _signer(secret: str) -> Signer:
+    """The signature function of a key, its key material decoded once: the signed content
+    ``id.timestamp.body`` in, ``v1,<base64 HMAC-SHA256>`` (what ``standardwebhooks``
+    ``Webhook.sign`` gives) or ``v1a,<base64 ed25519>`` out."""
     if signature_kind(secret) is SignatureKind.HMAC:
-        keyed = _keyed(secret).copy()
-        keyed.update(content)
-        digest = keyed.digest()
-        return f"v1,{base64.b64encode(digest).decode()}"
-    signed = _private_key(_seed(secret)).sign(content)
-    return f"v1a,{base64.b64encode(signed).decode()}"
+        keyed = hmac.new(base64.b64decode(secret.removeprefix(SECRET_PREFIX)), None, hashlib.sha256)
+
+        def sign_hmac(content: bytes) -> str:
+            one = keyed.copy()
+            one.update(content)
+            return "v1," + base64.b64encode(one.digest()).decode()
+
+        return sign_hmac
+    private = _private_key(_seed(secret))
+
+    def sign_ed25519(content: bytes) -> str:
+        return "v1a," + base64.b64encode(private.sign(content)).decode()
+
+    return sign_ed25519
+
+
+def _signature(secret: str, content: bytes) -> str:
+    """The signature of the signed content ``id.timestamp.body``."""
+    return _signer(secret)(content)
 
 
 def signed_headers(
@@ -122,7 +135,10 @@ def signed_headers(
     space-separated signatures, and a receiver holding any one of them verifies."""
     stamp = str(int(timestamp.timestamp()))
     content = f"{message_id}.{stamp}.".encode() + body
-    signatures = " ".join(_signature(key, content) for key in secrets)
+    if len(secrets) == 1:
+        signatures = _signer(secrets[0])(content)
+    else:
+        signatures = " ".join(_signer(key)(content) for key in secrets)
     return {
         "webhook-id": message_id,
         "webhook-timestamp": stamp,

@@ -51,7 +51,9 @@ async def test_the_rows_read_back_as_sqlalchemy_writes_them(database_url: str) -
             else:
                 assert [tuple(row) for row in found] == by_orm
         assert len(by_orm) == 2
-        assert by_orm[0][COLUMNS.index("at")].replace(tzinfo=UTC) == T0
+        at = by_orm[0][COLUMNS.index("at")]
+        assert isinstance(at, datetime)
+        assert at.replace(tzinfo=UTC) == T0
     finally:
         await engine.dispose()
 
