@@ -23,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from fastapi import APIRouter, FastAPI
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -53,6 +53,7 @@ from gnlc_core.retry import Due, Retrier, RetrySchedule
 from gnlc_core.service import AsyncCheck, Hook, build_app, health_router
 from gnlc_core.settings import Settings
 from gnlc_core.views import DirectoryView, SubmissionView
+from gnlc_core.write_behind import Write, WriteBehind
 
 log = get_logger(__name__)
 Job = Callable[[], Awaitable[object]]
@@ -73,6 +74,17 @@ class Channel(Protocol):
 
     async def deliver_due(self, due: Sequence[Due]) -> None:
         """Records of the retry tiers, due now (committed once this returns)."""
+        ...
+
+
+@runtime_checkable
+class WritesBehind(Protocol):
+    """A channel whose batches of the domain topics can be sent first and written while
+    the next one is sent (``gnlc_core.write_behind``)."""
+
+    async def send_batch(self, message: KafkaMessage) -> Write:
+        """Send a batch (every notice settled or on a retry tier); the coroutine returned
+        writes it (what ``handle_batch`` does in one go)."""
         ...
 
 
@@ -104,6 +116,7 @@ class ChannelRuntime:
         self.notice_metrics = NoticeMetrics(self.metrics.registry)
         self._membership = Membership()
         self._commits: Commits | None = None
+        self._behind: WriteBehind | None = None
         self._ready = asyncio.Event()  # the broker starts before the hooks: handlers wait
         self._periodic: list[tuple[str, float, Job]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -143,9 +156,16 @@ class ChannelRuntime:
         holds the same fence and asks it which records a redelivery may have handled; the
         runtime tells it what a rebalance or a failed batch makes uncertain."""
         first_attempts = FirstAttempts() if first_attempts_first else None
+        behind: WriteBehind | None = None
         if fence is not None:
             self._commits = commits = Commits()
-            self._membership = Membership(commits.listener(also=fence.drop))
+            if isinstance(channel, WritesBehind):
+                self._behind = behind = WriteBehind(commits, fence)
+            self._membership = Membership(
+                commits.listener(
+                    also=fence.drop, before=behind.settle_and_rewind if behind else None
+                )
+            )
 
         async def handle_batch(message: KafkaMessage) -> None:
             await self._ready.wait()
@@ -155,6 +175,9 @@ class ChannelRuntime:
                     await channel.handle_batch(message)
                 return
             records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
+            if behind is not None:
+                await write_behind(behind, message, records, handling)
+                return
             offsets = next_offsets(records)
             try:
                 with handling:
@@ -164,6 +187,29 @@ class ChannelRuntime:
                 await message.nack()  # read the batch again rather than commit past it
                 raise
             commits.finish(message.consumer, offsets)
+
+        async def write_behind(
+            behind: WriteBehind,
+            message: KafkaMessage,
+            records: Sequence[ConsumerRecord[bytes, bytes]],
+            handling: contextlib.AbstractContextManager[object],
+        ) -> None:
+            """Send the batch while the one before is written; then write it behind."""
+            assert isinstance(channel, WritesBehind)
+            consumer = cast("AIOKafkaConsumer", message.consumer)
+            try:
+                with handling:
+                    write = await channel.send_batch(message)
+            except Exception:
+                failed = await behind.settle()
+                behind.rewind(consumer, records, *([failed] if failed is not None else []))
+                raise
+            failed = await behind.settle()
+            if failed is not None:  # read from the failed one again, this one with it
+                write.close()
+                behind.rewind(consumer, failed, records)
+                return
+            behind.start(consumer, records, write)
 
         async def deliver_due(due: Sequence[Due]) -> None:
             await self._ready.wait()
@@ -213,6 +259,12 @@ class ChannelRuntime:
             except Exception:
                 log.exception("periodic job failed; next time", job=what, channel=self.name)
             await asyncio.sleep(seconds)
+
+    async def written(self) -> None:
+        """Wait for the write behind of the domain consumer, if any (at stop, once the
+        broker stopped and before the database goes)."""
+        if self._behind is not None:
+            await self._behind.settle_and_rewind()
 
     def consuming(self) -> bool:
         """The domain consumer and the retry tiers' have joined their groups."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from typing import Any
 
@@ -101,14 +101,20 @@ class Commits:
             await self.commit()
 
     def listener(
-        self, *, also: Callable[[set[TopicPartition]], None] | None = None
+        self,
+        *,
+        also: Callable[[set[TopicPartition]], None] | None = None,
+        before: Callable[[], Awaitable[None]] | None = None,
     ) -> ConsumerRebalanceListener:
-        """A rebalance listener that commits revoked partitions before they move; ``also``
-        is called with the partitions revoked, then with those assigned."""
+        """A rebalance listener that commits revoked partitions before they move (after
+        ``before``: what must finish first, a write behind); ``also`` is called with the
+        partitions revoked, then with those assigned."""
         commits = self
 
         class CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+                if before is not None:
+                    await before()
                 await commits.commit(revoked)
                 if also is not None:
                     also(revoked)

@@ -215,10 +215,12 @@ class DeliveryLoop(Generic[E, J, W]):
         records: Sequence[ConsumerRecord[Any, Any]],
         *,
         maybe_handled: Sequence[bool] | None = None,
+        close: bool = True,
     ) -> Batch[J, W]:
         """A batch of the domain topics. ``maybe_handled``: per record, whether it may
         have been handled before (the fence's answer; default: every one), so only those
-        records' notices are looked up in the ledger."""
+        records' notices are looked up in the ledger. ``close=False``: the batch's writes
+        are left for the caller to close (``batch.writes.close()``) once it was sent."""
         with tracing.Processing(self._group) as spans:
             batch = self.batch(spans, first=True)
             read = await read_batch(
@@ -239,7 +241,7 @@ class DeliveryLoop(Generic[E, J, W]):
                 check = maybe_handled is None or maybe_handled[item.index]
                 for job in await self._channel.jobs(batch, item):
                     self._add(jobs, job, check)
-            await self.run(batch, jobs.values())
+            await self.run(batch, jobs.values(), close=close)
         return batch
 
     async def deliver_due(self, due: Sequence[Due]) -> Batch[J, W]:
@@ -280,9 +282,12 @@ class DeliveryLoop(Generic[E, J, W]):
         else:
             jobs[target.notice] = (job, check)
 
-    async def run(self, batch: Batch[J, W], jobs: Iterable[tuple[J, bool]]) -> None:
+    async def run(
+        self, batch: Batch[J, W], jobs: Iterable[tuple[J, bool]], *, close: bool = True
+    ) -> None:
         """Skip the settled jobs of ``jobs`` ((job, look it up) pairs), send the rest,
-        close the batch's writes (also when sending failed: what was settled is kept)."""
+        close the batch's writes (also when sending failed: what was settled is kept).
+        ``close=False``: the caller closes them once sending went well (write-behind)."""
         listed: list[tuple[J, bool]] = list(jobs)
         try:
             targets = [(job, self._channel.target(job)) for job, _ in listed]
@@ -290,7 +295,10 @@ class DeliveryLoop(Generic[E, J, W]):
             settled = await self._ledger().settled_many(lookup) if lookup else set()
             to_send = [job for job, target in targets if target.notice not in settled]
             await self._channel.send(batch, to_send)
-        finally:
+        except BaseException:
+            await batch.writes.close()
+            raise
+        if close:
             await batch.writes.close()
 
     # outcomes -------------------------------------------------------------------------

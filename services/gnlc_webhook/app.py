@@ -136,6 +136,7 @@ def create_app(settings: Settings, *, should_send: ShouldSend | None = None) -> 
 
     async def stop() -> None:
         await broker.stop()  # no new batch; the one in hand finishes first
+        await runtime.written()  # and its write behind
         await consumer.drain()
         await registry.stop()
         await client.aclose()

@@ -66,6 +66,7 @@ from gnlc_core.logs import get_logger
 from gnlc_core.notices import Step
 from gnlc_core.priority import PriorityLock
 from gnlc_core.retry import Due, Retrier, RetrySchedule
+from gnlc_core.write_behind import Write
 from gnlc_webhook import policy
 from gnlc_webhook.lanes import Lane
 from gnlc_webhook.operations import endpoint_disabled
@@ -237,16 +238,22 @@ class WebhookConsumer:
     # entry points ---------------------------------------------------------------------
 
     async def handle_batch(self, message: KafkaMessage, fence: Fence | None = None) -> None:
-        """A batch from the domain topics, through the delivery loop. Only the deliveries
-        of records that ``fence`` (default: the consumer's) says may have been handled
-        before are looked up in the ledger (all without one)."""
+        """A batch from the domain topics, through the delivery loop, sent and written.
+        Only the deliveries of records that ``fence`` (default: the consumer's) says may
+        have been handled before are looked up in the ledger (all without one)."""
+        await (await self.send_batch(message, fence))
+
+    async def send_batch(self, message: KafkaMessage, fence: Fence | None = None) -> Write:
+        """``handle_batch`` up to its writes, which the coroutine returned makes (the
+        runtime runs it while the next batch is sent: ``gnlc_core.write_behind``)."""
         fence = fence or self._fence
         records = cast("tuple[ConsumerRecord[bytes, bytes], ...]", message.raw_message)
         maybe_handled = None
         if fence is not None:
             consumer = cast("AIOKafkaConsumer", message.consumer)
             maybe_handled = await fence.maybe_handled(consumer, records)
-        await self._loop.handle(records, maybe_handled=maybe_handled)
+        batch = await self._loop.handle(records, maybe_handled=maybe_handled, close=False)
+        return batch.writes.close()
 
     async def deliver_due(self, due: Sequence[Due]) -> None:
         """Records from the retry tiers, due now (the tier consumer commits afterwards),

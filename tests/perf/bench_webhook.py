@@ -454,6 +454,12 @@ def main() -> None:
     )
     parser.add_argument("--transport", choices=("http1", "aiohttp", "httpx"), default="http1")
     parser.add_argument("--workers", type=int, default=1, help="GNLC_WEBHOOK_WORKERS")
+    parser.add_argument(
+        "--endpoint-concurrency",
+        type=int,
+        help="GNLC_WEBHOOK_ENDPOINT_CONCURRENCY (default: the service's own, 16): requests in"
+        " flight per endpoint; the raw loop keeps 256 connections",
+    )
     parser.add_argument("--pairs", type=int, default=3, help="isolation runs (alone, hanging)")
     parser.add_argument(
         "--rounds",
@@ -477,6 +483,8 @@ def main() -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     only = set(args.only) or {"throughput", "raw", "latency", "isolation"}
     env = {"GNLC_WEBHOOK_HTTP_TRANSPORT": args.transport, "GNLC_WEBHOOK_WORKERS": str(args.workers)}
+    if args.endpoint_concurrency is not None:
+        env["GNLC_WEBHOOK_ENDPOINT_CONCURRENCY"] = str(args.endpoint_concurrency)
     tmp = Path(tempfile.mkdtemp(prefix="gnlc-bench-webhook-"))
     sink = start_sink(tmp)
     results: dict[str, Any] = {}
@@ -569,7 +577,8 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(
         f"broker: single-node Kafka on loopback ({bootstrap}); transport: {args.transport};"
-        f" workers: {args.workers}; database: {'PostgreSQL' if database else 'SQLite'}"
+        f" workers: {args.workers}; database: {'PostgreSQL' if database else 'SQLite'};"
+        f" requests in flight per endpoint: {args.endpoint_concurrency or 'the default (16)'}"
     )
     for name, figures in results.items():
         print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
