@@ -5,12 +5,12 @@ goes out once in practice."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select, update
+from sqlalchemy import Column, DateTime, Integer, String, Table, Text, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -62,21 +62,33 @@ _KEY = ["event_id", "channel", "recipient"]
 _STATE = ["status", "attempts", "last_error", "updated_at"]
 
 
-def _upsert(columns: list[str]) -> BulkInsert:
-    """Insert notices, or update a notice's state (and language, when ``columns`` has it)."""
+def _upsert(columns: list[str], *, forward: bool = False) -> BulkInsert:
+    """Insert notices, or update a notice's state (and language, when ``columns`` has it);
+    ``forward``: a settled notice is not moved back to a state under way."""
     updated = [c for c in columns if c not in _KEY]
+    # the states as literals (our own constants): the statement's parameters are the rows'
+    terminal = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL))
+    settled_stays = text(f"notices.status NOT IN ({terminal}) OR excluded.status IN ({terminal})")
     return BulkInsert(
         notices,
         columns,
         conflict=lambda statement: statement.on_conflict_do_update(
-            index_elements=_KEY, set_={c: statement.excluded[c] for c in updated}
+            index_elements=_KEY,
+            set_={c: statement.excluded[c] for c in updated},
+            where=settled_stays if forward else None,
         ),
     )
 
 
-#: ``record_many``'s statements (rows of these columns, in this order).
-_UPSERT = _upsert([*_KEY, *_STATE])
-_UPSERT_LANGUAGE = _upsert([*_KEY, *_STATE, "language"])
+#: ``record_many``'s statements (rows of these columns, in this order), by (language,
+#: forward).
+_UPSERTS = {
+    (language, forward): _upsert(
+        [*_KEY, *_STATE, "language"] if language else [*_KEY, *_STATE], forward=forward
+    )
+    for language in (False, True)
+    for forward in (False, True)
+}
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,20 @@ class Notice:
     event_time: datetime | None = None
     #: When the ledger recorded it: set by the ledger on the rows it tells listeners of.
     at: datetime | None = None
+
+    def written(self, at: datetime) -> Notice:
+        """This notice as the ledger recorded it at ``at`` (``dataclasses.replace``, without
+        its cost: a notice per delivery)."""
+        return Notice(
+            self.event_id,
+            self.recipient,
+            self.status,
+            self.attempts,
+            self.error,
+            self.language,
+            self.event_time,
+            at,
+        )
 
 
 #: Told of every change of notice state a ledger writes: the channel and the rows (each with
@@ -185,17 +211,24 @@ class Ledger:
         *,
         connection: AsyncConnection | None = None,
         unless_settled: bool = False,
+        forward: bool = False,
     ) -> None:
         """Insert or update many notices in one statement (inside ``connection``'s
         transaction when given, so they commit together with the caller's writes).
         ``unless_settled``: a notice already in a terminal state keeps it (and the listeners
         are told only of the rows written): for a state that must never overwrite an
-        outcome written meanwhile by another writer (email: ``held`` for a digest)."""
+        outcome written meanwhile by another writer (email: ``held`` for a digest).
+        ``forward``: likewise a settled notice is not moved back to a state under way, but
+        the listeners are told of every row (the status view's own rule, ``supersedes``,
+        ignores such a receipt): for writers whose rows may land out of order (webhook: a
+        batch written behind the next one, and a retry of it written first)."""
         if not rows:
             return
         if connection is None:
             async with self._engine.begin() as own:
-                await self.record_many(rows, connection=own, unless_settled=unless_settled)
+                await self.record_many(
+                    rows, connection=own, unless_settled=unless_settled, forward=forward
+                )
             return
         now = datetime.now(UTC)
         last = {(row.event_id, row.recipient): row for row in rows}  # one upsert per key
@@ -234,10 +267,10 @@ class Ledger:
                     statement.returning(notices.c.event_id, notices.c.recipient)
                 )
                 written.update((row.event_id, row.recipient) for row in result)
-            await self._tell([replace(row, at=now) for key, row in last.items() if key in written])
+            await self._tell([row.written(now) for key, row in last.items() if key in written])
             return
-        await (_UPSERT_LANGUAGE if languages else _UPSERT)(connection, values)
-        await self._tell([replace(row, at=now) for row in last.values()])
+        await _UPSERTS[(languages, forward)](connection, values)
+        await self._tell([row.written(now) for row in last.values()])
 
     async def move(
         self,

@@ -311,12 +311,11 @@ class NoticeMetrics:
     async def __call__(self, channel: str, rows: Sequence[Notice]) -> None:
         now = datetime.now(UTC)
         latency = None
+        counts: dict[tuple[str, str, str], int] = {}  # one increment per series and batch
         for row in rows:
             state = row.status.value
             key = (channel, state, reason_of(row.error).value)
-            if (counter := self._counted.get(key)) is None:
-                counter = self._counted[key] = self.notices.labels(*key)
-            counter.inc()
+            counts[key] = counts.get(key, 0) + 1
             if row.status in TERMINAL:
                 if (attempts := self._attempted.get((channel, state))) is None:
                     attempts = self._attempted[(channel, state)] = self.attempts.labels(
@@ -326,6 +325,10 @@ class NoticeMetrics:
             if row.status is Status.DELIVERED and row.event_time is not None:
                 latency = latency or self.latency.labels(channel)
                 latency.observe(max((now - row.event_time).total_seconds(), 0.0))
+        for key, count in counts.items():
+            if (counter := self._counted.get(key)) is None:
+                counter = self._counted[key] = self.notices.labels(*key)
+            counter.inc(count)
 
 
 # -- dead letters ---------------------------------------------------------------------------

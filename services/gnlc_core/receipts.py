@@ -103,6 +103,9 @@ def supersedes(new: StateAt, old: StateAt | None) -> bool:
 # -- what a receipt says about the event --------------------------------------------------
 
 
+_CHANGES = (DeadlineUpdatedEvent, DeadlineCancelledEvent)
+
+
 @dataclass(frozen=True)
 class Subject:
     """What a receipt carries about the event a notice is for."""
@@ -116,7 +119,7 @@ class Subject:
 
     @classmethod
     def of(cls, event: DeadlineReminderEvent | AnnouncementPublishedEvent | ChangeEvent) -> Subject:
-        if isinstance(event, DeadlineUpdatedEvent | DeadlineCancelledEvent):
+        if isinstance(event, _CHANGES):
             # a change of the deadline's calendar entry: about the deadline, no step
             return cls(event.type, event.time, event.data.deadline_id)
         audience = event.data.audience
@@ -250,8 +253,8 @@ def _utc_text(iso: str) -> str:
     return iso[:-6] + "Z"
 
 
-def _slugs(*values: str | None) -> bool:
-    return all(value is None or _SLUG.fullmatch(value) for value in values)
+def _slug(value: str | None) -> bool:
+    return value is None or _SLUG.fullmatch(value) is not None
 
 
 def receipt_value(
@@ -292,7 +295,9 @@ def receipt_value(
             subject.step is not None and not _STEP.fullmatch(subject.step)
         ):
             return None
-        if not _slugs(subject.deadline_id, subject.announcement_id, subject.city_id):
+        if not (
+            _slug(subject.deadline_id) and _slug(subject.announcement_id) and _slug(subject.city_id)
+        ):
             return None
         if (event_time := _utc(subject.event_time)) is None:
             return None

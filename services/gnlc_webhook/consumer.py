@@ -856,7 +856,9 @@ class WebhookConsumer:
         writing = self._writing.hold(urgent=results.first)
         async with writing, self._store.engine.begin() as connection:
             await self._store.add_messages(results.messages, connection=connection)
-            await self._ledger.record_many(results.notices, connection=connection)
+            # forward: a batch is written behind the next one's sending, so a retry of one
+            # of its deliveries may be written first; a settled notice stays settled
+            await self._ledger.record_many(results.notices, connection=connection, forward=True)
             await self._store.add_attempts(results.attempts, connection=connection)
             await self._store.close_attempts(results.finished, connection=connection)
             await self._store.set_states(changes, connection=connection)

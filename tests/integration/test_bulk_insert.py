@@ -98,3 +98,20 @@ async def test_an_upsert_updates_the_columns_it_names(database_url: str) -> None
 def test_columns_the_table_does_not_have_are_refused() -> None:
     with pytest.raises(ValueError, match="webhook_attempts has no column no_such_column"):
         BulkInsert(attempts, ["event_id", "no_such_column"])
+
+
+@both
+async def test_the_ledger_written_forward_keeps_a_settled_notice(database_url: str) -> None:
+    from gnlc_core.ledger import Ledger, Notice, Status
+
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine, "webhook")
+        ledger = Ledger(engine, "webhook")
+        await ledger.record_many([Notice("e-1", "ok-0", Status.FAILED, 2, "gave up")])
+        await ledger.record_many([Notice("e-1", "ok-0", Status.RETRYING, 1)], forward=True)
+        assert await ledger.status("e-1", "ok-0") is Status.FAILED
+        await ledger.record_many([Notice("e-1", "ok-0", Status.DELIVERED, 3)], forward=True)
+        assert await ledger.status("e-1", "ok-0") is Status.DELIVERED
+    finally:
+        await engine.dispose()

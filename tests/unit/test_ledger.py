@@ -130,3 +130,32 @@ async def test_moves_are_told_with_the_moment_written(tmp_path: Path) -> None:
     assert await ledger.status("e2", "ep") is Status.HELD
     assert await ledger.status("e3", "ep") is Status.DELIVERED
     await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "forward", "stands"),
+    [
+        (Status.FAILED, Status.RETRYING, True, Status.FAILED),  # a batch written late
+        (Status.DELIVERED, Status.HELD, True, Status.DELIVERED),
+        (Status.RETRYING, Status.FAILED, True, Status.FAILED),  # forward: as usual
+        (Status.FAILED, Status.DELIVERED, True, Status.DELIVERED),  # settled to settled
+        (Status.HELD, Status.RETRYING, True, Status.RETRYING),
+        (Status.FAILED, Status.RETRYING, False, Status.RETRYING),  # the last write, as before
+    ],
+)
+async def test_written_forward_a_settled_notice_stays_settled(
+    tmp_path: Path, before: Status, after: Status, forward: bool, stands: Status
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    await migrate(engine, "webhook")
+    told: list[Status] = []
+
+    async def listener(channel: str, rows: Sequence[Notice]) -> None:
+        told.extend(row.status for row in rows)
+
+    ledger = Ledger(engine, "webhook", listeners=[listener])
+    await ledger.record_many([Notice("e", "a", before, 2)], forward=forward)
+    await ledger.record_many([Notice("e", "a", after, 1)], forward=forward)
+    assert await ledger.status("e", "a") is stands
+    assert told == [before, after]  # the listeners hear of both (the view ranks them)
+    await engine.dispose()
