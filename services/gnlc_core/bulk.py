@@ -27,11 +27,32 @@ Conflict = Callable[[Any], Any]
 Processor = Callable[[Any], Any]
 
 
+#: Parameters in one SQLite statement (SQLite's own limit is 32,766 since 3.32).
+_SQLITE_VARIABLES = 30_000
+
+
 class _Compiled:
-    def __init__(self, sql: str, steps: list[tuple[int, Processor | None]]) -> None:
+    def __init__(
+        self, sql: str, steps: list[tuple[int, Processor | None]], group: str | None = None
+    ) -> None:
         self.sql = sql
         #: the statement's parameters in its order: a row's position, the type's processor
         self.steps = steps
+        #: the one row's ``(?, ?, ...)`` in ``sql``, when rows go as one VALUES list (SQLite)
+        self.group = group
+        self._many: dict[int, str] = {}
+
+    def many(self, rows: int) -> str:
+        """``sql`` with a VALUES list of ``rows`` rows."""
+        found = self._many.get(rows)
+        if found is None:
+            assert self.group is not None
+            if len(self._many) > 64:
+                self._many.clear()
+            found = self._many[rows] = self.sql.replace(
+                self.group, ", ".join([self.group] * rows), 1
+            )
+        return found
 
 
 def _processed(values: list[Any], process: Processor) -> list[Any]:
@@ -68,8 +89,18 @@ class BulkInsert:
             values = [row[i] for row in rows]
             columns.append(values if process is None else _processed(values, process))
         parameters = list(zip(*columns, strict=True))
-        if parameters:
+        if not parameters:
+            return
+        if compiled.group is None:
             await connection.exec_driver_sql(compiled.sql, parameters)
+            return
+        # SQLite: the rows as one statement's VALUES list each chunk, not an executemany
+        # (which hands the interpreter lock back and forth with the event loop at each row)
+        size = max(1, _SQLITE_VARIABLES // len(compiled.steps))
+        for start in range(0, len(parameters), size):
+            chunk = parameters[start : start + size]
+            flat = tuple(value for row in chunk for value in row)
+            await connection.exec_driver_sql(compiled.many(len(chunk)), flat)
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
@@ -90,5 +121,11 @@ class BulkInsert:
             )
             for name in names
         ]
-        found = self._compiled[dialect.name] = _Compiled(str(compiled), steps)
+        sql = str(compiled)
+        group = None
+        if dialect.name == "sqlite" and dialect.paramstyle == "qmark":
+            group = "(" + ", ".join(["?"] * len(names)) + ")"
+            if sql.count(group) != 1 or sql.count("?") != len(names):
+                group = None  # not the plain form this expects: executemany
+        found = self._compiled[dialect.name] = _Compiled(sql, steps, group)
         return found

@@ -115,3 +115,22 @@ async def test_the_ledger_written_forward_keeps_a_settled_notice(database_url: s
         assert await ledger.status("e-1", "ok-0") is Status.DELIVERED
     finally:
         await engine.dispose()
+
+
+@both
+async def test_more_rows_than_one_statement_takes(database_url: str) -> None:
+    from sqlalchemy import func
+
+    engine = create_engine(database_url)
+    rows = [
+        (f"e-{i}", "ok-0", "uil", 1, T0, "delivered", 204, 1.0, None, None) for i in range(3500)
+    ]
+    try:
+        await migrate(engine, "webhook")
+        async with engine.begin() as connection:  # 10 columns: 3,000 rows a SQLite statement
+            await BulkInsert(attempts, COLUMNS)(connection, rows)
+        async with engine.connect() as connection:
+            count = (await connection.execute(select(func.count()).select_from(attempts))).scalar()
+        assert count == 3500
+    finally:
+        await engine.dispose()
