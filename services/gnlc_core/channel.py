@@ -57,6 +57,11 @@ from gnlc_core.write_behind import Write, WriteBehind
 
 log = get_logger(__name__)
 Job = Callable[[], Awaitable[object]]
+#: Batches of at least this many records are written behind the next one's sending (a
+#: backlog: throughput); smaller ones, as a steady stream brings them, are written before
+#: the handler returns (the next batch then waits for no write, and batches stay fewer:
+#: first attempts' latency beside a retry flood).
+WRITE_BEHIND_FROM = 100
 
 
 class Channel(Protocol):
@@ -197,19 +202,28 @@ class ChannelRuntime:
             """Send the batch while the one before is written; then write it behind."""
             assert isinstance(channel, WritesBehind)
             consumer = cast("AIOKafkaConsumer", message.consumer)
-            try:
-                with handling:
+            # the retry tiers keep their smaller share until the write behind is done too
+            with handling:
+                try:
                     write = await channel.send_batch(message)
-            except Exception:
+                except Exception:
+                    failed = await behind.settle()
+                    behind.rewind(consumer, records, *([failed] if failed is not None else []))
+                    raise
                 failed = await behind.settle()
-                behind.rewind(consumer, records, *([failed] if failed is not None else []))
-                raise
-            failed = await behind.settle()
-            if failed is not None:  # read from the failed one again, this one with it
-                write.close()
-                behind.rewind(consumer, failed, records)
-                return
-            behind.start(consumer, records, write)
+                if failed is not None:  # read from the failed one again, this one with it
+                    write.close()
+                    behind.rewind(consumer, failed, records)
+                    return
+                if len(records) >= WRITE_BEHIND_FROM:
+                    behind.start(consumer, records, write)
+                    return
+                try:  # a small batch: written now, as before
+                    await write
+                except Exception:
+                    behind.rewind(consumer, records)
+                    raise
+            commits.finish(consumer, next_offsets(records))
 
         async def deliver_due(due: Sequence[Due]) -> None:
             await self._ready.wait()
