@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import tempfile
 import threading
@@ -131,6 +132,7 @@ def round_of(
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         GNLC_TOPIC_PREFIX=prefix,
         GNLC_LOG_LEVEL="WARNING",
+        GNLC_OPERATOR_TOKEN=secrets.token_urlsafe(32),  # the webhook service asks for one
         GNLC_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / prefix}db",
         **{f"GNLC_{name.upper()}_PORT": str(port)},
         **env,
