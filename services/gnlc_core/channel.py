@@ -167,9 +167,7 @@ class ChannelRuntime:
             if isinstance(channel, WritesBehind):
                 self._behind = behind = WriteBehind(commits, fence)
             self._membership = Membership(
-                commits.listener(
-                    also=fence.drop, before=behind.settle_and_rewind if behind else None
-                )
+                commits.listener(also=fence.drop, before=behind.wait if behind else None)
             )
 
         async def handle_batch(message: KafkaMessage) -> None:
@@ -278,7 +276,7 @@ class ChannelRuntime:
         """Wait for the write behind of the domain consumer, if any (at stop, once the
         broker stopped and before the database goes)."""
         if self._behind is not None:
-            await self._behind.settle_and_rewind()
+            await self._behind.wait()
 
     def consuming(self) -> bool:
         """The domain consumer and the retry tiers' have joined their groups."""

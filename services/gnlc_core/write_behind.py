@@ -112,7 +112,7 @@ class WriteBehind:
             if partition in assigned:
                 consumer.seek(partition, offset)
 
-    async def settle_and_rewind(self) -> None:
-        """Settle the write behind (a revocation, shutdown): once it is done, it is marked
-        finished or read again."""
+    async def wait(self) -> None:
+        """Wait for the write behind (before a revocation, at shutdown); once done it is
+        marked finished, or read again if it failed (``start``)."""
         await self.settle()

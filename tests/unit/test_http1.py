@@ -88,6 +88,20 @@ def fixed(data: bytes) -> Answer:
     return answer
 
 
+def silent_at_first() -> Answer:
+    """No answer to the first request (it hangs), 204 to the others."""
+    calls = 0
+
+    async def answer(head: bytes, body: bytes) -> bytes | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(30)
+        return OK
+
+    return answer
+
+
 def client(**options: object) -> Http1Client:
     settings: dict[str, object] = {"connections": 4, "connect_timeout": 2, "timeout": 5}
     settings.update(options)
@@ -197,16 +211,7 @@ async def test_a_long_answer_is_cut_at_the_limit_and_its_connection_dropped() ->
 
 
 async def test_no_answer_times_out_and_the_next_request_goes_on_a_new_connection() -> None:
-    calls = 0
-
-    async def slow_first(head: bytes, body: bytes) -> bytes | None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            await asyncio.sleep(30)
-        return OK
-
-    async with serving(slow_first) as server:
+    async with serving(silent_at_first()) as server:
         c = client(timeout=0.3)
         try:
             loop = asyncio.get_running_loop()
@@ -293,16 +298,7 @@ async def test_an_idle_connection_past_its_expiry_is_not_reused() -> None:
 
 
 async def test_a_cancelled_request_drops_its_connection_and_the_client_goes_on() -> None:
-    calls = 0
-
-    async def slow_first(head: bytes, body: bytes) -> bytes | None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            await asyncio.sleep(30)
-        return OK
-
-    async with serving(slow_first) as server:
+    async with serving(silent_at_first()) as server:
         c = client()
         url = f"http://127.0.0.1:{server.port}/"
         try:
