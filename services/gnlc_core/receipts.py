@@ -197,22 +197,11 @@ def receipt_of(
     return NoticeStatus.model_validate(values)
 
 
-async def publish_receipts(
-    broker: KafkaBroker, topic: str, receipts: Sequence[NoticeStatus], *, source: str
-) -> None:
-    """Publish receipts, waiting for every acknowledgement: in Kafka batches (one partition
-    each) for many, keyed one by one for a few."""
-    values = [
-        (receipt.event_id.encode(), encode_event(receipt_event(receipt, source=source)))
-        for receipt in receipts
-    ]
-    await publish_values(broker, topic, values)
-
-
 async def publish_values(
     broker: KafkaBroker, topic: str, values: Sequence[tuple[bytes, bytes]]
 ) -> None:
-    """Publish encoded receipts ((key, value) pairs), as ``publish_receipts`` does."""
+    """Publish encoded receipts ((key, value) pairs), waiting for every acknowledgement:
+    in Kafka batches (one partition each) for many, keyed one by one for a few."""
     headers = {"content-type": CONTENT_TYPE}
     if len(values) <= 4:
         for key, value in values:

@@ -123,11 +123,6 @@ def _signer(secret: str) -> Signer:
     return sign_ed25519
 
 
-def _signature(secret: str, content: bytes) -> str:
-    """The signature of the signed content ``id.timestamp.body``."""
-    return _signer(secret)(content)
-
-
 def signed_headers(
     *, message_id: str, timestamp: datetime, body: bytes, secrets: list[str]
 ) -> dict[str, str]:
