@@ -273,9 +273,15 @@ EOF
 cluster_id() {
   local file=$cluster_dir/cluster.id
   if [[ ! -f $file ]]; then
-    # what StorageTool random-uuid prints (a UUID in base64url), without a JVM start for it
+    # what StorageTool random-uuid prints (a UUID in base64url), without a JVM start for it;
+    # like Kafka's own, never one that starts with "-" (the storage tool would read it as
+    # an option: one start in 64 failed so)
     "${PYTHON:-python3}" -c 'import base64, uuid
-print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$file"
+for _ in range(1000):
+    text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not text.startswith("-"):
+        break
+print(text)' >"$file"
   fi
   cat "$file"
 }
