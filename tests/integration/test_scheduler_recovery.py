@@ -58,11 +58,22 @@ def test_restart_mid_plan_loses_nothing_and_repeats_nothing(system: System) -> N
     scheduler.kill()  # a crash between two steps
     killed = datetime.now(UTC)
     assert killed < due + timedelta(seconds=3), f"killed at {killed}, after the second step"
-    assert len(every_reminder(system)) == 3  # only the due moment's step went out
+    # only the due moment's step went out, or is on its way: the API stops listing a row
+    # once an instance claims it, and a kill between the claim and the publication leaves
+    # it to the restarted instance (checked below: all 15, none twice)
+    before = every_reminder(system)
+    assert len(before) <= 3, before
+    assert {event["data"]["step"] for event in before} <= {"due"}, before
     # the +3s step falls due while nobody runs
     time.sleep(max(0.0, (due + timedelta(seconds=3.5) - datetime.now(UTC)).total_seconds()))
-    restarted = system.service("scheduler").start()
-    eventually(lambda: pending(system, restarted) == 0, timeout=40, what="every step to go out")
+    # a claim of the killed instance is taken over once it is 3 s old
+    restarted = system.service("scheduler", GNLC_CLAIM_TIMEOUT_SECONDS="3").start()
+    eventually(
+        lambda: pending(system, restarted) == 0 and len(every_reminder(system)) >= 15,
+        timeout=40,
+        every=0.5,
+        what="every step to go out",
+    )
 
     events = every_reminder(system)
     ids = Counter(event["id"] for event in events)
