@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import random
 import signal
@@ -14,9 +15,11 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
+
+from tests.forkserver import ForkServer
 
 #: The tests' one HTTP client for the services they start: pooled connections, and one
 #: TLS context (httpx builds one for every client, about 30 ms of CPU, which ``httpx.get``
@@ -62,6 +65,43 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {ports}")
 
 
+class Process(Protocol):
+    """What ``Service`` uses of its process (``subprocess.Popen``, or a fork of the test
+    suite's fork server: ``tests.forkserver.Forked``)."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+#: The test suite's fork server (``use_fork_server``); None: services are started as new
+#: interpreters (the benchmarks, which time start-up).
+_fork_server: ForkServer | None = None
+_fork_server_wanted = False
+
+
+def use_fork_server() -> None:
+    """From now on, this process starts its services as forks of a fork server that has
+    imported them once (``tests.forkserver``), started with the first of them."""
+    global _fork_server_wanted
+    _fork_server_wanted = True
+
+
+def _forks() -> ForkServer | None:
+    global _fork_server
+    if _fork_server is None and _fork_server_wanted:
+        _fork_server = ForkServer()
+        atexit.register(_fork_server.close)
+    return _fork_server
+
+
 class Service:
     """One service as a child process, with its own log file."""
 
@@ -70,7 +110,7 @@ class Service:
         self.env = env
         self.port = port
         self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Process | None = None
 
     @property
     def url(self) -> str:
@@ -82,6 +122,10 @@ class Service:
 
     def launch(self) -> Service:
         """Start the process without waiting (``ready`` waits; see ``start_all``)."""
+        forks = _forks()
+        if forks is not None:
+            self.proc = forks.start(self.name, self.env, self.log)
+            return self
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", f"gnlc_{self.name}"],
