@@ -47,6 +47,7 @@ import httpx
 from gnlc_webhook.partners import new_secret
 from tests.perf.bench_pipeline import machine, percentiles, produce
 from tests.support import (
+    Process,
     Service,
     free_port,
     scratch_postgres_database,
@@ -237,9 +238,7 @@ class Run:
         return f"{self.prefix}deadline.reminder"
 
 
-def spy_on(
-    proc: subprocess.Popen[bytes] | None, profile: Path | None
-) -> subprocess.Popen[bytes] | None:
+def spy_on(proc: Process | None, profile: Path | None) -> subprocess.Popen[bytes] | None:
     """py-spy recording ``proc``'s CPU samples (collapsed stacks, by thread) into ``profile``."""
     if profile is None or proc is None:
         return None
