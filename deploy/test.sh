@@ -21,15 +21,17 @@ nice -n 10 mypy >"$mypy_log" 2>&1 &
 mypy_pid=$!
 
 echo "== pytest" >&2
-# Two workers (one per core): most integration tests wait on wall-clock events (a reminder
-# falling due, a retry's delay, a service starting), so two files at a time share the
-# machine well; a file's tests stay on one worker (--dist loadfile). A third worker made
-# the run shorter (8 min 19 s to 8 min 57 s) but loaded the cores enough to make the tests
+# Two workers (one per core): the run is bound by CPU (brokers, services, browsers, the
+# tests themselves); a third worker made every test slower (the tests' own time grew from
+# 882 s to 1,262 s) for the same wall time, and loaded the cores enough to make the tests
 # that hold the services to their timing promises (a retry at most 1 s late, a scheduler
-# back within a step) fail now and then, as did an order that ran them beside the busiest
-# unit tests.
+# back within a step) fail now and then. A file's tests stay on one worker (--dist
+# loadfile), in the order of tests/conftest.py: the few files marked long first, then the
+# others with the most tests first. The services the tests start are forks of a process
+# that imported them once (tests/forkserver.py).
 tests=0
-deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 2 --dist loadfile "$@" ||
+deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 2 --dist loadfile \
+  --no-loadscope-reorder "$@" ||
   tests=$?
 
 echo "== mypy" >&2

@@ -15,7 +15,7 @@ from tests.integration.conftest import PrivateBroker, System
 from tests.integration.kafka_io import consume, read_all
 from tests.support import eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 
 def test_reminders_due_during_a_broker_restart_go_out_once(

@@ -30,7 +30,7 @@ import pytest
 from tests.deploy_support import TOKEN, compose_config
 from tests.support import HTTP, free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"

@@ -43,7 +43,7 @@ from tests.kafka_cluster import KafkaCluster
 from tests.perf.bench_webhook import Sink
 from tests.support import Service, eventually, free_port, wait_caught_up
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 EVENTS = 1000
 CITIES = [

@@ -25,7 +25,7 @@ from tests.integration.conftest import System
 from tests.perf.bench_webhook import Sink
 from tests.support import HTTP, Service, eventually, free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 EVENTS = 200  # announcements to all 29 members: 5,800 emails
 SINK_ENDPOINTS = 19  # + the verifying receiver + one that refuses: 4,200 webhook deliveries
 ENDPOINTS = SINK_ENDPOINTS + 2

@@ -23,7 +23,7 @@ import pytest
 
 from tests.support import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 
 def _children(pid: int) -> list[int]:
