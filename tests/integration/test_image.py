@@ -133,10 +133,12 @@ def image() -> Iterator[Image]:
         )
         # the same wheel and the same dependency ranges as the image's `pip install`; uv
         # (the project's installer, beside this interpreter) resolves and installs them in
-        # about 3 s where pip takes about 20 s of CPU
+        # about 3 s where pip takes about 20 s of CPU; compiled to bytecode, as pip does
+        # (the image's services then import in 1.5 s instead of 4.5 s)
         uv = Path(sys.executable).with_name("uv")
+        python = str(venv / "bin" / "python")
         subprocess.run(
-            [str(uv), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(wheel)],
+            [str(uv), "pip", "install", "-q", "--compile-bytecode", "--python", python, str(wheel)],
             check=True,
             timeout=600,
         )
