@@ -5,39 +5,68 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-deploy/setup.sh
-export PATH=$root/.venv/bin:$PATH
 
-echo "== ruff" >&2
-ruff check .
-ruff format --check .
+# The rest, once the broker and PostgreSQL are up (deploy/with-services.sh runs this script
+# again with --with-services) and the set-up has finished.
+if [[ ${1:-} == --with-services ]]; then
+  shift
+  status_file=$GNLC_TEST_SETUP_STATUS
+  for _ in $(seq 1 3000); do # the set-up, at most 10 minutes
+    [[ -s $status_file ]] && break
+    sleep 0.2
+  done
+  setup=$(cat "$status_file" 2>/dev/null || echo "timed out")
+  if [[ $setup != 0 ]]; then
+    echo "set-up failed ($setup)" >&2
+    exit 1
+  fi
+  export PATH=$root/.venv/bin:$PATH
 
-# mypy runs beside the tests, at a lower priority: it needs one core for about half a
-# minute, and takes it from the time the tests spend waiting on brokers and clocks rather
-# than from the services they time; its verdict counts as much as theirs.
-mypy_log=$(mktemp)
-trap 'rm -f "$mypy_log"' EXIT
-nice -n 10 mypy >"$mypy_log" 2>&1 &
-mypy_pid=$!
+  echo "== ruff" >&2
+  ruff check .
+  ruff format --check .
 
-echo "== pytest" >&2
-# Two workers (one per core): the run is bound by CPU (brokers, services, browsers, the
-# tests themselves); a third worker made every test slower (the tests' own time grew from
-# 882 s to 1,262 s) for the same wall time, and loaded the cores enough to make the tests
-# that hold the services to their timing promises (a retry at most 1 s late, a scheduler
-# back within a step) fail now and then. A file's tests stay on one worker (--dist
-# loadfile), in the order of tests/conftest.py: the few files marked long first, then the
-# others with the most tests first. The services the tests start are forks of a process
-# that imported them once (tests/forkserver.py).
-tests=0
-deploy/with-services.sh --postgres --scratch python -m pytest -m "not perf" -n 2 --dist loadfile \
-  --no-loadscope-reorder "$@" ||
-  tests=$?
+  # mypy runs beside the tests, at a lower priority: it needs one core for about half a
+  # minute, and takes it from the time the tests spend waiting on brokers and clocks rather
+  # than from the services they time; its verdict counts as much as theirs.
+  mypy_log=$(mktemp)
+  trap 'rm -f "$mypy_log"' EXIT
+  nice -n 10 mypy >"$mypy_log" 2>&1 &
+  mypy_pid=$!
 
-echo "== mypy" >&2
-types=0
-wait "$mypy_pid" || types=$?
-cat "$mypy_log"
-if ((types)); then echo "mypy failed" >&2; fi
-if ((tests)); then echo "pytest failed" >&2; fi
-exit $((tests ? tests : types))
+  echo "== pytest" >&2
+  # Two workers (one per core): the run is bound by CPU (brokers, services, browsers, the
+  # tests themselves); a third worker made every test slower (the tests' own time grew from
+  # 882 s to 1,262 s) for the same wall time, and loaded the cores enough to make the tests
+  # that hold the services to their timing promises (a retry at most 1 s late, a scheduler
+  # back within a step) fail now and then. A file's tests stay on one worker (--dist
+  # loadfile), in the order of tests/conftest.py: the few files marked long first, then the
+  # others with the most tests first. The services the tests start are forks of a process
+  # that imported them once (tests/forkserver.py).
+  tests=0
+  python -m pytest -m "not perf" -n 2 --dist loadfile --no-loadscope-reorder "$@" || tests=$?
+
+  echo "== mypy" >&2
+  types=0
+  wait "$mypy_pid" || types=$?
+  cat "$mypy_log"
+  if ((types)); then echo "mypy failed" >&2; fi
+  if ((tests)); then echo "pytest failed" >&2; fi
+  exit $((tests ? tests : types))
+fi
+
+# The set-up (.venv) runs while the broker and PostgreSQL start; its exit status goes to a
+# file the second half waits for.
+status_file=$(mktemp)
+trap 'rm -f "$status_file"' EXIT
+(
+  set +e
+  deploy/setup.sh
+  echo $? >"$status_file"
+) &
+export GNLC_TEST_SETUP_STATUS=$status_file
+code=0
+deploy/with-services.sh --postgres --scratch bash "$root/deploy/test.sh" --with-services "$@" ||
+  code=$?
+wait
+exit $code
