@@ -42,8 +42,10 @@ install() {
   fi
   say "installing PostgreSQL from Debian's packages (once) ..."
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends postgresql >&2
+  # one apt-get at a time (the test command's set-up may be installing Chromium meanwhile)
+  flock "${TMPDIR:-/tmp}/gnlc-notify-apt.lock" apt-get update -qq >&2
+  flock "${TMPDIR:-/tmp}/gnlc-notify-apt.lock" \
+    apt-get install -y -qq --no-install-recommends postgresql >&2
   bin=$(find_bin)
 }
 

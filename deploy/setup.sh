@@ -13,9 +13,10 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if ! command -v chromium >/dev/null 2>&1; then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian's chromium and fonts ..." >&2
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      chromium fonts-noto-core fonts-noto-cjk >&2
+    # one apt-get at a time (the test command may be installing PostgreSQL meanwhile)
+    flock "${TMPDIR:-/tmp}/gnlc-notify-apt.lock" apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive flock "${TMPDIR:-/tmp}/gnlc-notify-apt.lock" \
+      apt-get install -y -qq --no-install-recommends chromium fonts-noto-core fonts-noto-cjk >&2
   else
     echo "setup: chromium is missing (apt-get install chromium fonts-noto-core fonts-noto-cjk)" >&2
   fi

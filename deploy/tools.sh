@@ -30,7 +30,7 @@ find_promtool() {
   version=$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')
   if [[ -z $version || $version == "(none)" ]] && [[ $(id -u) -eq 0 ]]; then
     say "updating Debian's package lists to find prometheus (once) ..."
-    apt-get update -qq >&2 || true
+    flock "${TMPDIR:-/tmp}/gnlc-notify-apt.lock" apt-get update -qq >&2 || true
     version=$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')
   fi
   if [[ -z $version || $version == "(none)" ]]; then
