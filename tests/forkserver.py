@@ -177,7 +177,7 @@ class Forked:
         self._pidfd = os.pidfd_open(pid)
         self.returncode: int | None = None
 
-    def _exited(self, timeout: float | None) -> bool:
+    def _ended(self, timeout: float | None) -> bool:
         return bool(select.select([self._pidfd], [], [], timeout)[0])
 
     def _collect(self) -> int:
@@ -191,14 +191,14 @@ class Forked:
         return code
 
     def poll(self) -> int | None:
-        if self.returncode is None and self._exited(0):
+        if self.returncode is None and self._ended(0):
             return self._collect()
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is not None:
             return self.returncode
-        if not self._exited(timeout):
+        if not self._ended(timeout):
             raise subprocess.TimeoutExpired(f"gnlc service {self.pid}", timeout or 0)
         return self._collect()
 
@@ -206,9 +206,6 @@ class Forked:
         if self.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._pidfd, sig)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
