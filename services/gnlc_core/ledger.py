@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gnlc_core.bulk import BulkInsert
 from gnlc_core.db import metadata
+from gnlc_core.one_of import one_of
 
 notices = Table(
     "notices",
@@ -57,7 +58,8 @@ class Status(StrEnum):
 TERMINAL = frozenset(
     {Status.DELIVERED, Status.FAILED, Status.DROPPED, Status.UNSUBSCRIBED, Status.BOUNCED}
 )
-_CHUNK = 400  # event ids per query: far below every database's parameter limit
+_CHUNK = 400  # rows per statement: far below every database's parameter limit
+_LIST = 10_000  # event ids per query as one parameter (``one_of``): a bound on its size
 _KEY = ["event_id", "channel", "recipient"]
 _STATE = ["status", "attempts", "last_error", "updated_at"]
 
@@ -288,14 +290,15 @@ class Ledger:
         moved: list[Notice] = []
         now = datetime.now(UTC)
         async with self._engine.begin() as connection:
-            for start in range(0, len(event_ids), _CHUNK):
+            for start in range(0, len(event_ids), _LIST):
+                chunk = event_ids[start : start + _LIST]
                 result = await connection.execute(
                     update(notices)
                     .where(
                         notices.c.channel == self._channel,
                         notices.c.recipient == recipient,
                         notices.c.status == source.value,
-                        notices.c.event_id.in_(event_ids[start : start + _CHUNK]),
+                        one_of(notices.c.event_id, chunk, connection.dialect),
                         notices.c.updated_at <= not_after,
                     )
                     .values(
@@ -329,13 +332,14 @@ class Ledger:
         found: set[tuple[str, str]] = set()
         if not wanted:
             return found
-        # by event id alone (the key's prefix): a plain IN list, which every database plans
-        # as index lookups, where a list of (event, recipient) tuples may be scanned
+        # by event id alone (the key's prefix): a list every database plans as index
+        # lookups, where a list of (event, recipient) tuples may be scanned
         event_ids = list({event_id for event_id, _ in wanted})
         async with self._engine.connect() as connection:
-            for start in range(0, len(event_ids), _CHUNK):
+            for start in range(0, len(event_ids), _LIST):
+                chunk = event_ids[start : start + _LIST]
                 query = select(notices.c.event_id, notices.c.recipient).where(
-                    notices.c.event_id.in_(event_ids[start : start + _CHUNK]),
+                    one_of(notices.c.event_id, chunk, connection.dialect),
                     notices.c.channel == self._channel,
                     notices.c.status.in_([s.value for s in TERMINAL]),
                 )

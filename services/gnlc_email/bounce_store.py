@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gnlc_core.db import metadata
 from gnlc_core.ledger import Status, notices
+from gnlc_core.one_of import one_of
 from gnlc_email.bounces import AlertKind, Feedback
 from gnlc_email.verp import recipient_digest
 
@@ -203,10 +204,11 @@ class BounceStore:
         wanted = sorted({address.lower() for address in addresses})
         if not wanted:
             return {}
-        query = select(bouncing).where(
-            bouncing.c.city_id == city_id, bouncing.c.address.in_(wanted)
-        )
         async with self._engine.connect() as connection:
+            query = select(bouncing).where(
+                bouncing.c.city_id == city_id,
+                one_of(bouncing.c.address, wanted, connection.dialect),
+            )
             rows = (await connection.execute(query)).all()
         return {
             r.address: Bouncing(r.city_id, r.address, r.reason, r.event_id, _aware(r.since))

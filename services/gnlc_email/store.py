@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gnlc_core.db import metadata
+from gnlc_core.one_of import one_of
 from gnlc_email.choices import DEFAULT, Choice, Digest, decode_categories, encode_categories
 
 unsubscribes = Table(
@@ -85,19 +86,21 @@ class Preferences:
         wanted = sorted({address.lower() for address in addresses})
         if not wanted:
             return set()
-        query = select(unsubscribes.c.address).where(unsubscribes.c.address.in_(wanted))
         async with self._engine.connect() as connection:
-            return set((await connection.execute(query)).scalars())
+            found = one_of(unsubscribes.c.address, wanted, connection.dialect)
+            return set(
+                (await connection.execute(select(unsubscribes.c.address).where(found))).scalars()
+            )
 
     async def choices(self, addresses: Iterable[str]) -> dict[str, Choice]:
         """The choices of those among ``addresses`` (lower case) who made any."""
         wanted = sorted({address.lower() for address in addresses})
         if not wanted:
             return {}
-        query = select(choices.c.address, choices.c.categories_off, choices.c.digest_choice).where(
-            choices.c.address.in_(wanted)
-        )
         async with self._engine.connect() as connection:
+            query = select(
+                choices.c.address, choices.c.categories_off, choices.c.digest_choice
+            ).where(one_of(choices.c.address, wanted, connection.dialect))
             rows = (await connection.execute(query)).all()
         return {
             row.address: Choice(decode_categories(row.categories_off), _digest(row.digest_choice))
@@ -110,9 +113,10 @@ class Preferences:
         wanted = sorted({address.lower() for address in addresses})
         if not wanted:
             return {}
-        chosen = select(choices).where(choices.c.address.in_(wanted))
-        opted = select(unsubscribes).where(unsubscribes.c.address.in_(wanted))
         async with self._engine.connect() as connection:
+            dialect = connection.dialect
+            chosen = select(choices).where(one_of(choices.c.address, wanted, dialect))
+            opted = select(unsubscribes).where(one_of(unsubscribes.c.address, wanted, dialect))
             chosen_rows = (await connection.execute(chosen)).all()
             opted_rows = (await connection.execute(opted)).all()
         found = {
