@@ -14,7 +14,9 @@
 # Settings (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093),
 # KAFKA_STATE_DIR (.local/kafka), KAFKA_HEAP (512m), KAFKA_START_TIMEOUT (90 seconds),
 # KAFKA_JVM_FLAGS (none; more JVM flags, e.g. -XX:TieredStopAtLevel=1: about half the CPU
-# to start, for throw-away brokers in tests).
+# to start, for throw-away brokers in tests), GNLC_CACHE_DIR (where the broker's jars are
+# kept, per version, for every checkout of this user: ~/.cache/gnlc-notify, or
+# $XDG_CACHE_HOME/gnlc-notify).
 #
 # A cluster: KAFKA_BROKERS nodes (3), each a broker and a controller (all of them voters),
 # on loopback; the internal topics get replication 3 and min.insync.replicas 2, which are
@@ -39,7 +41,8 @@ kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here
 port=${KAFKA_PORT:-19092}
 controller_port=${KAFKA_CONTROLLER_PORT:-19093}
 state_dir=${KAFKA_STATE_DIR:-$root/.local/kafka}
-libs_dir=$root/.cache/kafka-$kafka_version/libs
+cache_dir=${GNLC_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-$root}/.cache}/gnlc-notify}
+libs_dir=$cache_dir/kafka-$kafka_version/libs
 data_dir=$state_dir/data
 pid_file=$state_dir/broker.pid
 log_file=$state_dir/broker.log
@@ -70,16 +73,29 @@ fetch() {
   fi
   command -v mvn >/dev/null || { say "Maven (mvn) is needed to fetch the broker from Maven Central"; exit 1; }
   command -v java >/dev/null || { say "Java 17+ is needed to run the broker"; exit 1; }
+  mkdir -p "$(dirname "$libs_dir")"
+  # the jars are shared by every checkout (and run of the tests) of this user: one fetch at
+  # a time, into a directory of its own, moved into place once complete
+  exec 8>"$libs_dir.lock"
+  flock 8
+  if [[ -f $libs_dir/.complete ]]; then
+    exec 8>&-
+    return 0
+  fi
   say "fetching Apache Kafka $kafka_version from Maven Central (once) ..."
-  rm -rf "$libs_dir"
-  mkdir -p "$libs_dir"
+  local partial=$libs_dir.partial
+  rm -rf "$partial"
+  mkdir -p "$partial"
   if ! mvn -B -Dstyle.color=never -f "$here/kafka/pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$libs_dir" >"$libs_dir.fetch.log" 2>&1; then
+    -DincludeScope=runtime -DoutputDirectory="$partial" >"$libs_dir.fetch.log" 2>&1; then
     tail -n 40 "$libs_dir.fetch.log" >&2
     say "fetching failed; the whole Maven log is in $libs_dir.fetch.log"
     exit 1
   fi
-  touch "$libs_dir/.complete"
+  touch "$partial/.complete"
+  rm -rf "$libs_dir"
+  mv "$partial" "$libs_dir"
+  exec 8>&-
 }
 
 java_opts=(-Xms128m "-Xmx${KAFKA_HEAP:-512m}" -XX:+UseG1GC ${KAFKA_JVM_FLAGS:-} -Djava.awt.headless=true

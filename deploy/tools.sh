@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Helm chart's validation tools, built once from the Go module proxy into .cache/tools/
-# (the tests call this; a second call finds the built tool at once):
+# The Helm chart's validation tools, built once from the Go module proxy into
+# ~/.cache/gnlc-notify/tools/ (every checkout of this user shares them; the tests call this,
+# and a second call finds the built tool at once):
 #
 #   deploy/tools.sh helm          print the path of helm, building it first if needed
 #   deploy/tools.sh kubeconform   the same for kubeconform
@@ -11,10 +12,11 @@
 #
 # helm and kubeconform need Go (1.24 or newer). A build is bounded by TOOLS_BUILD_TIMEOUT seconds (1500); a tool
 # that cannot be built is an error with the build's log, never a silent skip.
-# GNLC_TOOLS_DIR puts the tools elsewhere.
+# GNLC_TOOLS_DIR puts the tools elsewhere (default: $GNLC_CACHE_DIR/tools, where
+# GNLC_CACHE_DIR is $XDG_CACHE_HOME/gnlc-notify or ~/.cache/gnlc-notify).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-tools=${GNLC_TOOLS_DIR:-$root/.cache/tools}
+tools=${GNLC_TOOLS_DIR:-${GNLC_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-$root}/.cache}/gnlc-notify}/tools}
 
 helm_version=v3.19.0
 kubeconform_version=v0.6.7

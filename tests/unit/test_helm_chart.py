@@ -3,8 +3,8 @@ kubeconform against Kubernetes schemas held locally (made standalone from those 
 kubernetes-validate package ships; KEDA's ScaledObject from tests/schemas/), required values
 that fail with a message, and what the manifests promise.
 
-helm and kubeconform are built once into .cache/tools/ by deploy/tools.sh (from the Go
-module proxy); a tool that cannot be had fails the tests, it never skips them."""
+helm and kubeconform are built once into ~/.cache/gnlc-notify/tools/ by deploy/tools.sh
+(from the Go module proxy); a tool that cannot be had fails the tests, it never skips them."""
 
 from __future__ import annotations
 
