@@ -157,6 +157,7 @@ def build_app(
         # full passes, which otherwise stall the event loop for tens of milliseconds.
         gc.collect()
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         log.info("service started", service=title)
         try:
             yield
@@ -176,6 +177,18 @@ def build_app(
         app.include_router(router)
     tracing.instrument_app(app)  # the SERVER span of each API request, when tracing is on
     return app
+
+
+#: The collector's thresholds once started: gen0 as Python's default (700), a middle
+#: generation collected every 100 young passes instead of 10. A batch's objects (its jobs,
+#: tasks, notices: thousands) live for a few hundred milliseconds; collected every 10 young
+#: passes, the middle generation caught them alive twice a batch and moved them to the old
+#: one, and those promotions set off a full pass every few thousand deliveries. Measured on
+#: a 40,000-event webhook backlog drain (``deploy/bench.sh webhook``, one worker): 1.04-1.08
+#: s in the collector and 14 full passes (SQLite) against 0.45-0.48 s and 2, with the
+#: longest middle pass at 8-13 ms either way; CPU per delivery 338-344 us against 292-296
+#: us (PostgreSQL: 254 against 229 us). Cyclic garbage waits a little longer for its pass.
+GC_THRESHOLDS = (700, 100, 10)
 
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:
