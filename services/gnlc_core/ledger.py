@@ -79,6 +79,7 @@ def _upsert(columns: list[str], *, forward: bool = False) -> BulkInsert:
             set_={c: statement.excluded[c] for c in updated},
             where=settled_stays if forward else None,
         ),
+        key=_KEY,
     )
 
 

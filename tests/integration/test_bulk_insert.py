@@ -134,3 +134,96 @@ async def test_more_rows_than_one_statement_takes(database_url: str) -> None:
         assert count == 3500
     finally:
         await engine.dispose()
+
+
+@both
+async def test_rows_that_share_a_key_are_upserted_in_their_order(database_url: str) -> None:
+    """PostgreSQL updates a row once per statement: rows of one key in one call go one by
+    one, the last one written last, as on SQLite."""
+    from gnlc_core.ledger import Ledger, Notice, Status
+
+    engine = create_engine(database_url)
+    columns = ["event_id", "channel", "recipient", "status", "attempts", "updated_at"]
+    upsert = BulkInsert(
+        notices,
+        columns,
+        conflict=lambda statement: statement.on_conflict_do_update(
+            index_elements=["event_id", "channel", "recipient"],
+            set_={c: statement.excluded[c] for c in ("status", "attempts", "updated_at")},
+        ),
+        key=["event_id", "channel", "recipient"],
+    )
+    try:
+        await migrate(engine, "webhook")
+        async with engine.begin() as connection:
+            await upsert(
+                connection,
+                [
+                    ("e-1", "webhook", "ok-0", "retrying", 1, T0),
+                    ("e-2", "webhook", "ok-0", "held", 0, T0),
+                    ("e-1", "webhook", "ok-0", "delivered", 2, T0 + timedelta(seconds=5)),
+                ],
+            )
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(notices.c.event_id, notices.c.status, notices.c.attempts).order_by(
+                        notices.c.event_id
+                    )
+                )
+            ).all()
+        assert [tuple(row) for row in rows] == [("e-1", "delivered", 2), ("e-2", "held", 0)]
+        # the ledger's own statements, many rows of distinct keys at once
+        ledger = Ledger(engine, "webhook")
+        await ledger.record_many(
+            [Notice(f"e-{i}", "ok-1", Status.DELIVERED, 1) for i in range(1000)]
+            + [Notice("e-1", "ok-0", Status.RETRYING, 3)],
+            forward=True,
+        )
+        assert await ledger.status("e-999", "ok-1") is Status.DELIVERED
+        assert await ledger.status("e-1", "ok-0") is Status.DELIVERED  # settled stays
+    finally:
+        await engine.dispose()
+
+
+@both
+async def test_rows_that_conflict_with_each_other_are_skipped_once(database_url: str) -> None:
+    from gnlc_webhook.store import messages
+
+    engine = create_engine(database_url)
+    add = BulkInsert(
+        messages,
+        ["event_id", "event_type", "body", "created_at"],
+        conflict=lambda statement: statement.on_conflict_do_nothing(),
+    )
+    try:
+        await migrate(engine, "webhook")
+        async with engine.begin() as connection:
+            await add(connection, [("e-1", "t", "first", T0), ("e-1", "t", "second", T0)])
+            await add(connection, [("e-1", "t", "third", T0), ("e-2", "t", "ü", T0)])
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(messages.c.event_id, messages.c.body).order_by(messages.c.event_id)
+                )
+            ).all()
+        assert [tuple(row) for row in rows] == [("e-1", "first"), ("e-2", "ü")]
+    finally:
+        await engine.dispose()
+
+
+def test_postgresql_gets_the_delivery_rows_as_arrays() -> None:
+    """The statements of a delivery's rows go as one statement of arrays on PostgreSQL (no
+    silent fallback to a statement per row)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from gnlc_core.ledger import _UPSERTS
+    from gnlc_webhook.store import _add_attempts, _add_messages
+
+    dialect = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1/none").dialect
+    for bulk in [*_UPSERTS.values(), _add_messages, _add_attempts]:
+        arrays = bulk._compile(dialect).arrays
+        assert arrays is not None
+        assert " SELECT * FROM unnest($1::VARCHAR[], " in arrays
+        assert "VALUES" not in arrays
+        assert "RETURNING" not in arrays
