@@ -194,7 +194,9 @@ start() {
   local cds
   mapfile -t cds < <(cds_opts write)
   rm -f "$state_dir/broker.jsa"
-  setsid java "${java_opts[@]}" "${cds[@]}" kafka.Kafka "$config_file" >>"$log_file" 2>&1 </dev/null &
+  # a JVM that crashes writes its report beside the broker's log, not where it was started
+  setsid java "${java_opts[@]}" "${cds[@]}" "-XX:ErrorFile=$state_dir/hs_err_pid%p.log" \
+    kafka.Kafka "$config_file" >>"$log_file" 2>&1 </dev/null &
   echo $! >"$pid_file"
   local deadline=$((SECONDS + start_timeout))
   while ((SECONDS < deadline)); do
@@ -241,6 +243,7 @@ stop() {
     # written by the JVM as it exited (see cds_opts): the next brokers start from it, once
     # a JVM has started on it (a cut archive would crash every broker)
     if java "${java_opts[@]}" "-XX:SharedArchiveFile=$archive" -Xshare:on \
+      "-XX:ErrorFile=${archive%/*}/hs_err_pid%p.log" \
       kafka.tools.StorageTool random-uuid >/dev/null 2>&1; then
       mv "$archive" "$cds_archive.new.$$" && mv "$cds_archive.new.$$" "$cds_archive" || true
     fi
@@ -385,7 +388,8 @@ cluster_start() {
     marks[$node]=$(wc -l <"$log_file")
     # setsid: each node gets a process group of its own, so stop can end all of it
     mapfile -t cds < <(cds_opts)
-    setsid java "${java_opts[@]}" "${cds[@]}" kafka.Kafka "$config_file" >>"$log_file" 2>&1 </dev/null &
+    setsid java "${java_opts[@]}" "${cds[@]}" "-XX:ErrorFile=${log_file%/*}/hs_err_pid%p.log" \
+      kafka.Kafka "$config_file" >>"$log_file" 2>&1 </dev/null &
     echo $! >"$pid_file"
   done
   say "starting node(s) ${starting[*]} of ${#lines[@]} (logs: $cluster_dir/node-*/broker.log)"
