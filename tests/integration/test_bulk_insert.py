@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gnlc_core.bulk import BulkInsert
 from gnlc_core.db import create_engine, migrate
@@ -58,18 +59,31 @@ async def test_the_rows_read_back_as_sqlalchemy_writes_them(database_url: str) -
         await engine.dispose()
 
 
-@both
-async def test_an_upsert_updates_the_columns_it_names(database_url: str) -> None:
-    engine = create_engine(database_url)
-    columns = ["event_id", "channel", "recipient", "status", "attempts", "updated_at"]
-    upsert = BulkInsert(
+def _state_upsert(key: list[str] | None = None) -> BulkInsert:
+    """Notices' state columns upserted on their key (``key``: given to ``BulkInsert``)."""
+    return BulkInsert(
         notices,
-        columns,
+        ["event_id", "channel", "recipient", "status", "attempts", "updated_at"],
         conflict=lambda statement: statement.on_conflict_do_update(
             index_elements=["event_id", "channel", "recipient"],
             set_={c: statement.excluded[c] for c in ("status", "attempts", "updated_at")},
         ),
+        key=key,
     )
+
+
+async def _states(engine: AsyncEngine) -> list[tuple[object, ...]]:
+    """(event id, status, attempts) of every notice, by event id."""
+    async with engine.connect() as connection:
+        query = select(notices.c.event_id, notices.c.status, notices.c.attempts)
+        rows = (await connection.execute(query.order_by(notices.c.event_id))).all()
+    return [tuple(row) for row in rows]
+
+
+@both
+async def test_an_upsert_updates_the_columns_it_names(database_url: str) -> None:
+    engine = create_engine(database_url)
+    upsert = _state_upsert()
     try:
         await migrate(engine, "webhook")
         async with engine.begin() as connection:
@@ -82,15 +96,7 @@ async def test_an_upsert_updates_the_columns_it_names(database_url: str) -> None
                 ],
             )
             await upsert(connection, [])  # nothing to write: no statement
-        async with engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    select(notices.c.event_id, notices.c.status, notices.c.attempts).order_by(
-                        notices.c.event_id
-                    )
-                )
-            ).all()
-        assert [tuple(row) for row in rows] == [("e-1", "delivered", 2), ("e-2", "held", 0)]
+        assert await _states(engine) == [("e-1", "delivered", 2), ("e-2", "held", 0)]
     finally:
         await engine.dispose()
 
@@ -143,16 +149,7 @@ async def test_rows_that_share_a_key_are_upserted_in_their_order(database_url: s
     from gnlc_core.ledger import Ledger, Notice, Status
 
     engine = create_engine(database_url)
-    columns = ["event_id", "channel", "recipient", "status", "attempts", "updated_at"]
-    upsert = BulkInsert(
-        notices,
-        columns,
-        conflict=lambda statement: statement.on_conflict_do_update(
-            index_elements=["event_id", "channel", "recipient"],
-            set_={c: statement.excluded[c] for c in ("status", "attempts", "updated_at")},
-        ),
-        key=["event_id", "channel", "recipient"],
-    )
+    upsert = _state_upsert(key=["event_id", "channel", "recipient"])
     try:
         await migrate(engine, "webhook")
         async with engine.begin() as connection:
@@ -164,15 +161,7 @@ async def test_rows_that_share_a_key_are_upserted_in_their_order(database_url: s
                     ("e-1", "webhook", "ok-0", "delivered", 2, T0 + timedelta(seconds=5)),
                 ],
             )
-        async with engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    select(notices.c.event_id, notices.c.status, notices.c.attempts).order_by(
-                        notices.c.event_id
-                    )
-                )
-            ).all()
-        assert [tuple(row) for row in rows] == [("e-1", "delivered", 2), ("e-2", "held", 0)]
+        assert await _states(engine) == [("e-1", "delivered", 2), ("e-2", "held", 0)]
         # the ledger's own statements, many rows of distinct keys at once
         ledger = Ledger(engine, "webhook")
         await ledger.record_many(
