@@ -26,12 +26,12 @@ if [[ ${1:-} == --with-services ]]; then
   ruff check .
   ruff format --check .
 
-  # mypy runs beside the tests, at a lower priority: it needs one core for about half a
-  # minute, and takes it from the time the tests spend waiting on brokers and clocks rather
-  # than from the services they time; its verdict counts as much as theirs.
-  # Its cache is kept per user, as the broker's jars are (~/.cache/gnlc-notify): mypy checks
-  # each cached module's source hash, so a clean clone re-checks only what differs from the
-  # last run (about 26 s of CPU down to 2 s when nothing does).
+  # mypy runs beside the tests, at a lower priority: a full check needs one core for about
+  # half a minute, taken from the time the tests spend waiting on brokers and clocks rather
+  # than from the services they time; its verdict counts as much as theirs. Its cache is
+  # kept per user, as the broker's jars are (~/.cache/gnlc-notify): mypy checks each cached
+  # module's source hash, so a clean clone re-checks only what differs from the last run
+  # (27 s of CPU cold, about 2 s when nothing does).
   export MYPY_CACHE_DIR=${MYPY_CACHE_DIR:-${GNLC_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-$root}/.cache}/gnlc-notify}/mypy}
   mypy_log=$(mktemp)
   trap 'rm -f "$mypy_log"' EXIT
