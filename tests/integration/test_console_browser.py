@@ -157,7 +157,12 @@ def watched(browser: Browser) -> Iterator[Watched]:
 
 
 def accessible(page: Page) -> None:
-    """axe-core finds no serious or critical violation, and the page fits a phone."""
+    """axe-core finds no serious or critical violation, and the page fits a phone.
+
+    Both are judged once the page has loaded: a click returns when the new page's document
+    is there, and until its stylesheet has arrived (late on a loaded machine) the page is
+    laid out without it, wider than any phone (a table outside its scrolling box)."""
+    page.wait_for_load_state("load")
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE.read_text(encoding="utf-8"))
     results = page.evaluate("async () => (await axe.run(document)).violations")
