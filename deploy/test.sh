@@ -39,16 +39,18 @@ if [[ ${1:-} == --with-services ]]; then
   mypy_pid=$!
 
   echo "== pytest" >&2
-  # Two workers (one per core): the run is bound by CPU (brokers, services, browsers, the
-  # tests themselves); a third worker made every test slower (the tests' own time grew from
-  # 882 s to 1,262 s) for the same wall time, and loaded the cores enough to make the tests
-  # that hold the services to their timing promises (a retry at most 1 s late, a scheduler
-  # back within a step) fail now and then. A file's tests stay on one worker (--dist
-  # loadfile), in the order of tests/conftest.py: the few files marked long first, then the
-  # others with the most tests first. The services the tests start are forks of a process
-  # that imported them once (tests/forkserver.py).
+  # Three workers on two cores: the run waits more than it computes (brokers restarting,
+  # services killed and started again, retries coming due), and with two the cores were
+  # busy 1.4 of 2 on average (sampled from /proc over a whole run). Clean clones, one after
+  # the other: two workers 7 min 20 s to 8 min 23 s, three 5 min 53 s to 6 min 28 s. (A
+  # third worker had been tried before and found no faster, and it made the tests that hold
+  # the services to their timing promises, a retry at most 1 s late, fail now and then;
+  # measured again on today's suite, it is faster and they pass.) A file's tests stay on
+  # one worker (--dist loadfile), in the order of tests/conftest.py: the few files marked
+  # long first, then the others with the most tests first. The services the tests start
+  # are forks of a process that imported them once (tests/forkserver.py).
   tests=0
-  python -m pytest -m "not perf" -n 2 --dist loadfile --no-loadscope-reorder "$@" || tests=$?
+  python -m pytest -m "not perf" -n 3 --dist loadfile --no-loadscope-reorder "$@" || tests=$?
 
   echo "== mypy" >&2
   types=0
