@@ -42,7 +42,7 @@ if [[ ${1:-} == --with-services ]]; then
   # Three workers on two cores: the run waits more than it computes (brokers restarting,
   # services killed and started again, retries coming due), and with two the cores were
   # busy 1.4 of 2 on average (sampled from /proc over a whole run). Clean clones, one after
-  # the other: two workers 7 min 20 s to 8 min 23 s, three 5 min 53 s to 6 min 28 s. (A
+  # the other: two workers 7 min 20 s to 8 min 23 s, three 5 min 53 s to 6 min 53 s. (A
   # third worker had been tried before and found no faster, and it made the tests that hold
   # the services to their timing promises, a retry at most 1 s late, fail now and then;
   # measured again on today's suite, it is faster and they pass.) A file's tests stay on
