@@ -35,6 +35,7 @@ from gnlc_core.commits import Commits, next_offsets
 from gnlc_core.fence import Fence
 from gnlc_core.kafka import (
     AT_LEAST_ONCE,
+    FETCH_WAIT_MS,
     GROUP_HEARTBEAT_MS,
     GROUP_SESSION_MS,
     make_broker,
@@ -240,6 +241,7 @@ class ChannelRuntime:
             decoder=records_only if background else None,
             session_timeout_ms=GROUP_SESSION_MS,
             heartbeat_interval_ms=GROUP_HEARTBEAT_MS,
+            fetch_max_wait_ms=FETCH_WAIT_MS,  # a backlog's last partition is not held back
         )(handle_batch)
         self.retrier.subscribe(
             deliver_due,

@@ -29,7 +29,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from gnlc_core.kafka import GROUP_HEARTBEAT_MS, GROUP_SESSION_MS, RECIPIENT_HEADER
+from gnlc_core.kafka import (
+    FETCH_WAIT_MS,
+    GROUP_HEARTBEAT_MS,
+    GROUP_SESSION_MS,
+    RECIPIENT_HEADER,
+)
 from gnlc_core.ladder import LADDER, Action, next_step, ready_at, tier_of_topic
 from gnlc_core.logs import get_logger
 from gnlc_core.priority import Share
@@ -44,8 +49,6 @@ LAST_ERROR_HEADER = "x-gnlc-last-error"
 COMMIT_SECONDS = 0.5
 #: the longest rest after a delivery task while first attempts have work (seconds)
 MAX_REST = 1.0
-#: a resumed partition is fetched within this (aiokafka waits for one fetch per broker)
-FETCH_WAIT_MS = 100
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 

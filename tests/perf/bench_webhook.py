@@ -394,6 +394,7 @@ def raw_throughput(
             raw.wait(timeout=30)
     times = sorted(seen.values())
     span = times[-1] - times[0] if len(times) > 1 else float("nan")
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     lines = out.decode().strip().splitlines()
     cpu = json.loads(lines[-1]) if lines else {}
     return {
@@ -402,6 +403,7 @@ def raw_throughput(
         "complete": len(seen) == events,
         "seconds_first_to_last": round(span, 2),
         "deliveries_per_second": round(len(seen) / span, 1),
+        "longest_pause_seconds": round(max(gaps, default=0.0), 2),
         "cpu_us_per_delivery": per_delivery(cpu.get("cpu_seconds"), cpu.get("deliveries")),
     }
 
@@ -561,6 +563,10 @@ def main() -> None:
                     "target": 0.7,
                     "service_cpu_us_per_delivery": [one["cpu_us_per_delivery"] for one, _ in rates],
                     "raw_cpu_us_per_delivery": [r["cpu_us_per_delivery"] for _, r in rates],
+                    "service_longest_pause_seconds": [
+                        one["longest_pause_seconds"] for one, _ in rates
+                    ],
+                    "raw_longest_pause_seconds": [r["longest_pause_seconds"] for _, r in rates],
                     "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else None,
                 }
         if "latency" in only:
