@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
@@ -61,8 +61,7 @@ PARKED = frozenset({Step.UNSENDABLE, Step.EXPIRED})
 UNREADABLE_DUE = "invalid event in a retry record"
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """What the loop knows of one job: its notice (event, ``recipient`` in the ledger), its
     attempt, and what its retry or its parking carries."""
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from faststream.kafka import KafkaBroker
 
@@ -106,8 +106,7 @@ def supersedes(new: StateAt, old: StateAt | None) -> bool:
 _CHANGES = (DeadlineUpdatedEvent, DeadlineCancelledEvent)
 
 
-@dataclass(frozen=True)
-class Subject:
+class Subject(NamedTuple):
     """What a receipt carries about the event a notice is for."""
 
     event_type: str

@@ -46,7 +46,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -142,8 +142,7 @@ class Job:
                 self.batch.let_go()
 
 
-@dataclass(frozen=True, slots=True)
-class Sent:
+class Sent(NamedTuple):
     """What a request got: when it went, the status (None: no answer), how long it took
     (milliseconds) and the start of the answer's body."""
 
@@ -663,7 +662,13 @@ class WebhookConsumer:
         reason = decision.reason
         results.attempts.append(
             Attempt(
-                job.event.id, job.endpoint_id, partner, job.attempt, Status.DROPPED, error=reason
+                job.event.id,
+                job.endpoint_id,
+                partner,
+                job.attempt,
+                Status.DROPPED,
+                self._clock(),
+                error=reason,
             )
         )
         results.add(await self._loop.outcome(job, Step.DROPPED, reason), job)
@@ -679,7 +684,15 @@ class WebhookConsumer:
         error = f"gave up: {reason}"
         row = await self._loop.outcome(job, step_of(decision.action), error, reason=reason)
         results.finished.append(
-            Attempt(job.event.id, job.endpoint_id, partner, row.attempts, row.status, error=error)
+            Attempt(
+                job.event.id,
+                job.endpoint_id,
+                partner,
+                row.attempts,
+                row.status,
+                self._clock(),
+                error=error,
+            )
         )
         results.notices.append(row)
 

@@ -8,10 +8,10 @@ or an HTTP date) sets the delay before the next attempt, capped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 SLOW_DOWN_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -22,8 +22,7 @@ class Verdict(StrEnum):
     GONE = "gone"  # 410: the endpoint is disabled, nothing more goes there
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     verdict: Verdict
     error: str | None = None
     retry_after: float | None = None  # seconds, when the partner said so

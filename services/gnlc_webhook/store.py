@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -225,8 +225,7 @@ class Partner:
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(NamedTuple):
     """One line of the delivery log."""
 
     event_id: str
@@ -234,15 +233,14 @@ class Attempt:
     partner_id: str
     attempt: int
     status: Status
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    at: datetime
     status_code: int | None = None
     latency_ms: float | None = None
     response_body: str | None = None
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class StoredMessage:
+class StoredMessage(NamedTuple):
     event_id: str
     event_type: str
     body: str

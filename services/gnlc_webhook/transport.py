@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpcore
 import httpx
@@ -29,8 +28,7 @@ if TYPE_CHECKING:
 USER_AGENT = "gnlc-notify-webhooks/0.1"
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     """What a delivery reads of a response: the status, the headers (case-insensitive) and
     the body (at most what the transport reads)."""
 
