@@ -19,6 +19,7 @@ decides which of two states of a notice stands.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import OrderedDict
@@ -227,18 +228,19 @@ _EVENT_TYPES = frozenset({"deadline.reminder", "announcement.published"})
 _text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _utc(value: datetime) -> datetime | None:
-    """``value`` in UTC as the models keep it (``events.UtcDatetime``), or None if they
-    would refuse it."""
+@functools.lru_cache(maxsize=256)
+def _instant(value: datetime) -> tuple[str, str] | None:
+    """``value`` in UTC as the models keep it (``events.UtcDatetime``): its ``isoformat()``
+    (``+00:00``) and as the models write it (``Z``); None if they would refuse it. Cached:
+    the notices of a batch are recorded at one instant, and an event's notices share its
+    time."""
     if value.utcoffset() is None or not EARLIEST.year <= value.year < LATEST.year:
         return None
     utc = value.astimezone(UTC)
-    return utc if EARLIEST <= utc < LATEST else None
-
-
-def _utc_text(iso: str) -> str:
-    """A UTC instant's ``isoformat()`` (``+00:00``) as the models write it (``Z``)."""
-    return iso[:-6] + "Z"
+    if not EARLIEST <= utc < LATEST:
+        return None
+    iso = utc.isoformat()
+    return iso, iso[:-6] + "Z"
 
 
 def _slug(value: str | None) -> bool:
@@ -263,11 +265,10 @@ def receipt_value(
         or not 1 <= len(notice.recipient) <= 320
         or not 0 <= notice.attempts <= 1000
         or not _CHANNEL.fullmatch(channel)
-        or (state_time := _utc(notice.at or now or datetime.now(UTC))) is None
+        or (state_time := _instant(notice.at or now or datetime.now(UTC))) is None
     ):
         return None
-    state_iso = state_time.isoformat()
-    state = _utc_text(state_iso)
+    state_iso, state = state_time
     data: list[str] = [
         f'"event_id":{_text(notice.event_id)}',
         f'"channel":"{channel}"',
@@ -287,10 +288,10 @@ def receipt_value(
             _slug(subject.deadline_id) and _slug(subject.announcement_id) and _slug(subject.city_id)
         ):
             return None
-        if (event_time := _utc(subject.event_time)) is None:
+        if (event_time := _instant(subject.event_time)) is None:
             return None
         data.append(f'"event_type":"{subject.event_type}"')
-        data.append(f'"event_time":"{_utc_text(event_time.isoformat())}"')
+        data.append(f'"event_time":"{event_time[1]}"')
         for name in ("deadline_id", "step", "announcement_id", "city_id"):
             if (value := getattr(subject, name)) is not None:
                 data.append(f'"{name}":"{value}"')

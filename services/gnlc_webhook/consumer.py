@@ -109,7 +109,7 @@ class Release:
             self.all.set()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Job:
     """One delivery: an event to an endpoint, at some attempt. It holds its batch until it
     is settled, handed off or spilled (``release``)."""
