@@ -33,6 +33,7 @@ transports raise them: ``ConnectError`` (refused by the guard, unreachable, TLS)
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 from collections.abc import Iterator, Mapping
@@ -45,7 +46,7 @@ import httpx
 from gnlc_webhook.ssrf import Policy, RefusedTarget, Resolver, resolve_checked, system_resolver
 
 MAX_BODY = 64 * 1024
-_FORBIDDEN = ("\r", "\n", "\0")
+_FORBIDDEN = re.compile(r"[\r\n\0]")  # in a header name or value: refused
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -260,8 +261,9 @@ class Http1Client:
                 self._targets.clear()
             target = self._targets[url] = _target(url)
         lines = [target.head]
+        forbidden = _FORBIDDEN.search
         for name, value in headers.items():
-            if any(bad in name or bad in value for bad in _FORBIDDEN):
+            if forbidden(name) or forbidden(value):
                 raise httpx.LocalProtocolError(f"header {name!r}: CR, LF and NUL are not allowed")
             lines.append(f"{name}: {value}\r\n")
         lines.append(f"content-length: {len(content)}\r\n\r\n")
