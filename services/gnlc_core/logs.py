@@ -39,8 +39,12 @@ def _mask(value: Any) -> Any:
         return _SECRET_VALUES.sub(MASK, value)
     if isinstance(value, Mapping):
         return {k: MASK if _SECRET_KEYS.search(str(k)) else _mask(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_mask(v) for v in value)
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    if isinstance(value, tuple):  # a named tuple (a notice, a log row) keeps its fields
+        masked = [_mask(v) for v in value]
+        make = getattr(value, "_make", None)
+        return make(masked) if make is not None else tuple(masked)
     return value
 
 

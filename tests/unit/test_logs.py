@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from gnlc_core.ledger import Notice, Status
 from gnlc_core.logs import configure, get_logger
 
 
@@ -39,6 +40,20 @@ def test_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None
     assert lines[0]["event"] == "endpoint registered"
     assert lines[0]["service"] == "test"
     assert lines[1]["logger"] == "library"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_records_and_tuples_are_masked_and_logged(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("test", level="INFO", fmt="json")
+    secret = "whsec_" + "B" * 43
+    notice = Notice("e1", f"hook {secret}", Status.FAILED, 2, error="http 500")
+    get_logger("t").info("notice", notice=notice, pair=("a", secret), items=[secret])
+    err = capsys.readouterr().err
+    assert "BBBB" not in err
+    line = json.loads(err.splitlines()[0])
+    assert line["notice"][:4] == ["e1", "hook [redacted]", "failed", 2]
+    assert line["pair"] == ["a", "[redacted]"]
+    assert line["items"] == ["[redacted]"]
 
 
 @pytest.mark.usefixtures("restore_logging")
