@@ -42,7 +42,7 @@ from gnlc_console.partner_sessions import (
     forget_expired_partner_sessions,
     open_partner_session,
 )
-from gnlc_console.web import HTMX, Console, Refused, now, own_origin
+from gnlc_console.web import ASSETS, Console, Refused, now, own_origin
 from gnlc_core.catalog import catalog
 
 PREFIX = "/partner"
@@ -95,7 +95,7 @@ class Portal:
             partner=session,
             user=None,  # no operator here
             csrf=session.csrf_token if session else "",
-            htmx=HTMX,
+            assets=ASSETS,
             label_of=lambda name: LABELS.get(name, name),
             viewer=viewer,
             shown=lambda instant, city_zone=None: times.shown(instant, viewer, city_zone),

@@ -4,6 +4,7 @@ passes (same origin, the session's CSRF token, the editor role)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,36 @@ from gnlc_console.sessions import Lifetimes, Session, find_session
 PACKAGE = Path(__file__).resolve().parent
 STATIC = PACKAGE / "static"
 HTMX = "htmx-2.0.11.min.js"
+#: A versioned static file is kept by the browser until a release changes it; any other
+#: static request revalidates (ETag); pages and API answers are never stored.
+STATIC_KEPT = "public, max-age=31536000, immutable"
+STATIC_CHECKED = "no-cache"
+PAGE_CACHE = "no-store"
+
+
+def _versioned(name: str) -> str:
+    digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()
+    return f"/static/{name}?v={digest[:16]}"
+
+
+#: The URLs of the console's own files (what pages link to: ``assets.css`` ...), each naming
+#: its content (``?v=`` the start of its SHA-256): a page view fetches none of them again,
+#: and a release's changes are never read from an old copy.
+ASSETS = {
+    role: _versioned(name)
+    for role, name in (("css", "console.css"), ("js", "console.js"), ("htmx", HTMX))
+}
+_CURRENT = {url.partition("?")[0]: url for url in ASSETS.values()}
+
+
+def cache_control(path: str, version: str | None) -> str:
+    """The ``Cache-Control`` of an answer to ``path`` (with ``?v=version``) (pure): kept
+    for good when it asks for the current version of a static file, revalidated for any
+    other static file, never stored otherwise."""
+    if not path.startswith("/static/"):
+        return PAGE_CACHE
+    return STATIC_KEPT if _CURRENT.get(path) == f"{path}?v={version}" else STATIC_CHECKED
+
 
 #: No inline script or style anywhere; frames only of the console's own previews.
 CSP = (
@@ -86,7 +117,7 @@ class Console:
             session=session,
             user=session.user if session else None,
             csrf=session.csrf_token if session else "",
-            htmx=HTMX,
+            assets=ASSETS,
             label_of=label_of,
             viewer=viewer,
             shown=lambda instant, city_zone=None: times.shown(instant, viewer, city_zone),
@@ -110,7 +141,9 @@ class SecurityHeaders(BaseHTTPMiddleware):
         headers["x-content-type-options"] = "nosniff"
         headers["referrer-policy"] = "same-origin"
         headers["cross-origin-opener-policy"] = "same-origin"
-        headers.setdefault("cache-control", "no-store")
+        headers.setdefault(
+            "cache-control", cache_control(request.url.path, request.query_params.get("v"))
+        )
         return response
 
 

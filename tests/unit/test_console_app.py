@@ -4,10 +4,21 @@ show each error at its field, and pages that never answer with a traceback."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gnlc_console.web import CSP, PREVIEW_CSP
+from gnlc_console.web import (
+    ASSETS,
+    CSP,
+    PAGE_CACHE,
+    PREVIEW_CSP,
+    STATIC,
+    STATIC_CHECKED,
+    STATIC_KEPT,
+    cache_control,
+)
 from tests.unit.console_support import (
     PASSWORD,
     console_harness,
@@ -408,3 +419,40 @@ async def test_a_viewer_cannot_import_or_edit_cities(tmp_path: Path) -> None:
         )
         assert answer.status_code == 403
         assert (await client.get("/directory/kathmandu/edit")).status_code == 403
+
+
+async def test_static_files_are_versioned_and_kept_pages_never_stored(tmp_path: Path) -> None:
+    async with console_harness(tmp_path) as h, h.client() as client:
+        await sign_in(client, "ed")
+        page = await client.get("/")
+        assert page.headers["cache-control"] == PAGE_CACHE
+        linked = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
+        assert sorted(linked) == sorted(ASSETS.values())
+        for url in linked:
+            path, _, version = url.partition("?v=")
+            kept = await client.get(url)
+            assert kept.status_code == 200, url
+            assert kept.headers["cache-control"] == STATIC_KEPT
+            assert kept.content == (STATIC / path.removeprefix("/static/")).read_bytes()
+            assert hashlib.sha256(kept.content).hexdigest().startswith(version)
+            # without the version, or with an old one: stored, but checked again each time
+            for other in (path, f"{path}?v=0123456789abcdef"):
+                checked = await client.get(other)
+                assert checked.status_code == 200
+                assert checked.headers["cache-control"] == STATIC_CHECKED
+                assert "etag" in checked.headers
+
+
+def test_cache_control_by_path() -> None:
+    css = ASSETS["css"]
+    path, _, version = css.partition("?v=")
+    cases = [
+        ("/", None, PAGE_CACHE),
+        ("/deadlines", version, PAGE_CACHE),
+        (path, version, STATIC_KEPT),
+        (path, None, STATIC_CHECKED),
+        (path, version[:-1], STATIC_CHECKED),
+        ("/static/unknown.css", version, STATIC_CHECKED),
+    ]
+    for request_path, asked, expected in cases:
+        assert cache_control(request_path, asked) == expected, (request_path, asked)
