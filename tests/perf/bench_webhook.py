@@ -329,10 +329,8 @@ def throughput(
             cpu = cpu_seconds(pid) - cpu
         stop_spying(spy)
     times = sorted(seen.values())
-    span = times[-1] - times[0] if len(times) > 1 else float("nan")
     steady = [t for t in times if t >= times[0] + STEADY_AFTER] if times else []
     steady_span = steady[-1] - steady[0] if len(steady) > 1 else float("nan")
-    gaps = [b - a for a, b in itertools.pairwise(times)]
     return {
         "events": events,
         "endpoints": healthy,
@@ -341,11 +339,21 @@ def throughput(
         "deliveries": len(seen),
         "complete": len(seen) == want,
         "produce_seconds": round(produced, 2),
-        "seconds_first_to_last": round(span, 2),
-        "deliveries_per_second": round(len(seen) / span, 1),
+        **timeline(times),
         f"after_{STEADY_AFTER:g}s_per_second": round(len(steady) / steady_span, 1),
-        "longest_pause_seconds": round(max(gaps, default=0.0), 2),
         "cpu_us_per_delivery": per_delivery(cpu, len(seen) - before),
+    }
+
+
+def timeline(times: Sequence[float]) -> dict[str, float]:
+    """A drain's span from the first arrival to the last (sorted arrival times), its rate
+    over that span, and the longest time between two arrivals."""
+    span = times[-1] - times[0] if len(times) > 1 else float("nan")
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    return {
+        "seconds_first_to_last": round(span, 2),
+        "deliveries_per_second": round(len(times) / span, 1),
+        "longest_pause_seconds": round(max(gaps, default=0.0), 2),
     }
 
 
@@ -392,18 +400,13 @@ def raw_throughput(
         if raw.poll() is None:
             raw.terminate()
             raw.wait(timeout=30)
-    times = sorted(seen.values())
-    span = times[-1] - times[0] if len(times) > 1 else float("nan")
-    gaps = [b - a for a, b in itertools.pairwise(times)]
     lines = out.decode().strip().splitlines()
     cpu = json.loads(lines[-1]) if lines else {}
     return {
         "events": events,
         "deliveries": len(seen),
         "complete": len(seen) == events,
-        "seconds_first_to_last": round(span, 2),
-        "deliveries_per_second": round(len(seen) / span, 1),
-        "longest_pause_seconds": round(max(gaps, default=0.0), 2),
+        **timeline(sorted(seen.values())),
         "cpu_us_per_delivery": per_delivery(cpu.get("cpu_seconds"), cpu.get("deliveries")),
     }
 
